@@ -1,0 +1,186 @@
+/*
+ * zmp: a process runner for Linux, the engine behind ZPy's multiprocessing
+ * module.  This is the whole public API.
+ *
+ * Conventions: every int-returning function returns a value >= 0 on success
+ * and a negative errno value on failure; errno itself is never the channel.
+ * Strings passed in are copied or only read during the call.
+ */
+#ifndef ZMP_H
+#define ZMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define ZMP_EXTERN __attribute__((visibility("default")))
+#else
+#define ZMP_EXTERN
+#endif
+
+/*
+ * The result of a captured run (zmp_run, zmp_run_code).
+ *
+ * ok         true when exit_code == 0.
+ * exit_code  0..255 for a normal exit, -N when the child was killed by
+ *            signal N.
+ * out, err   everything the child wrote to stdout and stderr, NUL-terminated
+ *            (the NUL is not counted in the length; the data may itself
+ *            contain NUL bytes).
+ * output     stdout and stderr merged in the order the bytes arrived.
+ *
+ * Release the buffers with zmp_result_free().  After a failed call (a
+ * negative return) the result is zeroed and holds nothing to free.
+ */
+typedef struct zmp_result {
+    bool   ok;
+    int    exit_code;
+    char  *out;    size_t out_len;
+    char  *err;    size_t err_len;
+    char  *output; size_t output_len;
+} zmp_result;
+
+/*
+ * Run INTERPRETER SCRIPT ARGS... and wait for it, capturing stdout and
+ * stderr completely.  args is a NULL-terminated array, or NULL for none.
+ * The child's stdin is /dev/null; it gets the caller's environment and
+ * working directory, default signal dispositions and an empty signal mask,
+ * and no descriptor but 0, 1 and 2.
+ *
+ * Returns 0 when the child ran (whatever its exit status: a failing script
+ * is res->ok == false, not an error of the call), or:
+ *   -EINVAL   script or res is NULL, or script is empty
+ *   -ENOENT   the interpreter was not found (not in PATH, or no such file)
+ *   -EACCES   the interpreter is not executable
+ *   -ENOEXEC, -ELOOP, -ENAMETOOLONG, -E2BIG ...   as reported by execve()
+ *             in the child
+ *   -EAGAIN   no more processes (RLIMIT_NPROC, pid_max)
+ *   -EMFILE, -ENFILE   no descriptor left for the pipes
+ *   -ENOMEM   out of memory (the child is killed and reaped)
+ */
+ZMP_EXTERN int zmp_run(const char *script, const char *const *args,
+                       zmp_result *res);
+
+/*
+ * Like zmp_run(), but runs INTERPRETER -c CODE ARGS...
+ */
+ZMP_EXTERN int zmp_run_code(const char *code, const char *const *args,
+                            zmp_result *res);
+
+/*
+ * Free the buffers of a result and zero it.  NULL and an already freed or
+ * zeroed result are accepted.
+ */
+ZMP_EXTERN void zmp_result_free(zmp_result *res);
+
+/*
+ * Start INTERPRETER SCRIPT ARGS... in the background with stdin, stdout and
+ * stderr inherited, and return at once.
+ *
+ * Returns a handle > 0 for zmp_wait(), zmp_poll() and zmp_kill(), or the
+ * errors of zmp_run().  Handles are not reused soon: a removed handle stays
+ * invalid (-ECHILD) rather than naming another child.
+ */
+ZMP_EXTERN int zmp_spawn(const char *script, const char *const *args);
+
+/*
+ * Block until the child of handle exits, store its exit code (as in
+ * zmp_result.exit_code) in *exit_code when exit_code is not NULL, and remove
+ * the handle.  Signals do not interrupt the wait.
+ *
+ * Returns 0, or -ECHILD for an unknown or already removed handle.
+ */
+ZMP_EXTERN int zmp_wait(int handle, int *exit_code);
+
+/*
+ * Check, without blocking, whether the child of handle has exited.
+ * Returns 1 and stores the exit code when it has, 0 while it runs, or
+ * -ECHILD for an unknown handle.  It does not remove the handle: a later
+ * zmp_wait() returns the same code and removes it.  On the io_uring engine
+ * a poll makes no system call unless a request is waiting to be submitted.
+ */
+ZMP_EXTERN int zmp_poll(int handle, int *exit_code);
+
+/*
+ * Kill the child of handle with SIGKILL (through its pidfd, so a recycled
+ * pid can never be hit), reap it and remove the handle.  A child that had
+ * already exited is only reaped and removed.
+ * Returns 0, or -ECHILD for an unknown handle.
+ */
+ZMP_EXTERN int zmp_kill(int handle);
+
+/*
+ * The number of CPUs this process may run on (its affinity mask), which
+ * can be fewer than the machine has.  Always >= 1.
+ */
+ZMP_EXTERN int zmp_cpu_count(void);
+
+/*
+ * Sleep ms milliseconds on the engine's timer.  Signals do not cut the
+ * sleep short.  Children that exit meanwhile are reaped, and their exit
+ * codes kept for zmp_wait() and zmp_poll().
+ * Returns 0, or a negative errno if the engine cannot be started.
+ */
+ZMP_EXTERN int zmp_sleep(unsigned long ms);
+
+/*
+ * Release everything the library holds: the engine (ring), pidfds, pipes,
+ * memory.  Children still running from zmp_spawn() are killed with SIGKILL
+ * and reaped, so nothing is left behind; every handle becomes invalid.
+ * The library can be used again afterwards: it starts afresh on the next
+ * call.  Calling it when nothing is held is harmless.
+ */
+ZMP_EXTERN void zmp_deinit(void);
+
+/*
+ * Set the interpreter used by zmp_run, zmp_run_code and zmp_spawn.  A path
+ * with a slash is used as it is; a bare name is searched in PATH when a
+ * child is started (empty PATH entries, which mean the current directory,
+ * are skipped).  NULL restores the default: $ZMP_INTERPRETER if set and
+ * not empty, else the one chosen at configure time (--with-interpreter,
+ * "zpy" by default).
+ * Returns 0, -EINVAL for an empty string, -ENOMEM.
+ */
+ZMP_EXTERN int zmp_set_interpreter(const char *path);
+
+/*
+ * The interpreter that the next child would be started with, as set
+ * (before any PATH search).  Valid until the next zmp_set_interpreter().
+ */
+ZMP_EXTERN const char *zmp_interpreter(void);
+
+/*
+ * The name of the engine in use: "io_uring" or "poll".  Starts the engine
+ * if it is not running yet; "none" if no engine can start.
+ */
+ZMP_EXTERN const char *zmp_backend(void);
+
+/*
+ * Choose the engine: "io_uring", "poll", or NULL for automatic (io_uring
+ * when the kernel allows it, else poll).  Without a call, $ZMP_BACKEND is
+ * read the same way.  A forced engine that cannot start makes the calls
+ * fail with its error rather than switch silently.
+ * Returns 0, -EINVAL for an unknown name, -EBUSY while children are held
+ * (call zmp_deinit() first), or -ENOTSUP for an engine this build lacks.
+ */
+ZMP_EXTERN int zmp_set_backend(const char *name);
+
+/*
+ * A message for a negative errno value returned by this library.
+ */
+ZMP_EXTERN const char *zmp_strerror(int err);
+
+/*
+ * The library's version, e.g. "0.1.0".
+ */
+ZMP_EXTERN const char *zmp_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZMP_H */

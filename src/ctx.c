@@ -1,0 +1,150 @@
+/*
+ * The context: which engine runs, and the loop that drives it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Tried in order; the first whose init succeeds runs. */
+static const struct zmp__engine *const engines[] = {
+#ifdef HAVE_URING
+    &zmp__engine_uring,
+#endif
+    &zmp__engine_poll,
+    NULL,
+};
+
+static int engine_by_name(const char *name, const struct zmp__engine **ret)
+{
+    size_t i;
+
+    for (i = 0; engines[i]; i++)
+        if (!strcmp(engines[i]->name, name)) {
+            *ret = engines[i];
+            return 0;
+        }
+    /* A known engine left out of this build is not the same as a typo. */
+    return !strcmp(name, "io_uring") ? -ENOTSUP : -EINVAL;
+}
+
+/* The engine name asked for: zmp_set_backend() first, then $ZMP_BACKEND.
+ * "auto" and the empty string mean the first engine that starts. */
+static const char *wanted_engine(const struct zmp__ctx *ctx)
+{
+    const char *s = ctx->forced ? ctx->forced : getenv("ZMP_BACKEND");
+
+    if (!s || !*s || !strcmp(s, "auto"))
+        return NULL;
+    return s;
+}
+
+int zmp__ctx_start(struct zmp__ctx *ctx)
+{
+    const struct zmp__engine *e;
+    const char *want;
+    size_t i;
+    int r = -ENOSYS;
+
+    if (ctx->engine)
+        return 0;
+    if (!ctx->scratch) {
+        ctx->scratch = malloc(ZMP__SCRATCH_SIZE);
+        if (!ctx->scratch)
+            return -ENOMEM;
+    }
+    if (ctx->devnull < 0) {
+        ctx->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (ctx->devnull < 0)
+            return -errno;
+    }
+    want = wanted_engine(ctx);
+    if (want) {
+        r = engine_by_name(want, &e);
+        if (r < 0)
+            return r;
+        r = e->init(ctx);
+        if (r < 0)
+            return r;
+        ctx->engine = e;
+        return 0;
+    }
+    for (i = 0; engines[i]; i++) {
+        r = engines[i]->init(ctx);
+        if (r == 0) {
+            ctx->engine = engines[i];
+            return 0;
+        }
+    }
+    return r;
+}
+
+/*
+ * Kill and reap every child, then let the engine go.  Children are waited
+ * for through the engine, which is already watching them; their pipes are
+ * not waited for, since a grandchild may hold them open: the engine's fini
+ * cancels those reads.
+ */
+void zmp__ctx_stop(struct zmp__ctx *ctx)
+{
+    struct zmp__proc *p, *next;
+    int r;
+
+    if (ctx->engine) {
+        for (p = ctx->procs; p; p = p->next)
+            zmp__proc_signal(p, SIGKILL);
+        for (p = ctx->procs; p; p = p->next) {
+            while (!(p->flags & ZMP__PROC_EXITED)) {
+                r = ctx->engine->run(ctx, ZMP__FOREVER);
+                if (r < 0 && r != -EINTR)
+                    break;
+            }
+        }
+        ctx->engine->fini(ctx);
+        ctx->engine = NULL;
+    }
+    for (p = ctx->procs; p; p = next) {
+        next = p->next;
+        /* A run that failed above leaves a child unreaped: reap it here. */
+        if (!(p->flags & ZMP__PROC_EXITED) && p->pid > 0)
+            zmp__proc_reap_now(p);
+        p->inflight = 0;
+        zmp__proc_free(p);
+    }
+    zmp__table_free(&ctx->table);
+    if (ctx->devnull >= 0)
+        close(ctx->devnull);
+    ctx->devnull = -1;
+    free(ctx->scratch);
+    ctx->scratch = NULL;
+    free(ctx->resolved_name);
+    free(ctx->resolved_pathenv);
+    free(ctx->resolved_path);
+    ctx->resolved_name = ctx->resolved_pathenv = ctx->resolved_path = NULL;
+}
+
+/*
+ * Drive the engine until cond(p) holds or the deadline passes (-ETIME).
+ * A NULL cond never holds: the loop then only ends at the deadline.
+ */
+int zmp__ctx_run_until(struct zmp__ctx *ctx,
+                       bool (*cond)(const struct zmp__proc *p),
+                       const struct zmp__proc *p, int64_t deadline)
+{
+    int r;
+
+    for (;;) {
+        if (cond && cond(p))
+            return 0;
+        if (deadline != ZMP__FOREVER && zmp__now_ns() >= deadline)
+            return -ETIME;
+        r = ctx->engine->run(ctx, deadline);
+        if (r < 0 && r != -EINTR)
+            return r;
+    }
+}

@@ -1,0 +1,220 @@
+/*
+ * The poll engine, for kernels and sandboxes without io_uring: one ppoll()
+ * over every captured pipe and every child's pidfd (5.3+), children without
+ * a pidfd (older kernels) checked with waitpid(WNOHANG) at least every
+ * PID_TICK, and timers from the ppoll timeout.  poll has no FD_SETSIZE
+ * limit, so descriptor numbers in the tens of thousands are fine.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PID_TICK_NS (5 * 1000000)
+
+enum { KIND_OUT = ZMP__OUT, KIND_ERR = ZMP__ERR, KIND_EXIT = 2 };
+
+struct watch {
+    struct zmp__proc *p;
+    int kind;
+};
+
+struct pollst {
+    struct pollfd *pfd;     /* handed to ppoll as it is */
+    struct watch *w;        /* who each pollfd is for */
+    size_t n, cap;
+    struct zmp__proc **bypid;  /* children without a pidfd */
+    size_t npid, pidcap;
+};
+
+static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd)
+{
+    if (st->n == st->cap) {
+        size_t c = st->cap ? st->cap * 2 : 64;
+        struct pollfd *pfd;
+        struct watch *w;
+
+        pfd = realloc(st->pfd, c * sizeof *pfd);
+        if (!pfd)
+            return -ENOMEM;
+        st->pfd = pfd;
+        w = realloc(st->w, c * sizeof *w);
+        if (!w)
+            return -ENOMEM;
+        st->w = w;
+        st->cap = c;
+    }
+    st->pfd[st->n] = (struct pollfd){ .fd = fd, .events = POLLIN };
+    st->w[st->n] = (struct watch){ p, kind };
+    p->eslot[kind] = (int)st->n;
+    st->n++;
+    return 0;
+}
+
+/* Swap the last entry into slot i; callers walk the array downwards. */
+static void del(struct pollst *st, size_t i)
+{
+    struct watch *w = &st->w[i];
+
+    w->p->eslot[w->kind] = -1;
+    st->n--;
+    if (i != st->n) {
+        st->pfd[i] = st->pfd[st->n];
+        st->w[i] = st->w[st->n];
+        st->w[i].p->eslot[st->w[i].kind] = (int)i;
+    }
+}
+
+static int poll_init(struct zmp__ctx *ctx)
+{
+    struct pollst *st = calloc(1, sizeof *st);
+
+    if (!st)
+        return -ENOMEM;
+    ctx->engine_state = st;
+    return 0;
+}
+
+static void poll_fini(struct zmp__ctx *ctx)
+{
+    struct pollst *st = ctx->engine_state;
+
+    if (!st)
+        return;
+    free(st->pfd);
+    free(st->w);
+    free(st->bypid);
+    free(st);
+    ctx->engine_state = NULL;
+}
+
+static int poll_watch_exit(struct zmp__ctx *ctx, struct zmp__proc *p)
+{
+    struct pollst *st = ctx->engine_state;
+
+    if (p->pidfd >= 0)
+        return add(st, p, KIND_EXIT, p->pidfd);
+    if (st->npid == st->pidcap) {
+        size_t c = st->pidcap ? st->pidcap * 2 : 64;
+        struct zmp__proc **a = realloc(st->bypid, c * sizeof *a);
+
+        if (!a)
+            return -ENOMEM;
+        st->bypid = a;
+        st->pidcap = c;
+    }
+    p->eslot[KIND_EXIT] = (int)st->npid;
+    st->bypid[st->npid++] = p;
+    return 0;
+}
+
+static int poll_watch_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
+{
+    int fl = fcntl(p->fd[stream], F_GETFL);
+
+    /* A read must never block the loop: readiness can be spurious. */
+    if (fl < 0 || fcntl(p->fd[stream], F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return add(ctx->engine_state, p, stream, p->fd[stream]);
+}
+
+static void on_pipe(struct pollst *st, size_t i)
+{
+    struct zmp__proc *p = st->w[i].p;
+    int stream = st->w[i].kind;
+    ssize_t n;
+    size_t len;
+    char *ptr;
+
+    zmp__proc_read_area(p, stream, &ptr, &len);
+    n = read(p->fd[stream], ptr, len);
+    if (n > 0) {
+        zmp__proc_read_done(p, stream, n);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    del(st, i);
+    zmp__proc_read_done(p, stream, n < 0 ? -errno : 0);
+}
+
+/* Children without a pidfd: one waitpid(WNOHANG) each. */
+static int check_bypid(struct pollst *st)
+{
+    size_t i;
+    int n = 0;
+
+    for (i = st->npid; i-- > 0;) {
+        if (zmp__proc_collect(st->bypid[i]) == 0)
+            continue;
+        st->bypid[i]->eslot[KIND_EXIT] = -1;
+        st->bypid[i] = st->bypid[--st->npid];
+        if (i < st->npid)
+            st->bypid[i]->eslot[KIND_EXIT] = (int)i;
+        n++;
+    }
+    return n;
+}
+
+static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
+{
+    struct pollst *st = ctx->engine_state;
+    struct timespec ts, *tsp = NULL;
+    int64_t wait = -1, now;
+    int r, n;
+    size_t i;
+
+    n = check_bypid(st);
+    if (n > 0 || deadline == ZMP__NOWAIT) {
+        wait = 0;
+    } else if (deadline != ZMP__FOREVER) {
+        now = zmp__now_ns();
+        wait = deadline > now ? deadline - now : 0;
+    }
+    if (st->npid && (wait < 0 || wait > PID_TICK_NS))
+        wait = PID_TICK_NS;
+    if (wait >= 0) {
+        ts.tv_sec = wait / 1000000000;
+        ts.tv_nsec = wait % 1000000000;
+        tsp = &ts;
+    }
+    r = ppoll(st->pfd, st->n, tsp, NULL);
+    if (r < 0)
+        return errno == EINTR ? n : -errno;
+    for (i = st->n; r > 0 && i-- > 0;) {
+        if (!st->pfd[i].revents)
+            continue;
+        r--;
+        n++;
+        if (st->w[i].kind == KIND_EXIT) {
+            struct zmp__proc *p = st->w[i].p;
+
+            if (zmp__proc_collect(p))
+                del(st, i);
+        } else if (st->pfd[i].revents & POLLNVAL) {
+            struct zmp__proc *p = st->w[i].p;
+            int stream = st->w[i].kind;
+
+            del(st, i);
+            zmp__proc_read_done(p, stream, -EBADF);
+        } else {
+            on_pipe(st, i);
+        }
+    }
+    return n;
+}
+
+const struct zmp__engine zmp__engine_poll = {
+    .name = "poll",
+    .init = poll_init,
+    .fini = poll_fini,
+    .watch_exit = poll_watch_exit,
+    .watch_pipe = poll_watch_pipe,
+    .run = poll_run,
+};

@@ -1,0 +1,350 @@
+/*
+ * The io_uring engine: one ring multiplexes every child's exit (WAITID on
+ * its pidfd, 6.7+, or a poll on the pidfd before that), every captured
+ * pipe (single-shot reads straight into the result buffers) and the timer.
+ * Requests queue in the SQ ring and go to the kernel together, once per
+ * turn of the loop.
+ *
+ * Completions are not deferred (no COOP/DEFER_TASKRUN): the kernel posts
+ * them while we run in user space, so zmp_poll() can see an exit by reading
+ * the CQ ring, without a system call.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "compat/waitid.h"
+#include "internal.h"
+
+#define SQ_ENTRIES 256
+#define CQ_ENTRIES 4096
+
+/* user_data: a proc pointer (malloc'd, so 16-byte aligned) with a tag in
+ * the low bits, or a timer generation shifted past the tag. */
+enum { TAG_WAIT, TAG_READ_OUT, TAG_READ_ERR, TAG_POLL, TAG_TIMER, TAG_IGNORE };
+#define TAG_BITS 3
+#define TAG_MASK ((1u << TAG_BITS) - 1)
+
+struct uring {
+    struct io_uring ring;
+    bool has_waitid;
+    bool closing;      /* in fini: complete requests, never re-arm them */
+    bool timer_armed;
+    int64_t timer_deadline;
+    uint64_t timer_gen;
+    struct __kernel_timespec ts;
+};
+
+static inline uint64_t ud_proc(struct zmp__proc *p, unsigned tag)
+{
+    return (uint64_t)(uintptr_t)p | tag;
+}
+
+/* An SQE, flushing the queue to the kernel when it is full. */
+static struct io_uring_sqe *get_sqe(struct uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+    if (!sqe && io_uring_submit(&u->ring) >= 0)
+        sqe = io_uring_get_sqe(&u->ring);
+    return sqe;
+}
+
+static int uring_init(struct zmp__ctx *ctx)
+{
+    struct io_uring_params params = {
+        .flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+        .cq_entries = CQ_ENTRIES,
+    };
+    struct io_uring_probe *probe;
+    struct uring *u;
+    int r;
+
+    /* Exits are watched through pidfds: without them (before 5.3) the
+     * poll engine, which can wait by pid, is the one to use. */
+    if (!zmp__have_pidfd())
+        return -ENOSYS;
+    u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    r = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &params);
+    if (r < 0) {
+        free(u);
+        return r;
+    }
+    /* The probe (5.6+) answers once which opcodes this kernel has. */
+    probe = io_uring_get_probe_ring(&u->ring);
+    if (!probe || !io_uring_opcode_supported(probe, IORING_OP_READ) ||
+        !io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) ||
+        !io_uring_opcode_supported(probe, IORING_OP_TIMEOUT) ||
+        !io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL)) {
+        r = -ENOSYS;
+        goto fail;
+    }
+    u->has_waitid = io_uring_opcode_supported(probe, IORING_OP_WAITID) &&
+                    !(zmp__disabled() & ZMP__F_WAITID);
+    io_uring_free_probe(probe);
+    ctx->engine_state = u;
+    return 0;
+fail:
+    if (probe)
+        io_uring_free_probe(probe);
+    io_uring_queue_exit(&u->ring);
+    free(u);
+    return r;
+}
+
+static int queue_exit_watch(struct uring *u, struct zmp__proc *p)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    if (!sqe)
+        return -EBUSY;
+    if (u->has_waitid) {
+        /* The kernel reaps the child and fills p->si. */
+        io_uring_prep_waitid(sqe, (idtype_t)P_PIDFD, (id_t)p->pidfd, &p->si,
+                             WEXITED, 0);
+        io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_WAIT));
+    } else {
+        /* A pidfd polls readable once the child has exited (5.3+). */
+        io_uring_prep_poll_add(sqe, p->pidfd, POLLIN);
+        io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_POLL));
+    }
+    p->inflight++;
+    return 0;
+}
+
+static int uring_watch_exit(struct zmp__ctx *ctx, struct zmp__proc *p)
+{
+    return queue_exit_watch(ctx->engine_state, p);
+}
+
+static int queue_read(struct uring *u, struct zmp__proc *p, int stream)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+    size_t len;
+    char *ptr;
+
+    if (!sqe)
+        return -EBUSY;
+    zmp__proc_read_area(p, stream, &ptr, &len);
+    if (len > (1u << 30))
+        len = 1u << 30;
+    /* Offset -1: the file's own position, as pipes have none (5.6+). */
+    io_uring_prep_read(sqe, p->fd[stream], ptr, (unsigned)len, (uint64_t)-1);
+    io_uring_sqe_set_data64(sqe, ud_proc(p, stream == ZMP__OUT ? TAG_READ_OUT
+                                                               : TAG_READ_ERR));
+    p->inflight++;
+    return 0;
+}
+
+static int uring_watch_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
+{
+    return queue_read(ctx->engine_state, p, stream);
+}
+
+/* The pidfd polled readable: collect the exit, or watch again. */
+static void pidfd_ready(struct uring *u, struct zmp__proc *p)
+{
+    if (zmp__proc_collect(p) != 0)
+        return;
+    if (u->closing || queue_exit_watch(u, p) < 0) {
+        p->error = -EBUSY;
+        zmp__proc_reap_now(p);
+    }
+}
+
+static void on_exit_cqe(struct uring *u, struct zmp__proc *p, int res)
+{
+    if (res == 0) {
+        zmp__proc_exited(p, zmp__exit_code_from_siginfo(&p->si));
+        return;
+    }
+    if ((res == -EINTR || res == -EAGAIN) && !u->closing) {
+        if (queue_exit_watch(u, p) == 0)
+            return;
+        res = -EBUSY;
+    }
+    if (res == -ECANCELED)
+        return;
+    p->error = res;
+    if (res == -ECHILD)
+        zmp__proc_exited(p, -SIGKILL);
+    else
+        zmp__proc_reap_now(p);
+}
+
+static void on_read_cqe(struct uring *u, struct zmp__proc *p, int stream, int res)
+{
+    int r;
+
+    if (res != -EINTR && res != -EAGAIN) {
+        zmp__proc_read_done(p, stream, res);
+        if (res <= 0)
+            return;
+    }
+    r = u->closing ? -ECANCELED : queue_read(u, p, stream);
+    if (r < 0)
+        zmp__proc_read_done(p, stream, r);
+}
+
+static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    unsigned tag = ud & TAG_MASK;
+    struct zmp__proc *p = (struct zmp__proc *)(uintptr_t)(ud & ~(uint64_t)TAG_MASK);
+
+    switch (tag) {
+    case TAG_TIMER:
+        if (ud >> TAG_BITS == u->timer_gen)
+            u->timer_armed = false;
+        return;
+    case TAG_IGNORE:
+        return;
+    }
+    p->inflight--;
+    switch (tag) {
+    case TAG_WAIT:
+        on_exit_cqe(u, p, cqe->res);
+        break;
+    case TAG_POLL:
+        if (cqe->res == -ECANCELED)
+            break;
+        pidfd_ready(u, p);
+        break;
+    case TAG_READ_OUT:
+        on_read_cqe(u, p, ZMP__OUT, cqe->res);
+        break;
+    case TAG_READ_ERR:
+        on_read_cqe(u, p, ZMP__ERR, cqe->res);
+        break;
+    }
+}
+
+static int reap_cqes(struct uring *u)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+        on_cqe(u, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&u->ring, n);
+    return (int)n;
+}
+
+/* One absolute CLOCK_MONOTONIC timer on the ring, re-armed only when the
+ * deadline changes; a replaced timer is removed, and the completion of a
+ * stale one is recognised by its generation and ignored. */
+static int arm_timer(struct uring *u, int64_t deadline)
+{
+    struct io_uring_sqe *sqe;
+
+    if (u->timer_armed && u->timer_deadline == deadline)
+        return 0;
+    if (u->timer_armed) {
+        sqe = get_sqe(u);
+        if (!sqe)
+            return -EBUSY;
+        io_uring_prep_timeout_remove(sqe, (u->timer_gen << TAG_BITS) | TAG_TIMER, 0);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+        u->timer_armed = false;
+    }
+    sqe = get_sqe(u);
+    if (!sqe)
+        return -EBUSY;
+    u->timer_gen++;
+    u->ts.tv_sec = deadline / 1000000000;
+    u->ts.tv_nsec = deadline % 1000000000;
+    io_uring_prep_timeout(sqe, &u->ts, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, (u->timer_gen << TAG_BITS) | TAG_TIMER);
+    u->timer_armed = true;
+    u->timer_deadline = deadline;
+    return 0;
+}
+
+static int uring_run(struct zmp__ctx *ctx, int64_t deadline)
+{
+    struct uring *u = ctx->engine_state;
+    int r, n;
+
+    if (deadline > 0) {
+        r = arm_timer(u, deadline);
+        if (r < 0)
+            return r;
+    }
+    n = reap_cqes(u);
+    if (n == 0 && deadline != ZMP__NOWAIT) {
+        r = io_uring_submit_and_wait(&u->ring, 1);
+        if (r < 0 && r != -EINTR && r != -ETIME)
+            return r;
+        n = reap_cqes(u);
+    } else if (n == 0 && io_uring_cq_has_overflow(&u->ring)) {
+        /* Completions the CQ ring had no room for wait in the kernel. */
+        io_uring_get_events(&u->ring);
+        n = reap_cqes(u);
+    }
+    /* What the handlers queued (reads, re-armed waits) goes in now, so it
+     * is in flight while the caller does other things. */
+    if (io_uring_sq_ready(&u->ring)) {
+        r = io_uring_submit(&u->ring);
+        if (r < 0 && r != -EINTR)
+            return r;
+    }
+    return n;
+}
+
+/* Cancel what is still in flight and wait for it, so the kernel writes no
+ * more into buffers about to be freed, then tear the ring down. */
+static void uring_fini(struct zmp__ctx *ctx)
+{
+    struct uring *u = ctx->engine_state;
+    struct io_uring_sqe *sqe;
+    struct zmp__proc *p;
+    bool busy;
+    int tag, r;
+
+    if (!u)
+        return;
+    u->closing = true;
+    for (p = ctx->procs; p; p = p->next) {
+        for (tag = TAG_WAIT; p->inflight && tag <= TAG_POLL; tag++) {
+            sqe = get_sqe(u);
+            if (!sqe)
+                break;
+            io_uring_prep_cancel64(sqe, ud_proc(p, (unsigned)tag), 0);
+            io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+        }
+    }
+    do {
+        busy = false;
+        for (p = ctx->procs; p; p = p->next)
+            if (p->inflight)
+                busy = true;
+        if (busy) {
+            r = io_uring_submit_and_wait(&u->ring, 1);
+            if (r < 0 && r != -EINTR)
+                break;
+        }
+        reap_cqes(u);
+    } while (busy);
+    io_uring_queue_exit(&u->ring);
+    free(u);
+    ctx->engine_state = NULL;
+}
+
+const struct zmp__engine zmp__engine_uring = {
+    .name = "io_uring",
+    .init = uring_init,
+    .fini = uring_fini,
+    .watch_exit = uring_watch_exit,
+    .watch_pipe = uring_watch_pipe,
+    .run = uring_run,
+};

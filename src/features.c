@@ -1,0 +1,54 @@
+/*
+ * Run-time knobs and clocks.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/*
+ * $ZMP_DISABLE lists kernel features to treat as missing, comma separated
+ * (waitid, clone3, close_range, pidfd).  It exists so the degraded paths,
+ * which old kernels and sandboxes take, are tested on a kernel that has
+ * everything.  Read once: the answer must not change under a running engine.
+ */
+unsigned zmp__disabled(void)
+{
+    static const struct { const char *name; unsigned bit; } names[] = {
+        { "waitid", ZMP__F_WAITID },
+        { "clone3", ZMP__F_CLONE3 },
+        { "close_range", ZMP__F_CLOSE_RANGE },
+        { "pidfd", ZMP__F_PIDFD },
+    };
+    static int known;
+    static unsigned mask;
+    const char *s, *end;
+    size_t i, n;
+
+    if (__atomic_load_n(&known, __ATOMIC_ACQUIRE))
+        return mask;
+    s = getenv("ZMP_DISABLE");
+    unsigned m = 0;
+    while (s && *s) {
+        end = strchr(s, ',');
+        n = end ? (size_t)(end - s) : strlen(s);
+        for (i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].name) == n && !strncmp(s, names[i].name, n))
+                m |= names[i].bit;
+        s = end ? end + 1 : NULL;
+    }
+    mask = m;
+    __atomic_store_n(&known, 1, __ATOMIC_RELEASE);
+    return mask;
+}
+
+int64_t zmp__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}

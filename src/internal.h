@@ -1,0 +1,167 @@
+/*
+ * Private declarations shared by the library's files: the context, the
+ * child record, the engine interface and the zmp__ helpers.
+ */
+#ifndef ZMP_INTERNAL_H
+#define ZMP_INTERNAL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "zmp.h"
+
+#define ZMP__OUT 0
+#define ZMP__ERR 1
+
+/* Engine run deadlines: absolute CLOCK_MONOTONIC nanoseconds, or these. */
+#define ZMP__FOREVER ((int64_t)-1)
+#define ZMP__NOWAIT  ((int64_t)0)
+
+/* Kernel features that can be switched off by hand ($ZMP_DISABLE), to test
+ * the degraded paths on a kernel that has everything. */
+#define ZMP__F_WAITID      (1u << 0)  /* IORING_OP_WAITID (6.7) */
+#define ZMP__F_CLONE3      (1u << 1)  /* clone3 (5.3) */
+#define ZMP__F_CLOSE_RANGE (1u << 2)  /* close_range (5.9, CLOEXEC 5.11) */
+#define ZMP__F_PIDFD       (1u << 3)  /* CLONE_PIDFD (5.2), pidfd_open (5.3) */
+
+/* A growable byte buffer, always with room for a trailing NUL. */
+struct zmp__buf {
+    char  *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Proc flags. */
+#define ZMP__PROC_CAPTURE (1u << 0)  /* stdout and stderr go to our pipes */
+#define ZMP__PROC_EXITED  (1u << 1)  /* reaped; exit_code is valid */
+#define ZMP__PROC_DISCARD (1u << 2)  /* read and drop further output */
+
+struct zmp__ctx;
+
+/* One child. */
+struct zmp__proc {
+    struct zmp__ctx *ctx;
+    struct zmp__proc *prev, *next;  /* the context's list of children */
+    pid_t pid;
+    int pidfd;             /* -1 without pidfd support, and once reaped */
+    int fd[2];             /* read ends of stdout and stderr, -1 once closed */
+    unsigned flags;
+    int exit_code;         /* 0..255 or -signal, once EXITED */
+    int error;             /* first error met while capturing, or 0 */
+    int handle;            /* > 0 while the handle table holds it */
+    unsigned inflight;     /* engine requests still pointing at this proc */
+    int eslot[3];          /* engine bookkeeping, one per watched object */
+    struct zmp__buf buf[2];
+    struct zmp__buf merged;
+    siginfo_t si;          /* filled in by an io_uring WAITID request */
+};
+
+/*
+ * The engine interface.  An engine watches children and pipes and reports
+ * through zmp__proc_exited(), zmp__proc_read_area() and
+ * zmp__proc_read_done(); it knows nothing of handles, results or
+ * interpreters.
+ */
+struct zmp__engine {
+    const char *name;
+    /* 0, or -errno when this engine cannot run here (the next is tried). */
+    int  (*init)(struct zmp__ctx *ctx);
+    /* Drop every request still pending and release the engine's state. */
+    void (*fini)(struct zmp__ctx *ctx);
+    /* Report the exit of p, which has p->pid and maybe p->pidfd. */
+    int  (*watch_exit)(struct zmp__ctx *ctx, struct zmp__proc *p);
+    /* Read p->fd[stream] until end of file. */
+    int  (*watch_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
+    /*
+     * Handle the events that are ready.  When none is, block until one is
+     * or until deadline (ZMP__FOREVER, ZMP__NOWAIT, or absolute monotonic
+     * ns).  Returns the number of events handled, or -errno; -EINTR is
+     * not an error (the caller loops).
+     */
+    int  (*run)(struct zmp__ctx *ctx, int64_t deadline);
+};
+
+extern const struct zmp__engine zmp__engine_uring;
+extern const struct zmp__engine zmp__engine_poll;
+
+/* Handles: a slot table with a generation count so stale handles fail. */
+struct zmp__table {
+    struct zmp__slot { struct zmp__proc *p; unsigned gen; } *slots;
+    unsigned cap;
+    unsigned used;
+    unsigned cursor;
+    unsigned seed;    /* generation of new slots */
+};
+
+struct zmp__ctx {
+    const struct zmp__engine *engine;  /* NULL until started */
+    const char *forced;       /* engine name asked for, or NULL for auto */
+    void *engine_state;
+    int devnull;              /* O_RDONLY /dev/null for captured stdin */
+    struct zmp__proc *procs;  /* every child not yet freed */
+    struct zmp__table table;
+    char *scratch;            /* where discarded output is read */
+    char *interp;             /* set by zmp_set_interpreter, or NULL */
+    char *resolved_name;      /* cache of the last PATH search: */
+    char *resolved_pathenv;
+    char *resolved_path;
+};
+
+#define ZMP__SCRATCH_SIZE (64 * 1024)
+
+/* features.c */
+unsigned zmp__disabled(void);
+int64_t zmp__now_ns(void);
+
+/* buf.c */
+int  zmp__buf_reserve(struct zmp__buf *b, size_t room);
+int  zmp__buf_append(struct zmp__buf *b, const void *data, size_t n);
+char *zmp__buf_take(struct zmp__buf *b, size_t *ret_len);
+void zmp__buf_free(struct zmp__buf *b);
+
+/* table.c */
+int  zmp__table_add(struct zmp__table *t, struct zmp__proc *p);
+struct zmp__proc *zmp__table_get(const struct zmp__table *t, int handle);
+void zmp__table_del(struct zmp__table *t, int handle);
+void zmp__table_free(struct zmp__table *t);
+
+/* spawn.c: start a child, vfork-style.  Every stdio entry is a descriptor
+ * to install as 0, 1, 2, or -1 to inherit the parent's. */
+struct zmp__spawn_args {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int stdio[3];
+};
+int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd);
+bool zmp__have_pidfd(void);
+
+/* proc.c: the child record, and what engines call back. */
+int  zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret);
+void zmp__proc_free(struct zmp__proc *p);
+bool zmp__proc_done(const struct zmp__proc *p);
+int  zmp__proc_signal(struct zmp__proc *p, int sig);
+void zmp__proc_reap_now(struct zmp__proc *p);
+void zmp__proc_exited(struct zmp__proc *p, int exit_code);
+int  zmp__proc_collect(struct zmp__proc *p);
+int  zmp__exit_code_from_siginfo(const siginfo_t *si);
+int  zmp__exit_code_from_status(int status);
+void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
+                         size_t *ret_len);
+void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n);
+
+/* ctx.c: engine choice and the wait loop. */
+int  zmp__ctx_start(struct zmp__ctx *ctx);
+void zmp__ctx_stop(struct zmp__ctx *ctx);
+int  zmp__ctx_run_until(struct zmp__ctx *ctx,
+                        bool (*cond)(const struct zmp__proc *p),
+                        const struct zmp__proc *p, int64_t deadline);
+
+/* interp.c */
+int zmp__interp_resolve(struct zmp__ctx *ctx, const char **ret_name,
+                        const char **ret_path);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * Which interpreter a child runs, and where it is.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char *interp_name(const struct zmp__ctx *ctx)
+{
+    const char *s;
+
+    if (ctx->interp)
+        return ctx->interp;
+    s = getenv("ZMP_INTERPRETER");
+    if (s && *s)
+        return s;
+    return ZMP_DEFAULT_INTERPRETER;
+}
+
+/*
+ * Search PATH for name the way execvp does, except that empty entries
+ * (which mean the current directory) are skipped: a program is never taken
+ * from the current directory unless its path says so.  A file found but
+ * not executable is remembered so the caller gets EACCES, not ENOENT.
+ */
+static int path_search(const char *name, const char *pathenv, char **ret)
+{
+    const char *dir, *end;
+    size_t dlen, nlen = strlen(name);
+    struct stat st;
+    int r = -ENOENT;
+    char *buf;
+
+    for (dir = pathenv; dir && *dir; dir = end ? end + 1 : NULL) {
+        end = strchr(dir, ':');
+        dlen = end ? (size_t)(end - dir) : strlen(dir);
+        if (dlen == 0)
+            continue;
+        buf = malloc(dlen + nlen + 2);
+        if (!buf)
+            return -ENOMEM;
+        memcpy(buf, dir, dlen);
+        buf[dlen] = '/';
+        memcpy(buf + dlen + 1, name, nlen + 1);
+        if (stat(buf, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (access(buf, X_OK) == 0) {
+                *ret = buf;
+                return 0;
+            }
+            r = -EACCES;
+        }
+        free(buf);
+        if (!end)
+            break;
+    }
+    return r;
+}
+
+static int dup_or_null(const char *s, char **ret)
+{
+    *ret = NULL;
+    if (s && !(*ret = strdup(s)))
+        return -ENOMEM;
+    return 0;
+}
+
+/*
+ * The interpreter to start: its name as set (argv[0] of the child) and the
+ * path to execute.  A bare name is searched in PATH; the result is cached
+ * for as long as the name and PATH stay the same.
+ */
+int zmp__interp_resolve(struct zmp__ctx *ctx, const char **ret_name,
+                        const char **ret_path)
+{
+    const char *name = interp_name(ctx);
+    const char *pathenv;
+    char *found = NULL, *n, *pe;
+    char defpath[256];
+    int r;
+
+    *ret_name = name;
+    if (!*name)
+        return -ENOENT;
+    if (strchr(name, '/')) {
+        *ret_path = name;
+        return 0;
+    }
+    pathenv = getenv("PATH");
+    if (!pathenv) {
+        size_t len = confstr(_CS_PATH, defpath, sizeof defpath);
+        pathenv = len > 0 && len <= sizeof defpath ? defpath : "/bin:/usr/bin";
+    }
+    if (ctx->resolved_path && !strcmp(ctx->resolved_name, name) &&
+        !strcmp(ctx->resolved_pathenv, pathenv)) {
+        *ret_path = ctx->resolved_path;
+        return 0;
+    }
+    r = path_search(name, pathenv, &found);
+    if (r < 0)
+        return r;
+    if (dup_or_null(name, &n) < 0 || dup_or_null(pathenv, &pe) < 0) {
+        free(n);
+        free(found);
+        return -ENOMEM;
+    }
+    free(ctx->resolved_name);
+    free(ctx->resolved_pathenv);
+    free(ctx->resolved_path);
+    ctx->resolved_name = n;
+    ctx->resolved_pathenv = pe;
+    ctx->resolved_path = found;
+    *ret_path = found;
+    return 0;
+}

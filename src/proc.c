@@ -1,0 +1,232 @@
+/*
+ * The child record: its state, its captured output, and the callbacks the
+ * engines use to report on it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+/* Reads grow with the buffer, from 16 KiB up to the 256 KiB pipe size:
+ * small outputs stay small, big ones are read in large pieces (reads of
+ * 64 KiB and more keep up with a plain read() loop). */
+#define READ_MIN (16 * 1024)
+#define READ_MAX (256 * 1024)
+
+int zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret)
+{
+    struct zmp__proc *p = calloc(1, sizeof *p);
+
+    if (!p)
+        return -ENOMEM;
+    p->ctx = ctx;
+    p->pid = -1;
+    p->pidfd = -1;
+    p->fd[0] = p->fd[1] = -1;
+    p->eslot[0] = p->eslot[1] = p->eslot[2] = -1;
+    p->flags = capture ? ZMP__PROC_CAPTURE : 0;
+    p->next = ctx->procs;
+    if (ctx->procs)
+        ctx->procs->prev = p;
+    ctx->procs = p;
+    *ret = p;
+    return 0;
+}
+
+void zmp__proc_free(struct zmp__proc *p)
+{
+    struct zmp__ctx *ctx = p->ctx;
+    int i;
+
+    if (p->handle > 0)
+        zmp__table_del(&ctx->table, p->handle);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        ctx->procs = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    for (i = 0; i < 2; i++) {
+        if (p->fd[i] >= 0)
+            close(p->fd[i]);
+        zmp__buf_free(&p->buf[i]);
+    }
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    zmp__buf_free(&p->merged);
+    free(p);
+}
+
+bool zmp__proc_done(const struct zmp__proc *p)
+{
+    return (p->flags & ZMP__PROC_EXITED) && p->fd[0] < 0 && p->fd[1] < 0 &&
+           !p->inflight;
+}
+
+/*
+ * Signal the child.  Through the pidfd the signal can only reach this
+ * child, even if it has died and its pid was given to another process.
+ * Signalling a child that already exited is not an error.
+ */
+int zmp__proc_signal(struct zmp__proc *p, int sig)
+{
+    if (p->flags & ZMP__PROC_EXITED)
+        return 0;
+    if (p->pidfd >= 0) {
+        if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
+            return 0;
+        if (errno != ENOSYS)
+            return errno == ESRCH ? 0 : -errno;
+    }
+    /* No pidfd (kernel before 5.3): the child is not reaped yet (we are its
+     * only reaper), so its pid cannot have been recycled. */
+    if (kill(p->pid, sig) == 0 || errno == ESRCH)
+        return 0;
+    return -errno;
+}
+
+/* Kill and reap a child that no engine watches yet (a start that failed
+ * half-way): nothing else will ever wait for it. */
+void zmp__proc_reap_now(struct zmp__proc *p)
+{
+    siginfo_t si;
+    int r;
+
+    zmp__proc_signal(p, SIGKILL);
+    do {
+        if (p->pidfd >= 0)
+            r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED);
+        else
+            r = waitid(P_PID, (id_t)p->pid, &si, WEXITED);
+    } while (r < 0 && errno == EINTR);
+    zmp__proc_exited(p, r == 0 ? zmp__exit_code_from_siginfo(&si) : -SIGKILL);
+}
+
+/*
+ * Collect the child's exit if it has happened, without blocking.
+ * Returns 1 when it has (the proc is marked exited), 0 when not yet.
+ */
+int zmp__proc_collect(struct zmp__proc *p)
+{
+    siginfo_t si = { 0 };
+    int status, r = -1;
+
+    if (p->flags & ZMP__PROC_EXITED)
+        return 1;
+    if (p->pidfd >= 0) {
+        r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
+        if (r == 0 && si.si_pid == 0)
+            return 0;
+        if (r == 0) {
+            zmp__proc_exited(p, zmp__exit_code_from_siginfo(&si));
+            return 1;
+        }
+        /* waitid(P_PIDFD) came in 5.4, a release after pidfd polling. */
+        if (errno != EINVAL)
+            goto lost;
+    }
+    r = waitpid(p->pid, &status, WNOHANG);
+    if (r == 0)
+        return 0;
+    if (r > 0) {
+        zmp__proc_exited(p, zmp__exit_code_from_status(status));
+        return 1;
+    }
+lost:
+    /* Someone else reaped our child: a wait(-1) elsewhere in the program,
+     * or SIGCHLD set to SIG_IGN.  Its status is gone. */
+    p->error = -errno;
+    zmp__proc_exited(p, -SIGKILL);
+    return 1;
+}
+
+int zmp__exit_code_from_siginfo(const siginfo_t *si)
+{
+    if (si->si_code == CLD_EXITED)
+        return si->si_status & 0xff;
+    return -si->si_status;
+}
+
+int zmp__exit_code_from_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return -WTERMSIG(status);
+}
+
+/* The child is reaped: its pid is gone, so its pidfd has no further use. */
+void zmp__proc_exited(struct zmp__proc *p, int exit_code)
+{
+    p->flags |= ZMP__PROC_EXITED;
+    p->exit_code = exit_code;
+    if (p->pidfd >= 0) {
+        close(p->pidfd);
+        p->pidfd = -1;
+    }
+}
+
+/* Stop keeping output after an error (out of memory): the child is killed,
+ * and the rest of what it wrote is read and dropped, so it never blocks on
+ * a full pipe and is reaped as usual. */
+static void fail_capture(struct zmp__proc *p, int r)
+{
+    if (!p->error)
+        p->error = r;
+    p->flags |= ZMP__PROC_DISCARD;
+    zmp__proc_signal(p, SIGKILL);
+}
+
+void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
+                         size_t *ret_len)
+{
+    struct zmp__buf *b = &p->buf[stream];
+    size_t want;
+    int r;
+
+    if (!(p->flags & ZMP__PROC_DISCARD)) {
+        want = b->len < READ_MIN ? READ_MIN : b->len > READ_MAX ? READ_MAX : b->len;
+        r = zmp__buf_reserve(b, want);
+        if (r == 0) {
+            *ret_ptr = b->data + b->len;
+            *ret_len = b->cap - b->len - 1;
+            return;
+        }
+        fail_capture(p, r);
+    }
+    *ret_ptr = p->ctx->scratch;
+    *ret_len = ZMP__SCRATCH_SIZE;
+}
+
+/*
+ * n bytes were read into the area last given for this stream; 0 is end of
+ * file and a negative value a read error, after which the stream is closed.
+ */
+void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
+{
+    struct zmp__buf *b = &p->buf[stream];
+    int r;
+
+    if (n > 0) {
+        if (p->flags & ZMP__PROC_DISCARD)
+            return;
+        b->len += (size_t)n;
+        r = zmp__buf_append(&p->merged, b->data + b->len - n, (size_t)n);
+        if (r < 0)
+            fail_capture(p, r);
+        return;
+    }
+    if (n < 0 && !p->error)
+        p->error = (int)n;
+    close(p->fd[stream]);
+    p->fd[stream] = -1;
+}

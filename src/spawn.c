@@ -1,0 +1,301 @@
+/*
+ * Starting a child, vfork-style.
+ *
+ * The child shares the parent's memory (CLONE_VM) on a private stack until
+ * it calls execve, and the calling thread sleeps meanwhile (CLONE_VFORK):
+ * nothing is copied, so the cost does not grow with the parent's size, and
+ * no page tables are duplicated.  Other threads of the parent keep running,
+ * so the child side touches no lock and no allocator: it only makes system
+ * calls on data the parent prepared.  An exec failure is written by the
+ * child into the shared child_args before it exits, and read by the parent
+ * once clone returns (which, with CLONE_VFORK, is after exec or exit), so
+ * the parent reports the real errno instead of guessing it.
+ *
+ * Methods, best first, each remembered once it fails with ENOSYS or EPERM
+ * (seccomp profiles answer either):
+ *   clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)   5.3+, x86-64 only here
+ *   clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)    5.2+ for the pidfd
+ *   clone(CLONE_VM | CLONE_VFORK) + pidfd_open     pidfd_open 5.3+
+ *   no pidfd at all (the poll engine then waits by pid)
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define CHILD_STACK (16 * 1024)
+
+/* Features found missing, so they are not tried on every spawn. */
+static int no_clone3;
+static int no_clone_pidfd;
+static int no_pidfd_open;
+static int no_close_range_cloexec;
+static int no_close_range;
+
+struct child_args {
+    const struct zmp__spawn_args *a;
+    unsigned disabled;
+    volatile int err;
+};
+
+#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
+
+/* Mark every descriptor >= 3 close-on-exec by walking /proc/self/fd, for
+ * kernels before close_range (5.9).  getdents64 is a raw system call with a
+ * buffer on this stack: no malloc in the child. */
+NO_SANITIZE static int cloexec_walk(void)
+{
+    char buf[1024];
+    long n, off;
+    int dir, fd;
+
+    dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -errno;
+    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (off = 0; off < n;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen;
+                     unsigned char type; char name[]; } *d = (void *)(buf + off);
+            const char *s = d->name;
+            fd = 0;
+            if (*s >= '0' && *s <= '9') {
+                while (*s >= '0' && *s <= '9')
+                    fd = fd * 10 + (*s++ - '0');
+                if (fd >= 3 && fd != dir)
+                    fcntl(fd, F_SETFD, FD_CLOEXEC);
+            }
+            off += d->reclen;
+        }
+    }
+    close(dir);
+    return n < 0 ? -errno : 0;
+}
+
+/* The kernel's own sigaction layout, used so that glibc's reserved signals
+ * (its SIGCANCEL and SIGSETXID, which it refuses to let us change) are
+ * reset too: their handlers must never run in the child. */
+struct ksigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+};
+
+NO_SANITIZE static void reset_signals(void)
+{
+    struct ksigaction dfl = { 0 };
+    uint64_t empty = 0;
+    int sig;
+
+    /* Dispositions first, mask last: a signal pending since the parent
+     * blocked everything is then delivered with its default action, never
+     * to a handler of the parent running on the parent's memory. */
+    for (sig = 1; sig < 65; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof(uint64_t));
+}
+
+NO_SANITIZE static int child_main(void *arg)
+{
+    struct child_args *c = arg;
+    const struct zmp__spawn_args *a = c->a;
+    int fd[3], i;
+
+    /* Lift any source below 3 out of the way first, so installing one
+     * cannot overwrite another, and so dup2 always clears close-on-exec
+     * (dup2(1, 1) would keep the flag). */
+    for (i = 0; i < 3; i++) {
+        fd[i] = a->stdio[i];
+        if (fd[i] >= 0 && fd[i] < 3) {
+            fd[i] = fcntl(fd[i], F_DUPFD_CLOEXEC, 3);
+            if (fd[i] < 0)
+                goto fail;
+        }
+    }
+    for (i = 0; i < 3; i++)
+        if (fd[i] >= 0 && dup2(fd[i], i) < 0)
+            goto fail;
+
+    /* Only 0, 1 and 2 may survive exec.  The CLOEXEC form (5.11) only
+     * flags the table; closing (5.9) walks and frees every descriptor,
+     * which costs with a large table. */
+    if (!(c->disabled & ZMP__F_CLOSE_RANGE)) {
+        /* The child shares our memory: what it learns here is kept. */
+        if (!__atomic_load_n(&no_close_range_cloexec, __ATOMIC_RELAXED)) {
+            if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+                goto fds_done;
+            __atomic_store_n(&no_close_range_cloexec, 1, __ATOMIC_RELAXED);
+        }
+        if (!__atomic_load_n(&no_close_range, __ATOMIC_RELAXED)) {
+            if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+                goto fds_done;
+            __atomic_store_n(&no_close_range, 1, __ATOMIC_RELAXED);
+        }
+    }
+    if (cloexec_walk() < 0)
+        goto fail;
+fds_done:
+    reset_signals();
+    execve(a->path, a->argv, a->envp);
+fail:
+    c->err = errno ? errno : EIO;
+    _exit(127);
+}
+
+#if defined(__x86_64__)
+/*
+ * clone3 returns in the child on the new stack, where no C frame exists, so
+ * the child's first instructions must be ours: call fn(arg) and exit with
+ * its result.  fn and arg ride in callee-saved registers, which the child
+ * inherits.
+ */
+NO_SANITIZE static long clone3_vfork(struct clone_args *ca,
+                                     int (*fn)(void *), void *arg)
+{
+    register long rax __asm__("rax") = SYS_clone3;
+    register void *r12 __asm__("r12") = (void *)fn;
+    register void *r13 __asm__("r13") = arg;
+
+    __asm__ volatile(
+        "syscall\n\t"
+        "testq %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        "xorl %%ebp, %%ebp\n\t"
+        "movq %%r13, %%rdi\n\t"
+        "callq *%%r12\n\t"
+        "movl %%eax, %%edi\n\t"
+        "movl $60, %%eax\n\t"
+        "syscall\n\t"
+        "hlt\n"
+        "1:\n\t"
+        : "+r"(rax)
+        : "D"(ca), "S"(sizeof *ca), "r"(r12), "r"(r13)
+        : "rcx", "r11", "memory", "cc");
+    return rax;
+}
+#define HAVE_CLONE3_VFORK 1
+#endif
+
+bool zmp__have_pidfd(void)
+{
+    static int known = -1;
+    int fd;
+
+    if (zmp__disabled() & ZMP__F_PIDFD)
+        return false;
+    if (known < 0) {
+        fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        known = fd >= 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    return known;
+}
+
+static void reap_failed(pid_t pid, int pidfd)
+{
+    siginfo_t si;
+
+    /* The child has already exited: CLONE_VFORK returned after its exit. */
+    if (pidfd >= 0) {
+        while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 &&
+               errno == EINTR)
+            ;
+        close(pidfd);
+        return;
+    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
+{
+    char stack[CHILD_STACK] __attribute__((aligned(64)));
+    struct child_args c = { .a = a, .disabled = zmp__disabled(), .err = 0 };
+    bool want_pidfd = !(c.disabled & ZMP__F_PIDFD);
+    sigset_t all, old;
+    int pidfd = -1, saved_errno = errno;
+    long pid = -ENOSYS;
+
+    /* Nothing may be delivered to a parent's handler while the child runs
+     * on the parent's memory; the child resets and unblocks before exec. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+
+#ifdef HAVE_CLONE3_VFORK
+    if (!no_clone3 && !(c.disabled & ZMP__F_CLONE3)) {
+        struct clone_args ca = {
+            .flags = CLONE_VM | CLONE_VFORK | (want_pidfd ? CLONE_PIDFD : 0),
+            .pidfd = (uintptr_t)&pidfd,
+            .exit_signal = SIGCHLD,
+            .stack = (uintptr_t)stack,
+            .stack_size = sizeof stack,
+        };
+        pid = clone3_vfork(&ca, child_main, &c);
+        if (pid == -ENOSYS || pid == -EPERM)
+            no_clone3 = 1;
+    }
+#endif
+    if (pid == -ENOSYS || pid == -EPERM) {
+        int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+
+        if (want_pidfd && !no_clone_pidfd)
+            flags |= CLONE_PIDFD;
+        pid = clone(child_main, stack + sizeof stack, flags, &c, &pidfd);
+        if (pid < 0)
+            pid = -errno;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        errno = saved_errno;
+        return (int)pid;
+    }
+
+    /* Kernels before 5.2 ignore CLONE_PIDFD in clone(): no pidfd came. */
+    if (want_pidfd && pidfd < 0) {
+        no_clone_pidfd = 1;
+        if (!no_pidfd_open) {
+            pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+            if (pidfd < 0 && errno == ENOSYS)
+                no_pidfd_open = 1;
+        }
+    }
+    if (c.err) {
+        reap_failed((pid_t)pid, pidfd);
+        errno = saved_errno;
+        return -c.err;
+    }
+    /* A child of this process is ours until reaped, so pidfd_open cannot
+     * name another process: the pid cannot be recycled before we wait. */
+    *ret_pid = (pid_t)pid;
+    *ret_pidfd = pidfd;
+    errno = saved_errno;
+    return 0;
+}

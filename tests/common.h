@@ -1,0 +1,41 @@
+/* Shared test utilities. */
+#ifndef ZMP_TEST_COMMON_H
+#define ZMP_TEST_COMMON_H
+
+#include <CUnit/CUnit.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "zmp.h"
+
+/* Path of the helper program (tests/helper beside this binary). */
+const char *helper_path(void);
+/* Make the helper the interpreter: zmp_run("MODE", args) runs it. */
+void use_helper(void);
+/* A temporary directory for this run, removed at exit. */
+const char *tmp_dir(void);
+/* Write text to a new file in tmp_dir() with the given mode; returns its path. */
+char *make_file(const char *name, const char *text, int mode);
+/* The number of open descriptors of this process. */
+int count_fds(void);
+/* True when this process has no child at all, running or zombie. */
+bool no_children(void);
+/* Path of this test program, for tests that re-run it in a mode. */
+const char *self_path(void);
+
+/* Suite set-up: an alarm against hangs, and the fd count to compare at the
+ * end.  Every suite ends with test_no_leaks. */
+int suite_init(void);
+int suite_clean(void);
+void test_no_leaks(void);
+
+/* Suites, one per file. */
+void add_run_tests(void);
+void add_spawn_tests(void);
+void add_misc_tests(void);
+void add_manual_tests(void);
+
+/* Modes of this program run as a child by some tests (see main.c). */
+int child_mode(const char *mode);
+
+#endif

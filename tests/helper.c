@@ -1,0 +1,181 @@
+/*
+ * The child program of the tests: one binary with modes, so every test
+ * asks for exactly the behaviour it checks.  Used as the "interpreter":
+ * zmp_run("MODE", args) runs `helper MODE ARGS...`.
+ *
+ *   echo ARGS...          print ARGS joined by spaces, and a newline
+ *   exit N                exit with status N
+ *   kill SIG              die by signal SIG
+ *   sleep MS              sleep MS milliseconds, then exit 0
+ *   flood OUT ERR         write OUT bytes to stdout and ERR bytes to stderr,
+ *                         interleaved in 64 KiB pieces (patterns below)
+ *   interleave N MS       write "oI\n" to stdout and "eI\n" to stderr,
+ *                         I = 0..N-1, MS milliseconds apart
+ *   fds                   list the open descriptors, e.g. "0 1 2\n"
+ *   sigs                  print the SigBlk/SigIgn/SigCgt masks
+ *   stdin                 read stdin to its end, print the byte count
+ *   grandchild MS         leave a grandchild holding stdout and stderr for
+ *                         MS milliseconds, and exit 0 at once
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Byte i of the stdout flood is out_byte(i), of the stderr flood err_byte(i);
+ * the tests check every byte against these. */
+static char out_byte(size_t i) { return (char)('a' + i % 26); }
+static char err_byte(size_t i) { return (char)('0' + i % 10); }
+
+static int flood(size_t nout, size_t nerr)
+{
+    static char ob[65536 + 26], eb[65536 + 10];
+    size_t o = 0, e = 0, i, k;
+
+    for (i = 0; i < sizeof ob; i++)
+        ob[i] = out_byte(i);
+    for (i = 0; i < sizeof eb; i++)
+        eb[i] = err_byte(i);
+    while (o < nout || e < nerr) {
+        if (o < nout) {
+            k = nout - o < 65536 ? nout - o : 65536;
+            if (write_all(1, ob + o % 26, k) < 0)
+                return 3;
+            o += k;
+        }
+        if (e < nerr) {
+            k = nerr - e < 65536 ? nerr - e : 65536;
+            if (write_all(2, eb + e % 10, k) < 0)
+                return 3;
+            e += k;
+        }
+    }
+    return 0;
+}
+
+static int list_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int fds[1024], n = 0, i, j, t;
+
+    if (!d)
+        return 3;
+    while ((de = readdir(d)) && n < 1024) {
+        if (de->d_name[0] == '.')
+            continue;
+        t = atoi(de->d_name);
+        if (t != dirfd(d))
+            fds[n++] = t;
+    }
+    closedir(d);
+    for (i = 0; i < n; i++)
+        for (j = i + 1; j < n; j++)
+            if (fds[j] < fds[i]) {
+                t = fds[i];
+                fds[i] = fds[j];
+                fds[j] = t;
+            }
+    for (i = 0; i < n; i++)
+        printf("%s%d", i ? " " : "", fds[i]);
+    printf("\n");
+    return 0;
+}
+
+static int print_sigs(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+
+    if (!f)
+        return 3;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "SigBlk:", 7) || !strncmp(line, "SigIgn:", 7) ||
+            !strncmp(line, "SigCgt:", 7))
+            fputs(line, stdout);
+    fclose(f);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "";
+    char buf[65536];
+    ssize_t n;
+    long total = 0;
+    int i;
+
+    if (!strcmp(mode, "echo")) {
+        for (i = 2; i < argc; i++)
+            printf("%s%s", i > 2 ? " " : "", argv[i]);
+        printf("\n");
+        return 0;
+    }
+    if (!strcmp(mode, "exit") && argc > 2)
+        return atoi(argv[2]);
+    if (!strcmp(mode, "kill") && argc > 2) {
+        signal(atoi(argv[2]), SIG_DFL);
+        raise(atoi(argv[2]));
+        return 3;
+    }
+    if (!strcmp(mode, "sleep") && argc > 2) {
+        sleep_ms(atol(argv[2]));
+        return 0;
+    }
+    if (!strcmp(mode, "flood") && argc > 3)
+        return flood(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
+    if (!strcmp(mode, "interleave") && argc > 3) {
+        for (i = 0; i < atoi(argv[2]); i++) {
+            n = snprintf(buf, sizeof buf, "o%d\n", i);
+            write_all(1, buf, (size_t)n);
+            sleep_ms(atol(argv[3]));
+            n = snprintf(buf, sizeof buf, "e%d\n", i);
+            write_all(2, buf, (size_t)n);
+            sleep_ms(atol(argv[3]));
+        }
+        return 0;
+    }
+    if (!strcmp(mode, "fds"))
+        return list_fds();
+    if (!strcmp(mode, "sigs"))
+        return print_sigs();
+    if (!strcmp(mode, "stdin")) {
+        while ((n = read(0, buf, sizeof buf)) > 0)
+            total += n;
+        printf("%ld\n", n < 0 ? -1 : total);
+        return 0;
+    }
+    if (!strcmp(mode, "grandchild") && argc > 2) {
+        if (fork() == 0) {
+            sleep_ms(atol(argv[2]));
+            _exit(0);
+        }
+        return 0;
+    }
+    fprintf(stderr, "helper: unknown mode '%s'\n", mode);
+    return 100;
+}
