@@ -66,10 +66,6 @@ static int uring_init(struct zmp__ctx *ctx)
     struct uring *u;
     int r;
 
-    /* Exits are watched through pidfds: without them (before 5.3) the
-     * poll engine, which can wait by pid, is the one to use. */
-    if (!zmp__have_pidfd())
-        return -ENOSYS;
     u = calloc(1, sizeof *u);
     if (!u)
         return -ENOMEM;
@@ -77,6 +73,13 @@ static int uring_init(struct zmp__ctx *ctx)
     if (r < 0) {
         free(u);
         return r;
+    }
+    probe = NULL;
+    /* Exits are watched through pidfds: without them (before 5.3) the
+     * poll engine, which can wait by pid, is the one to use. */
+    if (!zmp__have_pidfd()) {
+        r = -ENOSYS;
+        goto fail;
     }
     /* The probe (5.6+) answers once which opcodes this kernel has. */
     probe = io_uring_get_probe_ring(&u->ring);

@@ -226,13 +226,19 @@ static void test_backend_choice(void)
     zmp_result_free(&res);
 #ifdef HAVE_URING
     CU_ASSERT_EQUAL(zmp_set_backend("io_uring"), 0);
-    CU_ASSERT_STRING_EQUAL(zmp_backend(), "io_uring");
+    /* The io_uring engine watches exits through pidfds. */
+    if (getenv("ZMP_DISABLE") && strstr(getenv("ZMP_DISABLE"), "pidfd")) {
+        CU_ASSERT_STRING_EQUAL(zmp_backend(), "none");
+    } else {
+        CU_ASSERT_STRING_EQUAL(zmp_backend(), "io_uring");
+    }
 #else
     CU_ASSERT_EQUAL(zmp_set_backend("io_uring"), -ENOTSUP);
 #endif
     CU_ASSERT_EQUAL(zmp_set_backend(NULL), 0);
-    if (env && *env)
+    if (env && *env) {
         CU_ASSERT_STRING_EQUAL(zmp_backend(), env);
+    }
 }
 
 static void test_strings(void)
