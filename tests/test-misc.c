@@ -369,11 +369,14 @@ int child_mode(const char *mode)
         return 0;
     }
     if (!strcmp(mode, "nproc")) {
-        struct rlimit rl = { 0, 0 };
+        struct rlimit old, rl;
 
         /* Root is exempt from RLIMIT_NPROC: become nobody first. */
         if (getuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
             return 10;
+        getrlimit(RLIMIT_NPROC, &old);
+        rl = old;
+        rl.rlim_cur = 0;
         if (setrlimit(RLIMIT_NPROC, &rl) < 0)
             return 11;
         zmp_set_interpreter("/bin/true");
@@ -381,6 +384,8 @@ int child_mode(const char *mode)
         printf("nproc: %d\n", r);
         zmp_result_free(&res);
         zmp_deinit();
+        /* Give the limit back (sanitizer runtimes start threads at exit). */
+        setrlimit(RLIMIT_NPROC, &old);
         return 0;
     }
     fprintf(stderr, "unknown child mode %s\n", mode);
