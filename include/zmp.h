@@ -92,14 +92,19 @@ ZMP_EXTERN int zmp_spawn(const char *script, const char *const *args);
  * zmp_result.exit_code) in *exit_code when exit_code is not NULL, and remove
  * the handle.  Signals do not interrupt the wait.
  *
- * Returns 0, or -ECHILD for an unknown or already removed handle.
+ * Returns 0, or -ECHILD for an unknown or already removed handle, and also
+ * when something else in the program reaped the child first (a wait(-1),
+ * or SIGCHLD set to SIG_IGN), so its exit code is lost; the handle is
+ * removed then too.  Any other negative errno means the engine failed; the
+ * handle is kept.
  */
 ZMP_EXTERN int zmp_wait(int handle, int *exit_code);
 
 /*
  * Check, without blocking, whether the child of handle has exited.
  * Returns 1 and stores the exit code when it has, 0 while it runs, or
- * -ECHILD for an unknown handle.  It does not remove the handle: a later
+ * -ECHILD for an unknown handle or a child reaped by someone else (see
+ * zmp_wait), or another negative errno if the engine failed.  It does not remove the handle: a later
  * zmp_wait() returns the same code and removes it.  On the io_uring engine
  * a poll makes no system call unless a request is waiting to be submitted.
  */
@@ -107,9 +112,11 @@ ZMP_EXTERN int zmp_poll(int handle, int *exit_code);
 
 /*
  * Kill the child of handle with SIGKILL (through its pidfd, so a recycled
- * pid can never be hit), reap it and remove the handle.  A child that had
- * already exited is only reaped and removed.
- * Returns 0, or -ECHILD for an unknown handle.
+ * pid can never be hit; kernels before 5.3 have no pidfd and get kill(2) on
+ * a pid that zmp has not reaped yet), reap it and remove the handle.  A
+ * child that had already exited is only reaped and removed.
+ * Returns 0, -ECHILD for an unknown handle, or another negative errno if
+ * the signal could not be sent or the engine failed (the handle is kept).
  */
 ZMP_EXTERN int zmp_kill(int handle);
 
@@ -132,7 +139,8 @@ ZMP_EXTERN int zmp_sleep(unsigned long ms);
  * memory.  Children still running from zmp_spawn() are killed with SIGKILL
  * and reaped, so nothing is left behind; every handle becomes invalid.
  * The library can be used again afterwards: it starts afresh on the next
- * call.  Calling it when nothing is held is harmless.
+ * call.  The settings made with zmp_set_interpreter and zmp_set_backend are
+ * kept.  Calling it when nothing is held is harmless.
  */
 ZMP_EXTERN void zmp_deinit(void);
 
@@ -149,7 +157,8 @@ ZMP_EXTERN int zmp_set_interpreter(const char *path);
 
 /*
  * The interpreter that the next child would be started with, as set
- * (before any PATH search).  Valid until the next zmp_set_interpreter().
+ * (before any PATH search).  Valid until the next zmp_set_interpreter(), or
+ * until $ZMP_INTERPRETER changes when the name comes from there.
  */
 ZMP_EXTERN const char *zmp_interpreter(void);
 
@@ -160,10 +169,11 @@ ZMP_EXTERN const char *zmp_interpreter(void);
 ZMP_EXTERN const char *zmp_backend(void);
 
 /*
- * Choose the engine: "io_uring", "poll", or NULL for automatic (io_uring
- * when the kernel allows it, else poll).  Without a call, $ZMP_BACKEND is
- * read the same way.  A forced engine that cannot start makes the calls
- * fail with its error rather than switch silently.
+ * Choose the engine: "io_uring", "poll", or "auto" (io_uring when the
+ * kernel allows it, else poll).  NULL goes back to the default: what
+ * $ZMP_BACKEND says (the same names), else "auto".  A forced engine that
+ * cannot start makes the calls fail with its error (-EPERM, -ENOSYS, ...)
+ * rather than switch silently.
  * Returns 0, -EINVAL for an unknown name, -EBUSY while children are held
  * (call zmp_deinit() first), or -ENOTSUP for an engine this build lacks.
  */

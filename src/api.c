@@ -242,10 +242,11 @@ int zmp_wait(int handle, int *exit_code)
     r = zmp__ctx_run_until(&global, proc_exited, p, ZMP__FOREVER);
     if (r < 0)
         return r;
-    if (exit_code)
+    r = p->error;
+    if (r == 0 && exit_code)
         *exit_code = p->exit_code;
     zmp__proc_free(p);
-    return 0;
+    return r;
 }
 
 int zmp_poll(int handle, int *exit_code)
@@ -262,6 +263,8 @@ int zmp_poll(int handle, int *exit_code)
         if (!(p->flags & ZMP__PROC_EXITED))
             return 0;
     }
+    if (p->error)
+        return p->error;
     if (exit_code)
         *exit_code = p->exit_code;
     return 1;
@@ -386,9 +389,14 @@ int zmp_set_backend(const char *name)
 
 const char *zmp_strerror(int err)
 {
+#ifdef HAVE_STRERRORDESC_NP
+    /* glibc 2.32+: a constant string, safe from any thread. */
     const char *s = strerrordesc_np(err < 0 ? -err : err);
 
     return s ? s : "Unknown error";
+#else
+    return strerror(err < 0 ? -err : err);
+#endif
 }
 
 const char *zmp_version(void)

@@ -94,6 +94,7 @@ struct zmp__table {
     unsigned used;
     unsigned cursor;
     unsigned seed;    /* generation of new slots */
+    unsigned max_gen; /* highest generation handed out */
 };
 
 struct zmp__ctx {

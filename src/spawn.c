@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -159,8 +160,17 @@ NO_SANITIZE static int child_main(void *arg)
             __atomic_store_n(&no_close_range, 1, __ATOMIC_RELAXED);
         }
     }
-    if (cloexec_walk() < 0)
-        goto fail;
+    if (cloexec_walk() < 0) {
+        /* No /proc either: flag each possible descriptor, the last resort
+         * of kernels before 5.9. */
+        struct rlimit rl;
+        int k, max = 65536;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max)
+            max = (int)rl.rlim_cur;
+        for (k = 3; k < max; k++)
+            fcntl(k, F_SETFD, FD_CLOEXEC);
+    }
 fds_done:
     reset_signals();
     execve(a->path, a->argv, a->envp);
@@ -239,7 +249,9 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
 {
     char stack[CHILD_STACK] __attribute__((aligned(64)));
     struct child_args c = { .a = a, .disabled = zmp__disabled(), .err = 0 };
-    bool want_pidfd = !(c.disabled & ZMP__F_PIDFD);
+    /* CLONE_PIDFD came in 5.2, but a pidfd only polls from 5.3, the
+     * release that brought pidfd_open: ask for one only where it works. */
+    bool want_pidfd = zmp__have_pidfd();
     sigset_t all, old;
     int pidfd = -1, saved_errno = errno;
     long pid = -ENOSYS;

@@ -40,6 +40,8 @@ int zmp__table_add(struct zmp__table *t, struct zmp__proc *p)
             break;
     t->slots[i].p = p;
     t->used++;
+    if (t->slots[i].gen > t->max_gen)
+        t->max_gen = t->slots[i].gen;
     t->cursor = (i + 1) % t->cap;
     return (int)((t->slots[i].gen << IDX_BITS) | (i + 1));
 }
@@ -63,15 +65,17 @@ void zmp__table_del(struct zmp__table *t, int handle)
 
     t->slots[i].p = NULL;
     t->slots[i].gen = (t->slots[i].gen + 1) & GEN_MASK;
+    if (t->slots[i].gen > t->max_gen)
+        t->max_gen = t->slots[i].gen;
     t->used--;
 }
 
-/* The seed moves on, so handles from before a zmp_deinit() do not name the
- * children started after it. */
+/* The seed moves past every generation handed out, so handles from before
+ * a zmp_deinit() do not name the children started after it. */
 void zmp__table_free(struct zmp__table *t)
 {
-    unsigned seed = (t->seed + 1) & GEN_MASK;
+    unsigned seed = (t->max_gen + 1) & GEN_MASK;
 
     free(t->slots);
-    *t = (struct zmp__table){ .seed = seed };
+    *t = (struct zmp__table){ .seed = seed, .max_gen = seed };
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,6 +205,40 @@ static void test_run_while_spawned(void)
     CU_ASSERT_TRUE(no_children());
 }
 
+/* Handles from before zmp_deinit never name the children started after. */
+static void test_stale_after_deinit(void)
+{
+    int old[70], h, i;
+
+    for (i = 0; i < 64; i++)
+        CU_ASSERT_EQUAL(zmp_wait(spawn_helper("exit", "0"), NULL), 0);
+    for (i = 0; i < 70; i++)
+        old[i] = spawn_helper("sleep", "20000");
+    zmp_deinit();
+    for (i = 0; i < 70; i++) {
+        h = spawn_helper("sleep", "20000");
+        CU_ASSERT_TRUE_FATAL(h > 0);
+        for (int k = 0; k < 70; k++)
+            CU_ASSERT_NOT_EQUAL(h, old[k]);
+        CU_ASSERT_EQUAL(zmp_poll(old[i], NULL), -ECHILD);
+    }
+    zmp_deinit();
+    CU_ASSERT_TRUE(no_children());
+}
+
+/* Another part of the program reaps our child (a wait(-1)): the exit code
+ * is gone, and wait says so instead of inventing one. */
+static void test_reaped_elsewhere(void)
+{
+    int h = spawn_helper("exit", "4"), status, code = 99;
+
+    CU_ASSERT_TRUE_FATAL(h > 0);
+    CU_ASSERT_TRUE(waitpid(-1, &status, 0) > 0);
+    CU_ASSERT_EQUAL(zmp_wait(h, &code), -ECHILD);
+    CU_ASSERT_EQUAL(code, 99);
+    CU_ASSERT_EQUAL(zmp_wait(h, &code), -ECHILD);
+}
+
 void add_spawn_tests(void)
 {
     CU_pSuite s = CU_add_suite("spawn", suite_init, suite_clean);
@@ -218,5 +253,7 @@ void add_spawn_tests(void)
     CU_add_test(s, "stdout inherited", test_spawn_inherits_stdout);
     CU_add_test(s, "200 children", test_many);
     CU_add_test(s, "run while children are spawned", test_run_while_spawned);
+    CU_add_test(s, "handles do not survive deinit", test_stale_after_deinit);
+    CU_add_test(s, "child reaped by someone else", test_reaped_elsewhere);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
