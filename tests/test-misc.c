@@ -301,7 +301,11 @@ static void test_seccomp_fallback(void)
     CU_ASSERT_EQUAL_FATAL(zmp_set_interpreter(self_path()), 0);
     CU_ASSERT_EQUAL_FATAL(zmp_run("--child-seccomp", NULL, &res), 0);
     CU_ASSERT_EQUAL(res.exit_code, 0);
+#ifdef HAVE_URING
     CU_ASSERT_STRING_EQUAL(res.out, "auto: poll\nrun: 0 hi\nforced io_uring: -1\n");
+#else
+    CU_ASSERT_STRING_EQUAL(res.out, "auto: poll\nrun: 0 hi\nforced io_uring: -95\n");
+#endif
     if (res.exit_code)
         fprintf(stderr, "%s", res.output);
     zmp_result_free(&res);
@@ -360,11 +364,12 @@ int child_mode(const char *mode)
         printf("run: %d %s", r, r == 0 ? res.out : "\n");
         zmp_result_free(&res);
         zmp_deinit();
-        if (zmp_set_backend("io_uring") == 0) {
+        r = zmp_set_backend("io_uring");
+        if (r == 0) {
             r = zmp_run("echo", args, &res);
-            printf("forced io_uring: %d\n", r);
             zmp_result_free(&res);
         }
+        printf("forced io_uring: %d\n", r);
         zmp_deinit();
         return 0;
     }
