@@ -33,8 +33,10 @@ extern "C" {
  *            contain NUL bytes).
  * output     stdout and stderr merged in the order the bytes arrived.
  *
- * Release the buffers with zmp_result_free().  After a failed call (a
- * negative return) the result is zeroed and holds nothing to free.
+ * Release the buffers with zmp_result_free(), never with free(): when only
+ * one stream has bytes, output is that stream's buffer itself (no copy).
+ * After a failed call (a negative return) the result is zeroed and holds
+ * nothing to free.
  */
 typedef struct zmp_result {
     bool   ok;

@@ -169,14 +169,9 @@ static int run_captured(const char *flag, const char *first,
         return r;
     }
     r = p->error;
+    if (r == 0)
+        r = zmp__proc_take_result(p, res);
     if (r == 0) {
-        res->out = zmp__buf_take(&p->buf[ZMP__OUT], &res->out_len);
-        res->err = zmp__buf_take(&p->buf[ZMP__ERR], &res->err_len);
-        res->output = zmp__buf_take(&p->merged, &res->output_len);
-        if (!res->out || !res->err || !res->output) {
-            zmp_result_free(res);
-            r = -ENOMEM;
-        }
         res->exit_code = p->exit_code;
         res->ok = p->exit_code == 0;
     }
@@ -200,9 +195,11 @@ void zmp_result_free(zmp_result *res)
 {
     if (!res)
         return;
+    /* output may be out or err itself (one stream only): free it once. */
+    if (res->output != res->out && res->output != res->err)
+        free(res->output);
     free(res->out);
     free(res->err);
-    free(res->output);
     *res = (zmp_result){ 0 };
 }
 

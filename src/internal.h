@@ -55,7 +55,11 @@ struct zmp__proc {
     unsigned inflight;     /* engine requests still pointing at this proc */
     int eslot[3];          /* engine bookkeeping, one per watched object */
     struct zmp__buf buf[2];
-    struct zmp__buf merged;
+    /* The order of arrival, as runs of one stream: bit 31 is the stream,
+     * the rest the run's length.  `output` is built from it at the end,
+     * and only when both streams have bytes. */
+    uint32_t *runs;
+    size_t nruns, runs_cap;
     siginfo_t si;          /* filled in by an io_uring WAITID request */
 };
 
@@ -153,6 +157,7 @@ int  zmp__exit_code_from_status(int status);
 void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
                          size_t *ret_len);
 void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n);
+int  zmp__proc_take_result(struct zmp__proc *p, zmp_result *res);
 
 /* ctx.c: engine choice and the wait loop. */
 int  zmp__ctx_start(struct zmp__ctx *ctx);

@@ -4,9 +4,11 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,7 +65,7 @@ void zmp__proc_free(struct zmp__proc *p)
     }
     if (p->pidfd >= 0)
         close(p->pidfd);
-    zmp__buf_free(&p->merged);
+    free(p->runs);
     free(p);
 }
 
@@ -207,6 +209,78 @@ void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
     *ret_len = ZMP__SCRATCH_SIZE;
 }
 
+#define RUN_STREAM (1u << 31)
+#define RUN_MAX    (RUN_STREAM - 1)
+
+/* Record n more bytes of stream in arrival order, extending the last run
+ * when it is of the same stream: one entry per switch between streams. */
+static int note_run(struct zmp__proc *p, int stream, size_t n)
+{
+    uint32_t tag = stream == ZMP__ERR ? RUN_STREAM : 0, *last;
+    size_t k;
+
+    while (n > 0) {
+        last = p->nruns ? &p->runs[p->nruns - 1] : NULL;
+        if (last && (*last & RUN_STREAM) == tag && (*last & RUN_MAX) < RUN_MAX) {
+            k = RUN_MAX - (*last & RUN_MAX);
+            k = k < n ? k : n;
+            *last += (uint32_t)k;
+            n -= k;
+            continue;
+        }
+        if (p->nruns == p->runs_cap) {
+            size_t cap = p->runs_cap ? p->runs_cap * 2 : 16;
+            uint32_t *a = realloc(p->runs, cap * sizeof *a);
+
+            if (!a)
+                return -ENOMEM;
+            p->runs = a;
+            p->runs_cap = cap;
+        }
+        p->runs[p->nruns++] = tag;
+    }
+    return 0;
+}
+
+/*
+ * Hand the captured output over to res.  When only one stream has bytes,
+ * `output` is that stream's buffer itself (zmp_result_free knows): a
+ * child writing gigabytes to stdout alone costs no copy.  Otherwise the
+ * runs replay the arrival order into a new buffer.
+ */
+int zmp__proc_take_result(struct zmp__proc *p, zmp_result *res)
+{
+    size_t off[2] = { 0, 0 }, pos = 0, i, n;
+    int s;
+
+    res->out = zmp__buf_take(&p->buf[ZMP__OUT], &res->out_len);
+    res->err = zmp__buf_take(&p->buf[ZMP__ERR], &res->err_len);
+    if (!res->out || !res->err)
+        goto fail;
+    if (res->err_len == 0 || res->out_len == 0) {
+        res->output = res->err_len ? res->err : res->out;
+        res->output_len = res->out_len + res->err_len;
+        return 0;
+    }
+    res->output_len = res->out_len + res->err_len;
+    res->output = malloc(res->output_len + 1);
+    if (!res->output)
+        goto fail;
+    for (i = 0; i < p->nruns; i++) {
+        s = p->runs[i] & RUN_STREAM ? ZMP__ERR : ZMP__OUT;
+        n = p->runs[i] & RUN_MAX;
+        memcpy(res->output + pos, (s == ZMP__ERR ? res->err : res->out) + off[s], n);
+        off[s] += n;
+        pos += n;
+    }
+    assert(pos == res->output_len);
+    res->output[pos] = '\0';
+    return 0;
+fail:
+    zmp_result_free(res);
+    return -ENOMEM;
+}
+
 /*
  * n bytes were read into the area last given for this stream; 0 is end of
  * file and a negative value a read error, after which the stream is closed.
@@ -220,7 +294,7 @@ void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
         if (p->flags & ZMP__PROC_DISCARD)
             return;
         b->len += (size_t)n;
-        r = zmp__buf_append(&p->merged, b->data + b->len - n, (size_t)n);
+        r = note_run(p, stream, (size_t)n);
         if (r < 0)
             fail_capture(p, r);
         return;
