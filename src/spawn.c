@@ -6,10 +6,13 @@
  * nothing is copied, so the cost does not grow with the parent's size, and
  * no page tables are duplicated.  Other threads of the parent keep running,
  * so the child side touches no lock and no allocator: it only makes system
- * calls on data the parent prepared.  An exec failure is written by the
- * child into the shared child_args before it exits, and read by the parent
- * once clone returns (which, with CLONE_VFORK, is after exec or exit), so
- * the parent reports the real errno instead of guessing it.
+ * calls on data the parent prepared.
+ *
+ * An exec failure travels back as the child's errno on a close-on-exec
+ * pipe (an int, written atomically); end of file means exec happened.
+ * Shared memory could carry it too, but the pipe keeps working where
+ * CLONE_VM is not honoured (valgrind runs the child as a plain fork), so
+ * the parent always reports the real errno instead of guessing it.
  *
  * Methods, best first, each remembered once it fails with ENOSYS or EPERM
  * (seccomp profiles answer either):
@@ -62,7 +65,7 @@ static int no_close_range;
 struct child_args {
     const struct zmp__spawn_args *a;
     unsigned disabled;
-    volatile int err;
+    int errfd;   /* write end of the exec-error pipe */
 };
 
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
@@ -127,7 +130,15 @@ NO_SANITIZE static int child_main(void *arg)
 {
     struct child_args *c = arg;
     const struct zmp__spawn_args *a = c->a;
-    int fd[3], i;
+    int fd[3], i, err;
+
+    /* The error pipe must not sit where stdio is about to go. */
+    if (c->errfd < 3) {
+        i = fcntl(c->errfd, F_DUPFD_CLOEXEC, 3);
+        if (i < 0)
+            goto fail;
+        c->errfd = i;
+    }
 
     /* Lift any source below 3 out of the way first, so installing one
      * cannot overwrite another, and so dup2 always clears close-on-exec
@@ -175,7 +186,9 @@ fds_done:
     reset_signals();
     execve(a->path, a->argv, a->envp);
 fail:
-    c->err = errno ? errno : EIO;
+    err = errno ? errno : EIO;
+    while (write(c->errfd, &err, sizeof err) < 0 && errno == EINTR)
+        ;
     _exit(127);
 }
 
@@ -248,13 +261,18 @@ static void reap_failed(pid_t pid, int pidfd)
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
 {
     char stack[CHILD_STACK] __attribute__((aligned(64)));
-    struct child_args c = { .a = a, .disabled = zmp__disabled(), .err = 0 };
+    struct child_args c = { .a = a, .disabled = zmp__disabled() };
     /* CLONE_PIDFD came in 5.2, but a pidfd only polls from 5.3, the
      * release that brought pidfd_open: ask for one only where it works. */
     bool want_pidfd = zmp__have_pidfd();
     sigset_t all, old;
-    int pidfd = -1, saved_errno = errno;
+    int pidfd = -1, saved_errno = errno, errpipe[2], err = 0;
     long pid = -ENOSYS;
+    ssize_t n;
+
+    if (pipe2(errpipe, O_CLOEXEC) < 0)
+        return -errno;
+    c.errfd = errpipe[1];
 
     /* Nothing may be delivered to a parent's handler while the child runs
      * on the parent's memory; the child resets and unblocks before exec. */
@@ -285,10 +303,20 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
             pid = -errno;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(errpipe[1]);
     if (pid < 0) {
+        close(errpipe[0]);
         errno = saved_errno;
         return (int)pid;
     }
+    /* With CLONE_VFORK the child has exec'd or exited by now: this read
+     * does not wait. */
+    do
+        n = read(errpipe[0], &err, sizeof err);
+    while (n < 0 && errno == EINTR);
+    close(errpipe[0]);
+    if (n != (ssize_t)sizeof err)
+        err = 0;
 
     /* Kernels before 5.2 ignore CLONE_PIDFD in clone(): no pidfd came. */
     if (want_pidfd && pidfd < 0) {
@@ -299,10 +327,10 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
                 no_pidfd_open = 1;
         }
     }
-    if (c.err) {
+    if (err) {
         reap_failed((pid_t)pid, pidfd);
         errno = saved_errno;
-        return -c.err;
+        return -err;
     }
     /* A child of this process is ours until reaped, so pidfd_open cannot
      * name another process: the pid cannot be recycled before we wait. */

@@ -279,7 +279,7 @@ static void test_emfile(void)
     int r;
 
     use_helper();
-    CU_ASSERT_EQUAL_FATAL(zmp_run("exit", NULL, &res), 0);  /* engine up */
+    CU_ASSERT_EQUAL_FATAL(zmp_run("echo", NULL, &res), 0);  /* engine up */
     zmp_result_free(&res);
     getrlimit(RLIMIT_NOFILE, &old);
     rl = old;
@@ -288,6 +288,8 @@ static void test_emfile(void)
     r = zmp_run("echo", NULL, &res);
     setrlimit(RLIMIT_NOFILE, &old);
     CU_ASSERT_EQUAL(r, -EMFILE);
+    if (r == 0)
+        zmp_result_free(&res);
     CU_ASSERT_TRUE(no_children());
     CU_ASSERT_EQUAL_FATAL(zmp_run("echo", NULL, &res), 0);
     CU_ASSERT_STRING_EQUAL(res.out, "\n");
