@@ -191,6 +191,109 @@ ZMP_EXTERN const char *zmp_strerror(int err);
  */
 ZMP_EXTERN const char *zmp_version(void);
 
+
+/* ----------------------------------------------------------------------
+ * Beyond the manual: one options form for every way of running a child,
+ * captured jobs that run in the background, timeouts and output caps.
+ * ---------------------------------------------------------------------- */
+
+/* zmp_options.flags */
+#define ZMP_ENV_REPLACE  (1u << 0)  /* env replaces the environment */
+#define ZMP_NEW_PGROUP   (1u << 1)  /* the child leads a new process group;
+                                       timeouts and zmp_kill signal it all */
+#define ZMP_NO_CAPTURE   (1u << 2)  /* stdio inherited, nothing captured */
+
+/* One step of the sequence a timeout sends: signal, then wait ms. */
+typedef struct zmp_term_step {
+    int signal;
+    unsigned long ms;
+} zmp_term_step;
+
+/*
+ * How to run a child.  Zero-initialize and set what you need.
+ *
+ * program     an executable to run with argv as its whole argument vector
+ *             (argv[0] included); a bare name is searched in PATH like the
+ *             interpreter.  NULL: run the interpreter, and argv holds what
+ *             follows it ({ "script.zpy", "arg", NULL } or
+ *             { "-c", "code", NULL }).
+ * argv        NULL-terminated; must not be NULL or empty.
+ * interpreter the interpreter for this child only (NULL: zmp_interpreter()).
+ * env         "NAME=value" strings, NULL-terminated: added to (and
+ *             overriding) the caller's environment, or, with
+ *             ZMP_ENV_REPLACE, the whole environment.  NULL: inherited.
+ * cwd         working directory of the child (NULL: the caller's).  A
+ *             directory that cannot be entered fails the start with its
+ *             errno (-ENOENT, -EACCES, -ENOTDIR).
+ * input       bytes to feed on stdin, written through the engine while the
+ *             output is read, so a child that reads slowly and writes a lot
+ *             cannot deadlock; stdin then reaches end of file.  NULL with
+ *             input_len 0: stdin is /dev/null.
+ * timeout_ms  0 for none.  On expiry the child (its group with
+ *             ZMP_NEW_PGROUP) gets the term_seq signals, each followed by
+ *             its wait, then SIGKILL; the default sequence is SIGTERM, 2 s,
+ *             SIGKILL.  Signals go through the pidfd.  Once the child is
+ *             dead, pipes still held open by a descendant are read for a
+ *             grace of drain_ms more (default 200 ms), then closed:
+ *             a run with a timeout never hangs.
+ * output_cap  0 for none; else each of stdout and stderr keeps at most
+ *             this many bytes, the rest is read and dropped.
+ */
+typedef struct zmp_options {
+    const char *program;
+    const char *const *argv;
+    const char *interpreter;
+    const char *const *env;
+    const char *cwd;
+    const void *input;
+    size_t input_len;
+    unsigned long timeout_ms;
+    const zmp_term_step *term_seq;
+    size_t term_seq_len;
+    unsigned long drain_ms;
+    size_t output_cap;
+    unsigned flags;
+} zmp_options;
+
+/* zmp_info.flags */
+#define ZMP_TIMED_OUT   (1u << 0)  /* the timeout expired; it was signalled */
+#define ZMP_TRUNCATED   (1u << 1)  /* output past output_cap was dropped */
+#define ZMP_PIPES_HELD  (1u << 2)  /* a descendant held the pipes open past
+                                      the drain grace: output may be short */
+
+/* What happened to a job, beyond its result. */
+typedef struct zmp_info {
+    unsigned flags;
+    int pid;
+    double seconds;      /* from start to the last byte read and reaped */
+} zmp_info;
+
+/*
+ * Run a child as opts says and wait for it, capturing stdout and stderr
+ * (unless ZMP_NO_CAPTURE).  info may be NULL.
+ * Returns 0 or the errors of zmp_run(), plus -EINVAL for bad options
+ * (argv NULL or empty, a term_seq_len without term_seq, an unknown flag).
+ */
+ZMP_EXTERN int zmp_run_opts(const zmp_options *opts, zmp_result *res,
+                            zmp_info *info);
+
+/*
+ * Start a child as opts says and return a handle at once.  Its output is
+ * captured in the background (unless ZMP_NO_CAPTURE); zmp_poll() says
+ * whether it has finished (exited, and its output read to the end),
+ * zmp_collect() takes the result, zmp_kill() ends it, and zmp_wait()
+ * waits and returns only its exit code, dropping the output.
+ * Returns a handle > 0, or the errors of zmp_run_opts().
+ */
+ZMP_EXTERN int zmp_start(const zmp_options *opts);
+
+/*
+ * Wait for the job of handle to finish, take its result (and info, which
+ * may be NULL) and remove the handle.
+ * Returns 0, -ECHILD for an unknown handle, or the errors of zmp_run().
+ */
+ZMP_EXTERN int zmp_collect(int handle, zmp_result *res, zmp_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,7 +8,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,128 +15,7 @@
 
 #include "internal.h"
 
-/* A 256 KiB pipe keeps big writers moving without the cost 1 MiB pipes
- * put on small ones, and within an unprivileged user's pipe budget. */
-#define PIPE_SIZE (256 * 1024)
-
-extern char **environ;
-
 static struct zmp__ctx global = { .devnull = -1 };
-
-static int build_argv(const char *interp, const char *flag, const char *first,
-                      const char *const *args, char ***ret)
-{
-    size_t n = 0, i = 0;
-    char **argv;
-
-    while (args && args[n])
-        n++;
-    argv = malloc((n + 4) * sizeof *argv);
-    if (!argv)
-        return -ENOMEM;
-    argv[i++] = (char *)interp;
-    if (flag)
-        argv[i++] = (char *)flag;
-    argv[i++] = (char *)first;
-    for (size_t k = 0; k < n; k++)
-        argv[i++] = (char *)args[k];
-    argv[i] = NULL;
-    *ret = argv;
-    return 0;
-}
-
-static int make_pipe(int fds[2])
-{
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    /* Best effort: a user over its pipe budget keeps the default size. */
-    (void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);
-    return 0;
-}
-
-/*
- * Start INTERPRETER [FLAG] FIRST ARGS... as a new child of ctx, watched by
- * the engine; with capture, stdout and stderr go to pipes that the engine
- * reads and stdin is /dev/null.
- */
-static int start(struct zmp__ctx *ctx, const char *flag, const char *first,
-                 const char *const *args, bool capture, struct zmp__proc **ret)
-{
-    struct zmp__spawn_args a = { .stdio = { -1, -1, -1 } };
-    int out[2] = { -1, -1 }, err[2] = { -1, -1 };
-    const char *name, *path;
-    struct zmp__proc *p = NULL;
-    char **argv = NULL;
-    int r, i;
-
-    if (!first || !*first)
-        return -EINVAL;
-    r = zmp__ctx_start(ctx);
-    if (r < 0)
-        return r;
-    r = zmp__interp_resolve(ctx, &name, &path);
-    if (r < 0)
-        return r;
-    r = build_argv(name, flag, first, args, &argv);
-    if (r < 0)
-        return r;
-    if (capture) {
-        if ((r = make_pipe(out)) < 0 || (r = make_pipe(err)) < 0)
-            goto fail;
-        a.stdio[0] = ctx->devnull;
-        a.stdio[1] = out[1];
-        a.stdio[2] = err[1];
-    }
-    r = zmp__proc_new(ctx, capture, &p);
-    if (r < 0)
-        goto fail;
-    a.path = path;
-    a.argv = argv;
-    a.envp = environ;
-    r = zmp__spawn(&a, &p->pid, &p->pidfd);
-    free(argv);
-    argv = NULL;
-    if (r < 0)
-        goto fail;
-    if (capture) {
-        close(out[1]);
-        close(err[1]);
-        out[1] = err[1] = -1;
-        p->fd[ZMP__OUT] = out[0];
-        p->fd[ZMP__ERR] = err[0];
-        out[0] = err[0] = -1;
-    }
-    r = ctx->engine->watch_exit(ctx, p);
-    if (r < 0) {
-        /* Nothing watches the child: reap it ourselves before failing. */
-        zmp__proc_reap_now(p);
-        goto fail;
-    }
-    for (i = 0; capture && i < 2; i++) {
-        r = ctx->engine->watch_pipe(ctx, p, i);
-        if (r < 0) {
-            /* The exit is watched: kill, and let the loop finish it. */
-            close(p->fd[i]);
-            p->fd[i] = -1;
-            if (!p->error)
-                p->error = r;
-            zmp__proc_signal(p, SIGKILL);
-        }
-    }
-    *ret = p;
-    return 0;
-fail:
-    for (i = 0; i < 2; i++) {
-        if (out[i] >= 0)
-            close(out[i]);
-        if (err[i] >= 0)
-            close(err[i]);
-    }
-    free(argv);
-    if (p)
-        zmp__proc_free(p);
-    return r;
-}
 
 static bool proc_done(const struct zmp__proc *p)
 {
@@ -149,46 +27,95 @@ static bool proc_exited(const struct zmp__proc *p)
     return p->flags & ZMP__PROC_EXITED;
 }
 
-static int run_captured(const char *flag, const char *first,
-                        const char *const *args, zmp_result *res)
+/* Done for its handle: a captured job when its output is read too. */
+static bool job_done(const struct zmp__proc *p)
+{
+    return p->flags & ZMP__PROC_CAPTURE ? zmp__proc_done(p) : proc_exited(p);
+}
+
+/* Hand over what a finished job left: its result, its info; free it. */
+static int finish(struct zmp__proc *p, zmp_result *res, zmp_info *info)
+{
+    int r = p->error;
+
+    if (r == 0 && res)
+        r = zmp__proc_take_result(p, res);
+    if (r == 0 && res) {
+        res->exit_code = p->exit_code;
+        res->ok = p->exit_code == 0;
+    }
+    if (info) {
+        info->flags = p->info;
+        info->pid = p->pid;
+        info->seconds = (double)((p->end_ns ? p->end_ns : zmp__now_ns()) -
+                                 p->start_ns) / 1e9;
+    }
+    zmp__proc_free(p);
+    return r;
+}
+
+int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
 {
     struct zmp__ctx *ctx = &global;
     struct zmp__proc *p;
     int r;
 
-    if (!res)
+    if (res)
+        *res = (zmp_result){ 0 };
+    if (info)
+        *info = (zmp_info){ 0 };
+    if (!res && opts && !(opts->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
-    *res = (zmp_result){ 0 };
-    r = start(ctx, flag, first, args, true, &p);
+    r = zmp__launch(ctx, opts, &p);
     if (r < 0)
         return r;
-    r = zmp__ctx_run_until(ctx, proc_done, p, ZMP__FOREVER);
+    r = zmp__ctx_run_until(ctx, job_done, p, ZMP__FOREVER);
     if (r < 0) {
         /* The engine broke down: do not leave the child behind. */
         zmp__proc_signal(p, SIGKILL);
         return r;
     }
-    r = p->error;
-    if (r == 0)
-        r = zmp__proc_take_result(p, res);
-    if (r == 0) {
-        res->exit_code = p->exit_code;
-        res->ok = p->exit_code == 0;
-    }
-    zmp__proc_free(p);
-    if (r < 0)
-        *res = (zmp_result){ 0 };
+    return finish(p, (p->flags & ZMP__PROC_CAPTURE) ? res : NULL, info);
+}
+
+/* zmp_run and zmp_run_code: [flag] first args... after the interpreter. */
+static int run_simple(const char *flag, const char *first,
+                      const char *const *args, zmp_result *res)
+{
+    zmp_options o = { 0 };
+    size_t n = 0, i = 0;
+    const char **argv;
+    int r;
+
+    if (!res)
+        return -EINVAL;
+    *res = (zmp_result){ 0 };
+    if (!first || !*first)
+        return -EINVAL;
+    while (args && args[n])
+        n++;
+    argv = malloc((n + 3) * sizeof *argv);
+    if (!argv)
+        return -ENOMEM;
+    if (flag)
+        argv[i++] = flag;
+    argv[i++] = first;
+    memcpy(argv + i, args, n * sizeof *argv);
+    argv[i + n] = NULL;
+    o.argv = argv;
+    r = zmp_run_opts(&o, res, NULL);
+    free(argv);
     return r;
 }
 
 int zmp_run(const char *script, const char *const *args, zmp_result *res)
 {
-    return run_captured(NULL, script, args, res);
+    return run_simple(NULL, script, args, res);
 }
 
 int zmp_run_code(const char *code, const char *const *args, zmp_result *res)
 {
-    return run_captured("-c", code, args, res);
+    return run_simple("-c", code, args, res);
 }
 
 void zmp_result_free(zmp_result *res)
@@ -203,20 +130,21 @@ void zmp_result_free(zmp_result *res)
     *res = (zmp_result){ 0 };
 }
 
-int zmp_spawn(const char *script, const char *const *args)
+int zmp_start(const zmp_options *opts)
 {
     struct zmp__ctx *ctx = &global;
     struct zmp__proc *p;
     int r;
 
-    r = start(ctx, NULL, script, args, false, &p);
+    r = zmp__launch(ctx, opts, &p);
     if (r < 0)
         return r;
     r = zmp__table_add(&ctx->table, p);
     if (r < 0) {
         /* The engine watches it: kill, and reap through the engine. */
         zmp__proc_signal(p, SIGKILL);
-        if (zmp__ctx_run_until(ctx, proc_exited, p, ZMP__FOREVER) == 0)
+        zmp__proc_drop_pipes(p);
+        if (zmp__ctx_run_until(ctx, proc_done, p, ZMP__FOREVER) == 0)
             zmp__proc_free(p);
         return r;
     }
@@ -224,9 +152,49 @@ int zmp_spawn(const char *script, const char *const *args)
     return r;
 }
 
+int zmp_spawn(const char *script, const char *const *args)
+{
+    zmp_options o = { .flags = ZMP_NO_CAPTURE };
+    size_t n = 0;
+    const char **argv;
+    int r;
+
+    if (!script || !*script)
+        return -EINVAL;
+    while (args && args[n])
+        n++;
+    argv = malloc((n + 2) * sizeof *argv);
+    if (!argv)
+        return -ENOMEM;
+    argv[0] = script;
+    memcpy(argv + 1, args, n * sizeof *argv);
+    argv[n + 1] = NULL;
+    o.argv = argv;
+    r = zmp_start(&o);
+    free(argv);
+    return r;
+}
+
 static struct zmp__proc *lookup(int handle)
 {
     return global.engine ? zmp__table_get(&global.table, handle) : NULL;
+}
+
+int zmp_collect(int handle, zmp_result *res, zmp_info *info)
+{
+    struct zmp__proc *p = lookup(handle);
+    int r;
+
+    if (res)
+        *res = (zmp_result){ 0 };
+    if (info)
+        *info = (zmp_info){ 0 };
+    if (!p)
+        return -ECHILD;
+    r = zmp__ctx_run_until(&global, job_done, p, ZMP__FOREVER);
+    if (r < 0)
+        return r;
+    return finish(p, (p->flags & ZMP__PROC_CAPTURE) ? res : NULL, info);
 }
 
 int zmp_wait(int handle, int *exit_code)
@@ -236,7 +204,7 @@ int zmp_wait(int handle, int *exit_code)
 
     if (!p)
         return -ECHILD;
-    r = zmp__ctx_run_until(&global, proc_exited, p, ZMP__FOREVER);
+    r = zmp__ctx_run_until(&global, job_done, p, ZMP__FOREVER);
     if (r < 0)
         return r;
     r = p->error;
@@ -253,11 +221,11 @@ int zmp_poll(int handle, int *exit_code)
 
     if (!p)
         return -ECHILD;
-    if (!(p->flags & ZMP__PROC_EXITED)) {
+    if (!job_done(p)) {
         r = global.engine->run(&global, ZMP__NOWAIT);
         if (r < 0 && r != -EINTR)
             return r;
-        if (!(p->flags & ZMP__PROC_EXITED))
+        if (!job_done(p))
             return 0;
     }
     if (p->error)
@@ -278,6 +246,11 @@ int zmp_kill(int handle)
     if (r < 0)
         return r;
     r = zmp__ctx_run_until(&global, proc_exited, p, ZMP__FOREVER);
+    if (r < 0)
+        return r;
+    /* What a descendant may still hold open is not waited for. */
+    zmp__proc_drop_pipes(p);
+    r = zmp__ctx_run_until(&global, proc_done, p, ZMP__FOREVER);
     if (r < 0)
         return r;
     zmp__proc_free(p);
@@ -345,11 +318,7 @@ int zmp_set_interpreter(const char *path)
 
 const char *zmp_interpreter(void)
 {
-    const char *name = NULL, *path;
-
-    /* Resolving may fail (not in PATH); the name is known regardless. */
-    (void)zmp__interp_resolve(&global, &name, &path);
-    return name;
+    return zmp__interp_name(&global);
 }
 
 const char *zmp_backend(void)

@@ -129,21 +129,50 @@ void zmp__ctx_stop(struct zmp__ctx *ctx)
 }
 
 /*
+ * Fire the children's timers that are due; return the earliest one still
+ * pending, or ZMP__FOREVER.  A linear walk: fine for the children of one
+ * program; a heap is the next step for tens of thousands with timeouts.
+ */
+static int64_t fire_timers(struct zmp__ctx *ctx, int64_t now)
+{
+    int64_t next = ZMP__FOREVER;
+    struct zmp__proc *p;
+
+    for (p = ctx->procs; p; p = p->next) {
+        if (!p->timer)
+            continue;
+        if (p->timer <= now)
+            zmp__proc_fire_timer(p, now);
+        if (p->timer && (next == ZMP__FOREVER || p->timer < next))
+            next = p->timer;
+    }
+    return next;
+}
+
+/*
  * Drive the engine until cond(p) holds or the deadline passes (-ETIME).
  * A NULL cond never holds: the loop then only ends at the deadline.
+ * Children's timeouts fire on the way, whoever is waited for.
  */
 int zmp__ctx_run_until(struct zmp__ctx *ctx,
                        bool (*cond)(const struct zmp__proc *p),
                        const struct zmp__proc *p, int64_t deadline)
 {
+    int64_t now, wake;
     int r;
 
     for (;;) {
         if (cond && cond(p))
             return 0;
-        if (deadline != ZMP__FOREVER && zmp__now_ns() >= deadline)
+        now = zmp__now_ns();
+        if (deadline != ZMP__FOREVER && now >= deadline)
             return -ETIME;
-        r = ctx->engine->run(ctx, deadline);
+        wake = fire_timers(ctx, now);
+        if (cond && cond(p))
+            return 0;
+        if (wake == ZMP__FOREVER || (deadline != ZMP__FOREVER && deadline < wake))
+            wake = deadline;
+        r = ctx->engine->run(ctx, wake);
         if (r < 0 && r != -EINTR)
             return r;
     }

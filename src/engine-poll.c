@@ -210,11 +210,21 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
     return n;
 }
 
+static void poll_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
+{
+    struct pollst *st = ctx->engine_state;
+
+    if (p->eslot[stream] >= 0)
+        del(st, (size_t)p->eslot[stream]);
+    zmp__proc_read_done(p, stream, -ECANCELED);
+}
+
 const struct zmp__engine zmp__engine_poll = {
     .name = "poll",
     .init = poll_init,
     .fini = poll_fini,
     .watch_exit = poll_watch_exit,
     .watch_pipe = poll_watch_pipe,
+    .drop_pipe = poll_drop_pipe,
     .run = poll_run,
 };

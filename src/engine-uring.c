@@ -192,7 +192,7 @@ static void on_read_cqe(struct uring *u, struct zmp__proc *p, int stream, int re
         if (res <= 0)
             return;
     }
-    r = u->closing ? -ECANCELED : queue_read(u, p, stream);
+    r = u->closing || p->cancelled[stream] ? -ECANCELED : queue_read(u, p, stream);
     if (r < 0)
         zmp__proc_read_done(p, stream, r);
 }
@@ -343,11 +343,28 @@ static void uring_fini(struct zmp__ctx *ctx)
     ctx->engine_state = NULL;
 }
 
+/* Cancel the read in flight.  It completes with -ECANCELED, or with data
+ * if it won the race; either way `cancelled` keeps it from being re-armed,
+ * and the stream is closed. */
+static void uring_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
+{
+    struct uring *u = ctx->engine_state;
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    p->cancelled[stream] = true;
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, ud_proc(p, stream == ZMP__OUT ? TAG_READ_OUT
+                                                                : TAG_READ_ERR), 0);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+}
+
 const struct zmp__engine zmp__engine_uring = {
     .name = "io_uring",
     .init = uring_init,
     .fini = uring_fini,
     .watch_exit = uring_watch_exit,
     .watch_pipe = uring_watch_pipe,
+    .drop_pipe = uring_drop_pipe,
     .run = uring_run,
 };

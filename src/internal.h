@@ -54,6 +54,17 @@ struct zmp__proc {
     int handle;            /* > 0 while the handle table holds it */
     unsigned inflight;     /* engine requests still pointing at this proc */
     int eslot[3];          /* engine bookkeeping, one per watched object */
+    bool pgroup;           /* leads its own process group */
+    unsigned info;         /* ZMP_TIMED_OUT, ZMP_TRUNCATED, ZMP_PIPES_HELD */
+    int64_t start_ns;
+    int64_t end_ns;        /* when it became done */
+    int64_t timer;         /* next timeout step (monotonic ns), or 0 */
+    zmp_term_step *seq;    /* the timeout's signals, when there is one */
+    size_t seq_len, step;
+    int64_t drain_ns;      /* grace for pipes held open after the exit */
+    size_t cap;            /* output cap per stream, or 0 */
+    bool dropping[2];      /* the read in flight goes to the scratch area */
+    bool cancelled[2];     /* drop_pipe asked: no further read */
     struct zmp__buf buf[2];
     /* The order of arrival, as runs of one stream: bit 31 is the stream,
      * the rest the run's length.  `output` is built from it at the end,
@@ -79,6 +90,9 @@ struct zmp__engine {
     int  (*watch_exit)(struct zmp__ctx *ctx, struct zmp__proc *p);
     /* Read p->fd[stream] until end of file. */
     int  (*watch_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
+    /* Stop reading p->fd[stream]: the engine ends with
+     * zmp__proc_read_done(p, stream, -ECANCELED), now or in a later run. */
+    void (*drop_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
     /*
      * Handle the events that are ready.  When none is, block until one is
      * or until deadline (ZMP__FOREVER, ZMP__NOWAIT, or absolute monotonic
@@ -139,10 +153,15 @@ struct zmp__spawn_args {
     const char *path;
     char *const *argv;
     char *const *envp;
+    const char *cwd;       /* NULL: stay where the parent is */
+    bool new_pgroup;       /* setpgid(0, 0) in the child */
     int stdio[3];
 };
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd);
 bool zmp__have_pidfd(void);
+
+/* launch.c */
+int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret);
 
 /* proc.c: the child record, and what engines call back. */
 int  zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret);
@@ -158,6 +177,8 @@ void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
                          size_t *ret_len);
 void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n);
 int  zmp__proc_take_result(struct zmp__proc *p, zmp_result *res);
+void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now);
+void zmp__proc_drop_pipes(struct zmp__proc *p);
 
 /* ctx.c: engine choice and the wait loop. */
 int  zmp__ctx_start(struct zmp__ctx *ctx);
@@ -167,7 +188,7 @@ int  zmp__ctx_run_until(struct zmp__ctx *ctx,
                         const struct zmp__proc *p, int64_t deadline);
 
 /* interp.c */
-int zmp__interp_resolve(struct zmp__ctx *ctx, const char **ret_name,
-                        const char **ret_path);
+const char *zmp__interp_name(const struct zmp__ctx *ctx);
+int zmp__resolve(struct zmp__ctx *ctx, const char *name, const char **ret_path);
 
 #endif

@@ -11,7 +11,7 @@
 
 #include "internal.h"
 
-static const char *interp_name(const struct zmp__ctx *ctx)
+const char *zmp__interp_name(const struct zmp__ctx *ctx)
 {
     const char *s;
 
@@ -71,20 +71,18 @@ static int dup_or_null(const char *s, char **ret)
 }
 
 /*
- * The interpreter to start: its name as set (argv[0] of the child) and the
- * path to execute.  A bare name is searched in PATH; the result is cached
- * for as long as the name and PATH stay the same.
+ * Where the program called name is: a name with a slash is used as it is,
+ * a bare name is searched in PATH.  The last search is cached for as long
+ * as the name and PATH stay the same.  The path is valid until the next
+ * call.
  */
-int zmp__interp_resolve(struct zmp__ctx *ctx, const char **ret_name,
-                        const char **ret_path)
+int zmp__resolve(struct zmp__ctx *ctx, const char *name, const char **ret_path)
 {
-    const char *name = interp_name(ctx);
     const char *pathenv;
     char *found = NULL, *n, *pe;
     char defpath[256];
     int r;
 
-    *ret_name = name;
     if (!*name)
         return -ENOENT;
     if (strchr(name, '/')) {

@@ -22,6 +22,14 @@
 /* Reads grow with the buffer, from 16 KiB up to the 256 KiB pipe size:
  * small outputs stay small, big ones are read in large pieces (reads of
  * 64 KiB and more keep up with a plain read() loop). */
+#ifndef PIDFD_SIGNAL_PROCESS_GROUP
+#define PIDFD_SIGNAL_PROCESS_GROUP (1U << 2)
+#endif
+
+static int no_pgroup_pidfd;
+
+static void note_done(struct zmp__proc *p);
+
 #define READ_MIN (16 * 1024)
 #define READ_MAX (256 * 1024)
 
@@ -66,6 +74,7 @@ void zmp__proc_free(struct zmp__proc *p)
     if (p->pidfd >= 0)
         close(p->pidfd);
     free(p->runs);
+    free(p->seq);
     free(p);
 }
 
@@ -85,10 +94,26 @@ int zmp__proc_signal(struct zmp__proc *p, int sig)
     if (p->flags & ZMP__PROC_EXITED)
         return 0;
     if (p->pidfd >= 0) {
-        if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
+        /* A group leader's signal reaches its group: through the pidfd
+         * (6.9+), else kill(-pgid), safe while the leader is unreaped. */
+        if (p->pgroup && !no_pgroup_pidfd) {
+            if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL,
+                        PIDFD_SIGNAL_PROCESS_GROUP) == 0)
+                return 0;
+            if (errno != EINVAL && errno != ENOSYS)
+                return errno == ESRCH ? 0 : -errno;
+            no_pgroup_pidfd = 1;
+        }
+        if (!p->pgroup &&
+            syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
             return 0;
-        if (errno != ENOSYS)
+        if (!p->pgroup && errno != ENOSYS)
             return errno == ESRCH ? 0 : -errno;
+    }
+    if (p->pgroup) {
+        if (kill(-p->pid, sig) == 0 || errno == ESRCH)
+            return 0;
+        return -errno;
     }
     /* No pidfd (kernel before 5.3): the child is not reaped yet (we are its
      * only reaper), so its pid cannot have been recycled. */
@@ -175,6 +200,59 @@ void zmp__proc_exited(struct zmp__proc *p, int exit_code)
         close(p->pidfd);
         p->pidfd = -1;
     }
+    /* With a timeout, pipes a descendant keeps open are read for a short
+     * grace only (as Go's WaitDelay): the run's wall time stays bounded. */
+    if (p->seq_len && (p->fd[0] >= 0 || p->fd[1] >= 0)) {
+        p->timer = zmp__now_ns() + p->drain_ns;
+        p->step = p->seq_len + 1;
+    }
+    note_done(p);
+}
+
+/*
+ * A timer of p expired: the next step of the timeout's signal sequence,
+ * SIGKILL after the last, and once the child is dead and reaped, the end
+ * of the drain grace.
+ */
+void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now)
+{
+    p->timer = 0;
+    if (p->flags & ZMP__PROC_EXITED) {
+        zmp__proc_drop_pipes(p);
+        return;
+    }
+    p->info |= ZMP_TIMED_OUT;
+    if (p->step < p->seq_len) {
+        zmp__proc_signal(p, p->seq[p->step].signal);
+        p->timer = now + (int64_t)p->seq[p->step].ms * 1000000;
+        p->step++;
+        return;
+    }
+    zmp__proc_signal(p, SIGKILL);
+}
+
+/* Stop reading the pipes a descendant holds open; kill the group too, as
+ * whatever is left of it outlived the job. */
+void zmp__proc_drop_pipes(struct zmp__proc *p)
+{
+    int i;
+
+    for (i = 0; i < 2; i++)
+        if (p->fd[i] >= 0) {
+            p->info |= ZMP_PIPES_HELD;
+            p->ctx->engine->drop_pipe(p->ctx, p, i);
+        }
+    if (p->pgroup && (p->info & ZMP_PIPES_HELD))
+        (void)kill(-p->pid, SIGKILL);
+}
+
+/* Remember when the job finished: exited, and both pipes closed. */
+static void note_done(struct zmp__proc *p)
+{
+    if ((p->flags & ZMP__PROC_EXITED) && p->fd[0] < 0 && p->fd[1] < 0) {
+        p->end_ns = zmp__now_ns();
+        p->timer = 0;
+    }
 }
 
 /* Stop keeping output after an error (out of memory): the child is killed,
@@ -192,15 +270,20 @@ void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
                          size_t *ret_len)
 {
     struct zmp__buf *b = &p->buf[stream];
-    size_t want;
+    size_t want, room;
     int r;
 
-    if (!(p->flags & ZMP__PROC_DISCARD)) {
+    p->dropping[stream] = true;
+    if (!(p->flags & ZMP__PROC_DISCARD) && (!p->cap || b->len < p->cap)) {
         want = b->len < READ_MIN ? READ_MIN : b->len > READ_MAX ? READ_MAX : b->len;
+        if (p->cap && want > p->cap - b->len)
+            want = p->cap - b->len;
         r = zmp__buf_reserve(b, want);
         if (r == 0) {
+            room = b->cap - b->len - 1;
             *ret_ptr = b->data + b->len;
-            *ret_len = b->cap - b->len - 1;
+            *ret_len = p->cap && room > p->cap - b->len ? p->cap - b->len : room;
+            p->dropping[stream] = false;
             return;
         }
         fail_capture(p, r);
@@ -291,16 +374,21 @@ void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
     int r;
 
     if (n > 0) {
-        if (p->flags & ZMP__PROC_DISCARD)
+        if (p->dropping[stream]) {
+            if (p->cap && !(p->flags & ZMP__PROC_DISCARD))
+                p->info |= ZMP_TRUNCATED;
             return;
+        }
         b->len += (size_t)n;
         r = note_run(p, stream, (size_t)n);
         if (r < 0)
             fail_capture(p, r);
         return;
     }
-    if (n < 0 && !p->error)
+    /* A cancelled read is the drain grace ending, not an error. */
+    if (n < 0 && n != -ECANCELED && !p->error)
         p->error = (int)n;
     close(p->fd[stream]);
     p->fd[stream] = -1;
+    note_done(p);
 }

@@ -183,6 +183,10 @@ NO_SANITIZE static int child_main(void *arg)
             fcntl(k, F_SETFD, FD_CLOEXEC);
     }
 fds_done:
+    if (a->cwd && chdir(a->cwd) < 0)
+        goto fail;
+    if (a->new_pgroup && setpgid(0, 0) < 0)
+        goto fail;
     reset_signals();
     execve(a->path, a->argv, a->envp);
 fail:
