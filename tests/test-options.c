@@ -1,0 +1,241 @@
+/* zmp_run_opts, zmp_start, zmp_collect: programs, env, cwd, caps,
+ * timeouts, process groups, background jobs. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static void test_program(void)
+{
+    const char *argv[] = { "echo", "plain", "program", NULL };
+    zmp_options o = { .program = "echo", .argv = argv };
+    zmp_result res;
+    zmp_info info;
+
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "plain program\n");
+    CU_ASSERT_TRUE(res.ok);
+    CU_ASSERT_EQUAL(info.flags, 0);
+    CU_ASSERT_TRUE(info.pid > 0);
+    CU_ASSERT_TRUE(info.seconds >= 0 && info.seconds < 30);
+    zmp_result_free(&res);
+    o.program = "/nonexistent/prog";
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -ENOENT);
+}
+
+/* The interpreter of one job, without touching the default. */
+static void test_interpreter_per_job(void)
+{
+    const char *argv[] = { "-c", "echo \"$0\"", "zero", NULL };
+    zmp_options o = { .interpreter = "/bin/sh", .argv = argv };
+    zmp_result res;
+
+    CU_ASSERT_EQUAL(zmp_set_interpreter("/nonexistent/zpy"), 0);
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "zero\n");
+    zmp_result_free(&res);
+    o.interpreter = NULL;
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -ENOENT);
+}
+
+static void test_env(void)
+{
+    const char *sh[] = { "sh", "-c", "echo \"$ZMP_T1|$ZMP_T2|${HOME:+home}\"", NULL };
+    const char *env_add[] = { "ZMP_T1=one", "ZMP_T2=two", NULL };
+    const char *envv[] = { "env", NULL };
+    const char *env_only[] = { "ONLY=this", NULL };
+    zmp_options o = { .program = "/bin/sh", .argv = sh, .env = env_add };
+    zmp_result res;
+
+    setenv("ZMP_T2", "caller", 1);
+    setenv("HOME", "/root", 0);
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "one|two|home\n");  /* added, overridden, kept */
+    zmp_result_free(&res);
+    unsetenv("ZMP_T2");
+    o = (zmp_options){ .program = "/usr/bin/env", .argv = envv, .env = env_only,
+                       .flags = ZMP_ENV_REPLACE };
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "ONLY=this\n");
+    zmp_result_free(&res);
+}
+
+static void test_cwd(void)
+{
+    const char *argv[] = { "pwd", NULL };
+    zmp_options o = { .program = "/bin/pwd", .argv = argv, .cwd = tmp_dir() };
+    char expect[4200];
+    zmp_result res;
+
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    snprintf(expect, sizeof expect, "%s\n", tmp_dir());
+    CU_ASSERT_STRING_EQUAL(res.out, expect);
+    zmp_result_free(&res);
+    o.cwd = "/nonexistent/dir";
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -ENOENT);
+    CU_ASSERT_TRUE(no_children());
+}
+
+/* Past the cap, bytes are read and dropped: the child finishes, memory
+ * stays bounded, the result says so. */
+static void test_output_cap(void)
+{
+    const char *argv[] = { "flood", "10485760", "3000", NULL };
+    zmp_options o = { .argv = argv, .output_cap = 1000 };
+    size_t i, bad = 0;
+    zmp_result res;
+    zmp_info info;
+
+    use_helper();
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_TRUE(res.ok);
+    CU_ASSERT_EQUAL(res.out_len, 1000);
+    CU_ASSERT_EQUAL(res.err_len, 1000);
+    CU_ASSERT_EQUAL(res.output_len, 2000);
+    CU_ASSERT_TRUE(info.flags & ZMP_TRUNCATED);
+    for (i = 0; i < res.out_len; i++)
+        bad += res.out[i] != (char)('a' + i % 26);
+    CU_ASSERT_EQUAL(bad, 0);
+    zmp_result_free(&res);
+    o.output_cap = 10485760;  /* exactly enough: nothing dropped */
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_EQUAL(res.out_len, 10485760);
+    CU_ASSERT_EQUAL(res.err_len, 3000);
+    CU_ASSERT_FALSE(info.flags & ZMP_TRUNCATED);
+    zmp_result_free(&res);
+}
+
+static void test_timeout(void)
+{
+    const char *argv[] = { "sleep", "20000", NULL };
+    zmp_options o = { .argv = argv, .timeout_ms = 200 };
+    zmp_result res;
+    zmp_info info;
+
+    use_helper();
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_EQUAL(res.exit_code, -SIGTERM);
+    CU_ASSERT_TRUE(info.flags & ZMP_TIMED_OUT);
+    CU_ASSERT_TRUE(info.seconds >= 0.2 && info.seconds < 5);
+    zmp_result_free(&res);
+    /* A quick child is not affected. */
+    argv[1] = "10";
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_EQUAL(res.exit_code, 0);
+    CU_ASSERT_EQUAL(info.flags, 0);
+    zmp_result_free(&res);
+}
+
+/* A child that ignores SIGTERM, in its own group with a grandchild that
+ * ignores it too: the sequence ends in SIGKILL for the whole group, and
+ * every byte written before stays. */
+static void test_term_seq_group(void)
+{
+    const char *argv[] = { "sh", "-c", "trap '' TERM; echo started; sleep 30 & wait", NULL };
+    zmp_term_step seq[] = { { SIGTERM, 100 }, { SIGTERM, 100 } };
+    zmp_options o = { .program = "/bin/sh", .argv = argv, .timeout_ms = 100,
+                      .term_seq = seq, .term_seq_len = 2, .flags = ZMP_NEW_PGROUP };
+    zmp_result res;
+    zmp_info info;
+
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_EQUAL(res.exit_code, -SIGKILL);
+    CU_ASSERT_STRING_EQUAL(res.out, "started\n");
+    CU_ASSERT_TRUE(info.flags & ZMP_TIMED_OUT);
+    CU_ASSERT_TRUE(info.seconds >= 0.3 && info.seconds < 5);
+    zmp_result_free(&res);
+    CU_ASSERT_TRUE(no_children());
+}
+
+/* The child exits at once, a grandchild keeps the pipes for 3 s: with a
+ * timeout set, the run ends after the drain grace and says so. */
+static void test_pipes_held(void)
+{
+    const char *argv[] = { "grandchild", "3000", NULL };
+    zmp_options o = { .argv = argv, .timeout_ms = 10000, .drain_ms = 100 };
+    zmp_result res;
+    zmp_info info;
+
+    use_helper();
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_EQUAL(res.exit_code, 0);
+    CU_ASSERT_TRUE(info.flags & ZMP_PIPES_HELD);
+    CU_ASSERT_FALSE(info.flags & ZMP_TIMED_OUT);
+    CU_ASSERT_TRUE(info.seconds < 2);
+    zmp_result_free(&res);
+}
+
+/* Captured jobs in the background: start, keep working, poll, collect. */
+static void test_background_jobs(void)
+{
+    const char *a1[] = { "echo", "first", NULL }, *a2[] = { "exit", "6", NULL };
+    const char *a3[] = { "sleep", "30000", NULL };
+    zmp_options o1 = { .argv = a1 }, o2 = { .argv = a2 }, o3 = { .argv = a3 };
+    int h1, h2, h3, code = -1, r;
+    zmp_result res;
+    zmp_info info;
+
+    use_helper();
+    h1 = zmp_start(&o1);
+    h2 = zmp_start(&o2);
+    h3 = zmp_start(&o3);
+    CU_ASSERT_TRUE_FATAL(h1 > 0 && h2 > 0 && h3 > 0);
+    while ((r = zmp_poll(h1, &code)) == 0)
+        CU_ASSERT_EQUAL(zmp_sleep(5), 0);
+    CU_ASSERT_EQUAL(r, 1);
+    CU_ASSERT_EQUAL(code, 0);
+    CU_ASSERT_EQUAL(zmp_poll(h3, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(zmp_collect(h1, &res, &info), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "first\n");
+    zmp_result_free(&res);
+    CU_ASSERT_EQUAL(zmp_collect(h1, &res, NULL), -ECHILD);
+    CU_ASSERT_EQUAL(zmp_wait(h2, &code), 0);  /* the code; output dropped */
+    CU_ASSERT_EQUAL(code, 6);
+    CU_ASSERT_EQUAL(zmp_kill(h3), 0);
+    CU_ASSERT_EQUAL(zmp_collect(h3, &res, NULL), -ECHILD);
+    CU_ASSERT_TRUE(no_children());
+}
+
+static void test_bad_options(void)
+{
+    const char *empty[] = { NULL }, *argv[] = { "x", NULL };
+    zmp_options o = { 0 };
+    zmp_result res;
+
+    CU_ASSERT_EQUAL(zmp_run_opts(NULL, &res, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -EINVAL);
+    o.argv = empty;
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(zmp_start(&o), -EINVAL);
+    o.argv = argv;
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, NULL, NULL), -EINVAL);
+    o.flags = 1u << 20;
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -EINVAL);
+    o.flags = 0;
+    o.term_seq_len = 2;
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(zmp_collect(0, &res, NULL), -ECHILD);
+    CU_ASSERT_TRUE(no_children());
+}
+
+void add_options_tests(void)
+{
+    CU_pSuite s = CU_add_suite("options and background jobs", suite_init, suite_clean);
+
+    CU_add_test(s, "a program with its own argv", test_program);
+    CU_add_test(s, "interpreter per job", test_interpreter_per_job);
+    CU_add_test(s, "environment added and replaced", test_env);
+    CU_add_test(s, "working directory", test_cwd);
+    CU_add_test(s, "output cap", test_output_cap);
+    CU_add_test(s, "timeout", test_timeout);
+    CU_add_test(s, "signal sequence to a process group", test_term_seq_group);
+    CU_add_test(s, "pipes held by a grandchild", test_pipes_held);
+    CU_add_test(s, "background captured jobs", test_background_jobs);
+    CU_add_test(s, "bad options", test_bad_options);
+    CU_add_test(s, "no leaks", test_no_leaks);
+}
