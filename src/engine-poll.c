@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +19,7 @@
 
 #define PID_TICK_NS (5 * 1000000)
 
-enum { KIND_OUT = ZMP__OUT, KIND_ERR = ZMP__ERR, KIND_EXIT = 2 };
+enum { KIND_OUT = ZMP__OUT, KIND_ERR = ZMP__ERR, KIND_EXIT = 2, KIND_IN = 3 };
 
 struct watch {
     struct zmp__proc *p;
@@ -33,7 +34,8 @@ struct pollst {
     size_t npid, pidcap;
 };
 
-static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd)
+static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd,
+               short events)
 {
     if (st->n == st->cap) {
         size_t c = st->cap ? st->cap * 2 : 64;
@@ -50,7 +52,7 @@ static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd)
         st->w = w;
         st->cap = c;
     }
-    st->pfd[st->n] = (struct pollfd){ .fd = fd, .events = POLLIN };
+    st->pfd[st->n] = (struct pollfd){ .fd = fd, .events = events };
     st->w[st->n] = (struct watch){ p, kind };
     p->eslot[kind] = (int)st->n;
     st->n++;
@@ -99,7 +101,7 @@ static int poll_watch_exit(struct zmp__ctx *ctx, struct zmp__proc *p)
     struct pollst *st = ctx->engine_state;
 
     if (p->pidfd >= 0)
-        return add(st, p, KIND_EXIT, p->pidfd);
+        return add(st, p, KIND_EXIT, p->pidfd, POLLIN);
     if (st->npid == st->pidcap) {
         size_t c = st->pidcap ? st->pidcap * 2 : 64;
         struct zmp__proc **a = realloc(st->bypid, c * sizeof *a);
@@ -121,7 +123,7 @@ static int poll_watch_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream
     /* A read must never block the loop: readiness can be spurious. */
     if (fl < 0 || fcntl(p->fd[stream], F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
-    return add(ctx->engine_state, p, stream, p->fd[stream]);
+    return add(ctx->engine_state, p, stream, p->fd[stream], POLLIN);
 }
 
 static void on_pipe(struct pollst *st, size_t i)
@@ -162,6 +164,36 @@ static int check_bypid(struct pollst *st)
     return n;
 }
 
+static int poll_watch_input(struct zmp__ctx *ctx, struct zmp__proc *p)
+{
+    return add(ctx->engine_state, p, KIND_IN, p->in_fd, POLLOUT);
+}
+
+static void poll_drop_input(struct zmp__ctx *ctx, struct zmp__proc *p)
+{
+    struct pollst *st = ctx->engine_state;
+
+    if (p->eslot[KIND_IN] >= 0)
+        del(st, (size_t)p->eslot[KIND_IN]);
+    zmp__proc_input_done(p, -ECANCELED);
+}
+
+/* Room in the child's stdin: send what fits, never blocking, never
+ * raising SIGPIPE. */
+static void on_input(struct pollst *st, size_t i)
+{
+    struct zmp__proc *p = st->w[i].p;
+    ssize_t n;
+
+    n = send(p->in_fd, p->in_data + p->in_off, p->in_len - p->in_off,
+             MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n < 0 || (size_t)n + p->in_off >= p->in_len)
+        del(st, i);
+    zmp__proc_input_done(p, n < 0 ? -errno : n);
+}
+
 static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
 {
     struct pollst *st = ctx->engine_state;
@@ -197,6 +229,8 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
 
             if (zmp__proc_collect(p))
                 del(st, i);
+        } else if (st->w[i].kind == KIND_IN) {
+            on_input(st, i);
         } else if (st->pfd[i].revents & POLLNVAL) {
             struct zmp__proc *p = st->w[i].p;
             int stream = st->w[i].kind;
@@ -226,5 +260,7 @@ const struct zmp__engine zmp__engine_poll = {
     .watch_exit = poll_watch_exit,
     .watch_pipe = poll_watch_pipe,
     .drop_pipe = poll_drop_pipe,
+    .watch_input = poll_watch_input,
+    .drop_input = poll_drop_input,
     .run = poll_run,
 };

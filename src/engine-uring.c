@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,7 +28,7 @@
 
 /* user_data: a proc pointer (malloc'd, so 16-byte aligned) with a tag in
  * the low bits, or a timer generation shifted past the tag. */
-enum { TAG_WAIT, TAG_READ_OUT, TAG_READ_ERR, TAG_POLL, TAG_TIMER, TAG_IGNORE };
+enum { TAG_WAIT, TAG_READ_OUT, TAG_READ_ERR, TAG_POLL, TAG_SEND, TAG_TIMER, TAG_IGNORE };
 #define TAG_BITS 3
 #define TAG_MASK ((1u << TAG_BITS) - 1)
 
@@ -86,7 +87,8 @@ static int uring_init(struct zmp__ctx *ctx)
     if (!probe || !io_uring_opcode_supported(probe, IORING_OP_READ) ||
         !io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) ||
         !io_uring_opcode_supported(probe, IORING_OP_TIMEOUT) ||
-        !io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL)) {
+        !io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL) ||
+        !io_uring_opcode_supported(probe, IORING_OP_SEND)) {
         r = -ENOSYS;
         goto fail;
     }
@@ -150,6 +152,52 @@ static int queue_read(struct uring *u, struct zmp__proc *p, int stream)
 static int uring_watch_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
 {
     return queue_read(ctx->engine_state, p, stream);
+}
+
+static int queue_send(struct uring *u, struct zmp__proc *p)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+    size_t len = p->in_len - p->in_off;
+
+    if (!sqe)
+        return -EBUSY;
+    if (len > (1u << 30))
+        len = 1u << 30;
+    io_uring_prep_send(sqe, p->in_fd, p->in_data + p->in_off, len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_SEND));
+    p->inflight++;
+    return 0;
+}
+
+static int uring_watch_input(struct zmp__ctx *ctx, struct zmp__proc *p)
+{
+    return queue_send(ctx->engine_state, p);
+}
+
+static void on_send_cqe(struct uring *u, struct zmp__proc *p, int res)
+{
+    int r;
+
+    if (res != -EINTR && res != -EAGAIN) {
+        zmp__proc_input_done(p, res > 0 ? res : res == 0 ? -EPIPE : res);
+        if (p->in_fd < 0)
+            return;
+    }
+    r = u->closing || p->in_cancelled ? -ECANCELED : queue_send(u, p);
+    if (r < 0)
+        zmp__proc_input_done(p, r);
+}
+
+static void uring_drop_input(struct zmp__ctx *ctx, struct zmp__proc *p)
+{
+    struct uring *u = ctx->engine_state;
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    p->in_cancelled = true;
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, ud_proc(p, TAG_SEND), 0);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 }
 
 /* The pidfd polled readable: collect the exit, or watch again. */
@@ -226,6 +274,9 @@ static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
         break;
     case TAG_READ_ERR:
         on_read_cqe(u, p, ZMP__ERR, cqe->res);
+        break;
+    case TAG_SEND:
+        on_send_cqe(u, p, cqe->res);
         break;
     }
 }
@@ -318,7 +369,7 @@ static void uring_fini(struct zmp__ctx *ctx)
         return;
     u->closing = true;
     for (p = ctx->procs; p; p = p->next) {
-        for (tag = TAG_WAIT; p->inflight && tag <= TAG_POLL; tag++) {
+        for (tag = TAG_WAIT; p->inflight && tag <= TAG_SEND; tag++) {
             sqe = get_sqe(u);
             if (!sqe)
                 break;
@@ -366,5 +417,7 @@ const struct zmp__engine zmp__engine_uring = {
     .watch_exit = uring_watch_exit,
     .watch_pipe = uring_watch_pipe,
     .drop_pipe = uring_drop_pipe,
+    .watch_input = uring_watch_input,
+    .drop_input = uring_drop_input,
     .run = uring_run,
 };

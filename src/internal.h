@@ -53,7 +53,11 @@ struct zmp__proc {
     int error;             /* first error met while capturing, or 0 */
     int handle;            /* > 0 while the handle table holds it */
     unsigned inflight;     /* engine requests still pointing at this proc */
-    int eslot[3];          /* engine bookkeeping, one per watched object */
+    int eslot[4];          /* engine bookkeeping, one per watched object */
+    int in_fd;             /* our end of the stdin socket, -1 once closed */
+    char *in_data;         /* what to feed, a copy */
+    size_t in_len, in_off;
+    bool in_cancelled;
     bool pgroup;           /* leads its own process group */
     unsigned info;         /* ZMP_TIMED_OUT, ZMP_TRUNCATED, ZMP_PIPES_HELD */
     int64_t start_ns;
@@ -93,6 +97,10 @@ struct zmp__engine {
     /* Stop reading p->fd[stream]: the engine ends with
      * zmp__proc_read_done(p, stream, -ECANCELED), now or in a later run. */
     void (*drop_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
+    /* Send p->in_data to p->in_fd; ends with zmp__proc_input_done(p, n <= 0). */
+    int  (*watch_input)(struct zmp__ctx *ctx, struct zmp__proc *p);
+    /* Stop sending: the engine ends with zmp__proc_input_done(p, -ECANCELED). */
+    void (*drop_input)(struct zmp__ctx *ctx, struct zmp__proc *p);
     /*
      * Handle the events that are ready.  When none is, block until one is
      * or until deadline (ZMP__FOREVER, ZMP__NOWAIT, or absolute monotonic
@@ -176,6 +184,7 @@ int  zmp__exit_code_from_status(int status);
 void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
                          size_t *ret_len);
 void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n);
+void zmp__proc_input_done(struct zmp__proc *p, ssize_t n);
 int  zmp__proc_take_result(struct zmp__proc *p, zmp_result *res);
 void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now);
 void zmp__proc_drop_pipes(struct zmp__proc *p);

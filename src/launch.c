@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -103,8 +104,8 @@ static int check_opts(const zmp_options *o)
         return -EINVAL;
     if (o->input_len && !o->input)
         return -EINVAL;
-    if (o->input_len)
-        return -ENOTSUP;
+    if (o->input_len && (o->flags & ZMP_NO_CAPTURE))
+        return -EINVAL;
     if (o->flags & ~(ZMP_ENV_REPLACE | ZMP_NEW_PGROUP | ZMP_NO_CAPTURE))
         return -EINVAL;
     return 0;
@@ -133,7 +134,7 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
 int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
 {
     struct zmp__spawn_args a = { .stdio = { -1, -1, -1 } };
-    int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+    int out[2] = { -1, -1 }, err[2] = { -1, -1 }, in[2] = { -1, -1 };
     bool capture = !(o && (o->flags & ZMP_NO_CAPTURE));
     const char *interp = NULL, *path;
     struct zmp__proc *p = NULL;
@@ -162,10 +163,31 @@ int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **r
         a.stdio[1] = out[1];
         a.stdio[2] = err[1];
     }
+    if (o->input_len) {
+        /* A socket, not a pipe: send(MSG_NOSIGNAL) to a child that closed
+         * its stdin fails with EPIPE instead of raising SIGPIPE in the
+         * caller, which a library must never do. */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0) {
+            r = -errno;
+            goto fail;
+        }
+        (void)shutdown(in[1], SHUT_WR);
+        (void)shutdown(in[0], SHUT_RD);
+        a.stdio[0] = in[1];
+    }
     r = zmp__proc_new(ctx, capture, &p);
     if (r < 0)
         goto fail;
     p->start_ns = zmp__now_ns();
+    if (o->input_len) {
+        p->in_data = malloc(o->input_len);
+        if (!p->in_data) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        memcpy(p->in_data, o->input, o->input_len);
+        p->in_len = o->input_len;
+    }
     if ((r = apply_limits(p, o)) < 0)
         goto fail;
     a.path = path;
@@ -187,6 +209,11 @@ int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **r
         p->fd[ZMP__ERR] = err[0];
         out[0] = err[0] = -1;
     }
+    if (in[0] >= 0) {
+        close(in[1]);
+        p->in_fd = in[0];
+        in[0] = in[1] = -1;
+    }
     r = ctx->engine->watch_exit(ctx, p);
     if (r < 0) {
         /* Nothing watches the child: reap it ourselves before failing. */
@@ -204,6 +231,13 @@ int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **r
             zmp__proc_signal(p, SIGKILL);
         }
     }
+    if (p->in_fd >= 0) {
+        r = ctx->engine->watch_input(ctx, p);
+        if (r < 0) {
+            zmp__proc_input_done(p, r);
+            zmp__proc_signal(p, SIGKILL);
+        }
+    }
     *ret = p;
     return 0;
 fail:
@@ -212,6 +246,8 @@ fail:
             close(out[i]);
         if (err[i] >= 0)
             close(err[i]);
+        if (in[i] >= 0)
+            close(in[i]);
     }
     free(argv);
     free(envp);

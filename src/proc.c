@@ -43,7 +43,8 @@ int zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret)
     p->pid = -1;
     p->pidfd = -1;
     p->fd[0] = p->fd[1] = -1;
-    p->eslot[0] = p->eslot[1] = p->eslot[2] = -1;
+    p->eslot[0] = p->eslot[1] = p->eslot[2] = p->eslot[3] = -1;
+    p->in_fd = -1;
     p->flags = capture ? ZMP__PROC_CAPTURE : 0;
     p->next = ctx->procs;
     if (ctx->procs)
@@ -75,13 +76,16 @@ void zmp__proc_free(struct zmp__proc *p)
         close(p->pidfd);
     free(p->runs);
     free(p->seq);
+    free(p->in_data);
+    if (p->in_fd >= 0)
+        close(p->in_fd);
     free(p);
 }
 
 bool zmp__proc_done(const struct zmp__proc *p)
 {
     return (p->flags & ZMP__PROC_EXITED) && p->fd[0] < 0 && p->fd[1] < 0 &&
-           !p->inflight;
+           p->in_fd < 0 && !p->inflight;
 }
 
 /*
@@ -202,7 +206,7 @@ void zmp__proc_exited(struct zmp__proc *p, int exit_code)
     }
     /* With a timeout, pipes a descendant keeps open are read for a short
      * grace only (as Go's WaitDelay): the run's wall time stays bounded. */
-    if (p->seq_len && (p->fd[0] >= 0 || p->fd[1] >= 0)) {
+    if (p->seq_len && (p->fd[0] >= 0 || p->fd[1] >= 0 || p->in_fd >= 0)) {
         p->timer = zmp__now_ns() + p->drain_ns;
         p->step = p->seq_len + 1;
     }
@@ -242,6 +246,10 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
             p->info |= ZMP_PIPES_HELD;
             p->ctx->engine->drop_pipe(p->ctx, p, i);
         }
+    if (p->in_fd >= 0) {
+        p->info |= ZMP_PIPES_HELD;
+        p->ctx->engine->drop_input(p->ctx, p);
+    }
     if (p->pgroup && (p->info & ZMP_PIPES_HELD))
         (void)kill(-p->pid, SIGKILL);
 }
@@ -249,7 +257,8 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
 /* Remember when the job finished: exited, and both pipes closed. */
 static void note_done(struct zmp__proc *p)
 {
-    if ((p->flags & ZMP__PROC_EXITED) && p->fd[0] < 0 && p->fd[1] < 0) {
+    if ((p->flags & ZMP__PROC_EXITED) && p->fd[0] < 0 && p->fd[1] < 0 &&
+        p->in_fd < 0) {
         p->end_ns = zmp__now_ns();
         p->timer = 0;
     }
@@ -390,5 +399,28 @@ void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
         p->error = (int)n;
     close(p->fd[stream]);
     p->fd[stream] = -1;
+    note_done(p);
+}
+
+/*
+ * n bytes of the input were sent.  n <= 0 ends the input: all of it went
+ * (0), the child closed its stdin without reading everything (-EPIPE,
+ * -ECONNRESET: not an error, as with a shell pipeline), or the engine
+ * dropped it (-ECANCELED).
+ */
+void zmp__proc_input_done(struct zmp__proc *p, ssize_t n)
+{
+    if (n > 0) {
+        p->in_off += (size_t)n;
+        if (p->in_off < p->in_len)
+            return;
+    } else if (n < 0 && n != -EPIPE && n != -ECONNRESET && n != -ECANCELED &&
+               !p->error) {
+        p->error = (int)n;
+    }
+    close(p->in_fd);
+    p->in_fd = -1;
+    free(p->in_data);
+    p->in_data = NULL;
     note_done(p);
 }

@@ -201,6 +201,46 @@ static void test_background_jobs(void)
     CU_ASSERT_TRUE(no_children());
 }
 
+/* Bytes fed on stdin while the child writes them back: 32 MiB through cat
+ * cannot deadlock, and come back exactly. */
+static void test_input(void)
+{
+    const char *cat[] = { "cat", NULL };
+    const char *head[] = { "sh", "-c", "sleep 0.2; head -c 5", NULL };
+    const char *noread[] = { "exit", "0", NULL };
+    size_t n = 32u << 20, i;
+    char *data = malloc(n);
+    zmp_options o = { .program = "cat", .argv = cat, .input = "hello\n", .input_len = 6 };
+    zmp_result res;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "hello\n");
+    zmp_result_free(&res);
+    for (i = 0; i < n; i++)
+        data[i] = (char)(i * 7 + i / 4099);
+    o.input = data;
+    o.input_len = n;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(res.out_len, n);
+    CU_ASSERT_EQUAL(memcmp(res.out, data, n), 0);
+    zmp_result_free(&res);
+    /* A child that reads 5 bytes late, then leaves: no error, no SIGPIPE. */
+    o = (zmp_options){ .program = "/bin/sh", .argv = head, .input = data, .input_len = n };
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    CU_ASSERT_EQUAL(res.out_len, 5);
+    CU_ASSERT_EQUAL(memcmp(res.out, data, 5), 0);
+    CU_ASSERT_TRUE(res.ok);
+    zmp_result_free(&res);
+    /* One that never reads it. */
+    use_helper();
+    o = (zmp_options){ .argv = noread, .input = data, .input_len = n };
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    CU_ASSERT_TRUE(res.ok);
+    zmp_result_free(&res);
+    free(data);
+}
+
 static void test_bad_options(void)
 {
     const char *empty[] = { NULL }, *argv[] = { "x", NULL };
@@ -236,6 +276,7 @@ void add_options_tests(void)
     CU_add_test(s, "signal sequence to a process group", test_term_seq_group);
     CU_add_test(s, "pipes held by a grandchild", test_pipes_held);
     CU_add_test(s, "background captured jobs", test_background_jobs);
+    CU_add_test(s, "stdin fed through the engine", test_input);
     CU_add_test(s, "bad options", test_bad_options);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
