@@ -294,6 +294,31 @@ ZMP_EXTERN int zmp_start(const zmp_options *opts);
  */
 ZMP_EXTERN int zmp_collect(int handle, zmp_result *res, zmp_info *info);
 
+/*
+ * Called as each job of a batch finishes (in the order they finish):
+ * index is its place in the batch, err 0 or the job's error (then res is
+ * NULL), res and info (NULL when the caller passed no infos) its outcome.
+ */
+typedef void (*zmp_progress_fn)(void *arg, size_t index, int err,
+                                const zmp_result *res, const zmp_info *info);
+
+/*
+ * Run n jobs, at most parallel at once (0: zmp_cpu_count()), all on the
+ * one engine, and wait for them all.  results[i] (and infos[i], errors[i]
+ * when those arrays are given) receive job i's outcome, in submission
+ * order whatever the order of completion; progress (may be NULL) hears of
+ * each as it finishes.  A job that cannot start has errors[i] < 0 and an
+ * empty result; when the cause is a resource that running jobs hold
+ * (-EMFILE, -ENFILE, -EAGAIN, -ENOMEM), the job waits for one of them to
+ * finish and is tried again, and fails only when nothing is in flight.
+ * Returns 0 once every job is accounted for, -EINVAL for NULL arrays, or
+ * a negative errno if the engine fails (jobs still running are killed).
+ */
+ZMP_EXTERN int zmp_run_batch(const zmp_options *jobs, size_t n,
+                             unsigned parallel, zmp_result *results,
+                             zmp_info *infos, int *errors,
+                             zmp_progress_fn progress, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,41 +17,22 @@
 
 static struct zmp__ctx global = { .devnull = -1 };
 
-static bool proc_done(const struct zmp__proc *p)
+static bool proc_done(const void *p)
 {
     return zmp__proc_done(p);
 }
 
-static bool proc_exited(const struct zmp__proc *p)
+static bool proc_exited(const void *p)
 {
-    return p->flags & ZMP__PROC_EXITED;
+    return ((const struct zmp__proc *)p)->flags & ZMP__PROC_EXITED;
 }
 
 /* Done for its handle: a captured job when its output is read too. */
-static bool job_done(const struct zmp__proc *p)
+bool zmp__job_done(const void *proc)
 {
+    const struct zmp__proc *p = proc;
+
     return p->flags & ZMP__PROC_CAPTURE ? zmp__proc_done(p) : proc_exited(p);
-}
-
-/* Hand over what a finished job left: its result, its info; free it. */
-static int finish(struct zmp__proc *p, zmp_result *res, zmp_info *info)
-{
-    int r = p->error;
-
-    if (r == 0 && res)
-        r = zmp__proc_take_result(p, res);
-    if (r == 0 && res) {
-        res->exit_code = p->exit_code;
-        res->ok = p->exit_code == 0;
-    }
-    if (info) {
-        info->flags = p->info;
-        info->pid = p->pid;
-        info->seconds = (double)((p->end_ns ? p->end_ns : zmp__now_ns()) -
-                                 p->start_ns) / 1e9;
-    }
-    zmp__proc_free(p);
-    return r;
 }
 
 int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
@@ -69,13 +50,13 @@ int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
     r = zmp__launch(ctx, opts, &p);
     if (r < 0)
         return r;
-    r = zmp__ctx_run_until(ctx, job_done, p, ZMP__FOREVER);
+    r = zmp__ctx_run_until(ctx, zmp__job_done, p, ZMP__FOREVER);
     if (r < 0) {
         /* The engine broke down: do not leave the child behind. */
         zmp__proc_signal(p, SIGKILL);
         return r;
     }
-    return finish(p, (p->flags & ZMP__PROC_CAPTURE) ? res : NULL, info);
+    return zmp__proc_finish(p, res, info);
 }
 
 /* zmp_run and zmp_run_code: [flag] first args... after the interpreter. */
@@ -191,10 +172,10 @@ int zmp_collect(int handle, zmp_result *res, zmp_info *info)
         *info = (zmp_info){ 0 };
     if (!p)
         return -ECHILD;
-    r = zmp__ctx_run_until(&global, job_done, p, ZMP__FOREVER);
+    r = zmp__ctx_run_until(&global, zmp__job_done, p, ZMP__FOREVER);
     if (r < 0)
         return r;
-    return finish(p, (p->flags & ZMP__PROC_CAPTURE) ? res : NULL, info);
+    return zmp__proc_finish(p, res, info);
 }
 
 int zmp_wait(int handle, int *exit_code)
@@ -204,7 +185,7 @@ int zmp_wait(int handle, int *exit_code)
 
     if (!p)
         return -ECHILD;
-    r = zmp__ctx_run_until(&global, job_done, p, ZMP__FOREVER);
+    r = zmp__ctx_run_until(&global, zmp__job_done, p, ZMP__FOREVER);
     if (r < 0)
         return r;
     r = p->error;
@@ -221,11 +202,11 @@ int zmp_poll(int handle, int *exit_code)
 
     if (!p)
         return -ECHILD;
-    if (!job_done(p)) {
+    if (!zmp__job_done(p)) {
         r = global.engine->run(&global, ZMP__NOWAIT);
         if (r < 0 && r != -EINTR)
             return r;
-        if (!job_done(p))
+        if (!zmp__job_done(p))
             return 0;
     }
     if (p->error)
@@ -255,6 +236,14 @@ int zmp_kill(int handle)
         return r;
     zmp__proc_free(p);
     return 0;
+}
+
+int zmp_run_batch(const zmp_options *jobs, size_t n, unsigned parallel,
+                  zmp_result *results, zmp_info *infos, int *errors,
+                  zmp_progress_fn progress, void *arg)
+{
+    return zmp__batch(&global, jobs, n, parallel, results, infos, errors,
+                      progress, arg);
 }
 
 int zmp_cpu_count(void)

@@ -154,9 +154,8 @@ static int64_t fire_timers(struct zmp__ctx *ctx, int64_t now)
  * A NULL cond never holds: the loop then only ends at the deadline.
  * Children's timeouts fire on the way, whoever is waited for.
  */
-int zmp__ctx_run_until(struct zmp__ctx *ctx,
-                       bool (*cond)(const struct zmp__proc *p),
-                       const struct zmp__proc *p, int64_t deadline)
+int zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
+                       const void *p, int64_t deadline)
 {
     int64_t now, wake;
     int r;

@@ -130,6 +130,7 @@ struct zmp__ctx {
     int devnull;              /* O_RDONLY /dev/null for captured stdin */
     struct zmp__proc *procs;  /* every child not yet freed */
     struct zmp__table table;
+    uint64_t ndone;           /* children that became done, ever */
     char *scratch;            /* where discarded output is read */
     char *interp;             /* set by zmp_set_interpreter, or NULL */
     char *resolved_name;      /* cache of the last PATH search: */
@@ -186,15 +187,21 @@ void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
 void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n);
 void zmp__proc_input_done(struct zmp__proc *p, ssize_t n);
 int  zmp__proc_take_result(struct zmp__proc *p, zmp_result *res);
+int  zmp__proc_finish(struct zmp__proc *p, zmp_result *res, zmp_info *info);
 void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now);
 void zmp__proc_drop_pipes(struct zmp__proc *p);
 
 /* ctx.c: engine choice and the wait loop. */
 int  zmp__ctx_start(struct zmp__ctx *ctx);
 void zmp__ctx_stop(struct zmp__ctx *ctx);
-int  zmp__ctx_run_until(struct zmp__ctx *ctx,
-                        bool (*cond)(const struct zmp__proc *p),
-                        const struct zmp__proc *p, int64_t deadline);
+int  zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
+                        const void *arg, int64_t deadline);
+bool zmp__job_done(const void *proc);
+
+/* batch.c */
+int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
+               unsigned parallel, zmp_result *results, zmp_info *infos,
+               int *errors, zmp_progress_fn progress, void *arg);
 
 /* interp.c */
 const char *zmp__interp_name(const struct zmp__ctx *ctx);

@@ -254,13 +254,14 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
         (void)kill(-p->pid, SIGKILL);
 }
 
-/* Remember when the job finished: exited, and both pipes closed. */
+/* Remember when the job finished: exited, and its pipes and stdin closed. */
 static void note_done(struct zmp__proc *p)
 {
     if ((p->flags & ZMP__PROC_EXITED) && p->fd[0] < 0 && p->fd[1] < 0 &&
-        p->in_fd < 0) {
+        p->in_fd < 0 && !p->end_ns) {
         p->end_ns = zmp__now_ns();
         p->timer = 0;
+        p->ctx->ndone++;
     }
 }
 
@@ -423,4 +424,27 @@ void zmp__proc_input_done(struct zmp__proc *p, ssize_t n)
     free(p->in_data);
     p->in_data = NULL;
     note_done(p);
+}
+
+/* Hand over what a finished job left: its result, its info; free it. */
+int zmp__proc_finish(struct zmp__proc *p, zmp_result *res, zmp_info *info)
+{
+    int r = p->error;
+
+    if (!(p->flags & ZMP__PROC_CAPTURE))
+        res = NULL;
+    if (r == 0 && res)
+        r = zmp__proc_take_result(p, res);
+    if (r == 0 && res) {
+        res->exit_code = p->exit_code;
+        res->ok = p->exit_code == 0;
+    }
+    if (info) {
+        info->flags = p->info;
+        info->pid = p->pid;
+        info->seconds = (double)((p->end_ns ? p->end_ns : zmp__now_ns()) -
+                                 p->start_ns) / 1e9;
+    }
+    zmp__proc_free(p);
+    return r;
 }

@@ -26,6 +26,7 @@ int main(int argc, char **argv)
     add_misc_tests();
     add_manual_tests();
     add_options_tests();
+    add_batch_tests();
     engine = zmp_backend();
     printf("engine in use: %s\n", engine);
     zmp_deinit();

@@ -1,0 +1,160 @@
+/* zmp_run_batch: order, progress, errors, limits, queueing on EMFILE. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "common.h"
+
+struct seen {
+    size_t calls;
+    unsigned char *hit;
+};
+
+static void on_progress(void *arg, size_t index, int err, const zmp_result *res,
+                        const zmp_info *info)
+{
+    struct seen *s = arg;
+
+    (void)info;
+    s->calls++;
+    s->hit[index]++;
+    if (err == 0 && !res)
+        s->hit[index] = 100;  /* must never happen: flagged below */
+}
+
+/* 300 jobs, 8 at once: results in submission order, each reported once. */
+static void test_order_and_progress(void)
+{
+    enum { N = 300 };
+    zmp_options *jobs = calloc(N, sizeof *jobs);
+    const char *(*argv)[4] = calloc(N, sizeof *argv);
+    char (*arg)[16] = calloc(N, sizeof *arg);
+    zmp_result *res = calloc(N, sizeof *res);
+    zmp_info *info = calloc(N, sizeof *info);
+    int *errs = calloc(N, sizeof *errs);
+    struct seen s = { 0, calloc(N, 1) };
+    char expect[32];
+    size_t i, bad = 0;
+
+    use_helper();
+    for (i = 0; i < N; i++) {
+        snprintf(arg[i], sizeof arg[i], "%zu", i);
+        argv[i][0] = "echo";
+        argv[i][1] = arg[i];
+        argv[i][2] = NULL;
+        jobs[i].argv = argv[i];
+    }
+    /* One that cannot start, one that fails, one that times out. */
+    jobs[7].program = "/nonexistent/prog";
+    argv[11][0] = "exit";
+    argv[11][1] = "9";
+    argv[13][0] = "sleep";
+    argv[13][1] = "20000";
+    jobs[13].timeout_ms = 100;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, N, 8, res, info, errs, on_progress, &s), 0);
+    CU_ASSERT_EQUAL(s.calls, N);
+    for (i = 0; i < N; i++) {
+        if (s.hit[i] != 1)
+            bad++;
+        if (i == 7 || i == 11 || i == 13)
+            continue;
+        snprintf(expect, sizeof expect, "%zu\n", i);
+        if (errs[i] != 0 || !res[i].out || strcmp(res[i].out, expect) != 0)
+            bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(errs[7], -ENOENT);
+    CU_ASSERT_PTR_NULL(res[7].out);
+    CU_ASSERT_EQUAL(errs[11], 0);
+    CU_ASSERT_EQUAL(res[11].exit_code, 9);
+    CU_ASSERT_EQUAL(res[13].exit_code, -15);
+    CU_ASSERT_TRUE(info[13].flags & ZMP_TIMED_OUT);
+    for (i = 0; i < N; i++)
+        zmp_result_free(&res[i]);
+    CU_ASSERT_TRUE(no_children());
+    free(jobs); free(argv); free(arg); free(res); free(info); free(errs); free(s.hit);
+}
+
+/* 1,000 jobs, 64 at once, each writing its own sizes to both streams:
+ * every byte checked. */
+static void test_many_both_streams(void)
+{
+    enum { N = 1000 };
+    zmp_options *jobs = calloc(N, sizeof *jobs);
+    const char *(*argv)[5] = calloc(N, sizeof *argv);
+    char (*sz)[2][16] = calloc(N, sizeof *sz);
+    zmp_result *res = calloc(N, sizeof *res);
+    size_t i, k, bad = 0;
+
+    use_helper();
+    for (i = 0; i < N; i++) {
+        snprintf(sz[i][0], 16, "%zu", (i * 7919) % 200000);
+        snprintf(sz[i][1], 16, "%zu", (i * 104729) % 50000);
+        argv[i][0] = "flood";
+        argv[i][1] = sz[i][0];
+        argv[i][2] = sz[i][1];
+        jobs[i].argv = argv[i];
+    }
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, N, 64, res, NULL, NULL, NULL, NULL), 0);
+    for (i = 0; i < N; i++) {
+        size_t no = strtoul(sz[i][0], NULL, 10), ne = strtoul(sz[i][1], NULL, 10);
+
+        if (!res[i].out || res[i].out_len != no || res[i].err_len != ne ||
+            res[i].output_len != no + ne || !res[i].ok) {
+            bad++;
+            continue;
+        }
+        for (k = 0; k < no; k++)
+            bad += res[i].out[k] != (char)('a' + k % 26);
+        for (k = 0; k < ne; k++)
+            bad += res[i].err[k] != (char)('0' + k % 10);
+        zmp_result_free(&res[i]);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(jobs); free(argv); free(sz); free(res);
+}
+
+/* Too few descriptors for the jobs asked to run at once: they queue until
+ * others finish, and all succeed. */
+static void test_queue_on_emfile(void)
+{
+    enum { N = 60 };
+    const char *argv[] = { "sleep", "30", NULL };
+    zmp_options jobs[N];
+    zmp_result res[N];
+    int errs[N], i, ok = 0;
+    struct rlimit old, rl;
+
+    use_helper();
+    for (i = 0; i < N; i++)
+        jobs[i] = (zmp_options){ .argv = argv };
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, 1, 1, res, NULL, errs, NULL, NULL), 0);
+    zmp_result_free(&res[0]);
+    getrlimit(RLIMIT_NOFILE, &old);
+    rl = old;
+    rl.rlim_cur = (rlim_t)count_fds() + 30;  /* room for ~8 jobs */
+    setrlimit(RLIMIT_NOFILE, &rl);
+    i = zmp_run_batch(jobs, N, 50, res, NULL, errs, NULL, NULL);
+    setrlimit(RLIMIT_NOFILE, &old);
+    CU_ASSERT_EQUAL_FATAL(i, 0);
+    for (i = 0; i < N; i++) {
+        ok += errs[i] == 0 && res[i].ok;
+        zmp_result_free(&res[i]);
+    }
+    CU_ASSERT_EQUAL(ok, N);
+    CU_ASSERT_EQUAL(zmp_run_batch(NULL, 3, 1, res, NULL, NULL, NULL, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(zmp_run_batch(NULL, 0, 1, NULL, NULL, NULL, NULL, NULL), 0);
+}
+
+void add_batch_tests(void)
+{
+    CU_pSuite s = CU_add_suite("batch", suite_init, suite_clean);
+
+    CU_add_test(s, "order, progress, errors", test_order_and_progress);
+    CU_add_test(s, "1,000 jobs, both streams, every byte", test_many_both_streams);
+    CU_add_test(s, "queued on EMFILE", test_queue_on_emfile);
+    CU_add_test(s, "no leaks", test_no_leaks);
+}
