@@ -298,9 +298,13 @@ ZMP_EXTERN int zmp_collect(int handle, zmp_result *res, zmp_info *info);
  * Called as each job of a batch finishes (in the order they finish):
  * index is its place in the batch, err 0 or the job's error (then res is
  * NULL), res and info (NULL when the caller passed no infos) its outcome.
+ * res is results[index]: the callback may consume it (zmp_result_free
+ * leaves it zeroed), to keep memory flat over a long batch.  Return 0 to
+ * go on, anything else to start no further job: those not started get
+ * -ECANCELED, the ones running finish normally.
  */
-typedef void (*zmp_progress_fn)(void *arg, size_t index, int err,
-                                const zmp_result *res, const zmp_info *info);
+typedef int (*zmp_progress_fn)(void *arg, size_t index, int err,
+                               zmp_result *res, const zmp_info *info);
 
 /*
  * Run n jobs, at most parallel at once (0: zmp_cpu_count()), all on the

@@ -30,14 +30,14 @@ static bool transient(int r)
     return r == -EMFILE || r == -ENFILE || r == -EAGAIN || r == -ENOMEM;
 }
 
-static void report(size_t i, int r, zmp_result *results, zmp_info *infos,
+/* Tell the caller; true when it asks to start nothing more. */
+static bool report(size_t i, int r, zmp_result *results, zmp_info *infos,
                    int *errors, zmp_progress_fn progress, void *arg)
 {
     if (errors)
         errors[i] = r;
-    if (progress)
-        progress(arg, i, r, r == 0 ? &results[i] : NULL,
-                 infos ? &infos[i] : NULL);
+    return progress && progress(arg, i, r, r == 0 ? &results[i] : NULL,
+                                infos ? &infos[i] : NULL) != 0;
 }
 
 int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
@@ -47,6 +47,7 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
     struct batch b = { .ctx = ctx };
     size_t next = 0, k, i;
     struct zmp__proc *p;
+    bool stop = false;
     int r;
 
     if ((!jobs || !results) && n)
@@ -77,7 +78,9 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
             if (r < 0 && transient(r) && b.nrun > 0)
                 break;  /* retried once a job in flight gives back */
             if (r < 0) {
-                report(next++, r, results, infos, errors, progress, arg);
+                stop |= report(next++, r, results, infos, errors, progress, arg);
+                if (stop)
+                    break;
                 continue;
             }
             b.run[b.nrun] = p;
@@ -100,7 +103,13 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
             b.nrun--;
             b.run[k] = b.run[b.nrun];
             b.index[k] = b.index[b.nrun];
-            report(i, r, results, infos, errors, progress, arg);
+            stop |= report(i, r, results, infos, errors, progress, arg);
+        }
+        if (stop) {
+            /* The caller asked to stop: what has not started never will. */
+            for (; next < n; next++)
+                if (errors)
+                    errors[next] = -ECANCELED;
         }
     }
     r = 0;

@@ -13,8 +13,8 @@ struct seen {
     unsigned char *hit;
 };
 
-static void on_progress(void *arg, size_t index, int err, const zmp_result *res,
-                        const zmp_info *info)
+static int on_progress(void *arg, size_t index, int err, zmp_result *res,
+                       const zmp_info *info)
 {
     struct seen *s = arg;
 
@@ -23,6 +23,39 @@ static void on_progress(void *arg, size_t index, int err, const zmp_result *res,
     s->hit[index]++;
     if (err == 0 && !res)
         s->hit[index] = 100;  /* must never happen: flagged below */
+    return 0;
+}
+
+/* Stop after the first failure: nothing more starts. */
+static int stop_on_failure(void *arg, size_t index, int err, zmp_result *res,
+                           const zmp_info *info)
+{
+    (void)arg;
+    (void)index;
+    (void)info;
+    return err != 0 || !res->ok;
+}
+
+static void test_stop(void)
+{
+    enum { N = 50 };
+    const char *ok[] = { "exit", "0", NULL }, *bad[] = { "exit", "1", NULL };
+    zmp_options jobs[N];
+    zmp_result res[N];
+    int errs[N], i, cancelled = 0, ran = 0;
+
+    use_helper();
+    for (i = 0; i < N; i++)
+        jobs[i] = (zmp_options){ .argv = i == 3 ? bad : ok };
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, N, 2, res, NULL, errs, stop_on_failure, NULL), 0);
+    for (i = 0; i < N; i++) {
+        cancelled += errs[i] == -ECANCELED;
+        ran += errs[i] == 0;
+        zmp_result_free(&res[i]);
+    }
+    CU_ASSERT_EQUAL(res[3].exit_code, 0);  /* freed: zeroed */
+    CU_ASSERT_TRUE(ran >= 4 && ran <= 6);
+    CU_ASSERT_EQUAL(cancelled + ran, N);
 }
 
 /* 300 jobs, 8 at once: results in submission order, each reported once. */
@@ -156,5 +189,6 @@ void add_batch_tests(void)
     CU_add_test(s, "order, progress, errors", test_order_and_progress);
     CU_add_test(s, "1,000 jobs, both streams, every byte", test_many_both_streams);
     CU_add_test(s, "queued on EMFILE", test_queue_on_emfile);
+    CU_add_test(s, "progress stops the batch", test_stop);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
