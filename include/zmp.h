@@ -97,8 +97,9 @@ ZMP_EXTERN int zmp_spawn(const char *script, const char *const *args);
  * Returns 0, or -ECHILD for an unknown or already removed handle, and also
  * when something else in the program reaped the child first (a wait(-1),
  * or SIGCHLD set to SIG_IGN), so its exit code is lost; the handle is
- * removed then too.  Any other negative errno means the engine failed; the
- * handle is kept.
+ * removed then too.  For a zmp_start() job, a capture error (-ENOMEM) is
+ * returned and the handle removed as well.  Any other negative errno means
+ * the engine failed; the handle is kept.
  */
 ZMP_EXTERN int zmp_wait(int handle, int *exit_code);
 
@@ -200,7 +201,9 @@ ZMP_EXTERN const char *zmp_version(void);
 /* zmp_options.flags */
 #define ZMP_ENV_REPLACE  (1u << 0)  /* env replaces the environment */
 #define ZMP_NEW_PGROUP   (1u << 1)  /* the child leads a new process group;
-                                       timeouts and zmp_kill signal it all */
+                                       timeouts and zmp_kill signal it all
+                                       while the leader lives (once it is
+                                       reaped its pgid may be reused) */
 #define ZMP_NO_CAPTURE   (1u << 2)  /* stdio inherited, nothing captured */
 
 /* One step of the sequence a timeout sends: signal, then wait ms. */
@@ -270,7 +273,8 @@ typedef struct zmp_info {
 
 /*
  * Run a child as opts says and wait for it, capturing stdout and stderr
- * (unless ZMP_NO_CAPTURE).  info may be NULL.
+ * (unless ZMP_NO_CAPTURE: then res gets only ok and exit_code, its buffers
+ * stay NULL).  info may be NULL.
  * Returns 0 or the errors of zmp_run(), plus -EINVAL for bad options
  * (argv NULL or empty, a term_seq_len without term_seq, an unknown flag).
  */
@@ -282,7 +286,8 @@ ZMP_EXTERN int zmp_run_opts(const zmp_options *opts, zmp_result *res,
  * captured in the background (unless ZMP_NO_CAPTURE); zmp_poll() says
  * whether it has finished (exited, and its output read to the end),
  * zmp_collect() takes the result, zmp_kill() ends it, and zmp_wait()
- * waits and returns only its exit code, dropping the output.
+ * waits for its exit only and returns its exit code, dropping the output
+ * (pipes a descendant still holds are not waited for).
  * Returns a handle > 0, or the errors of zmp_run_opts().
  */
 ZMP_EXTERN int zmp_start(const zmp_options *opts);

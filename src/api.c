@@ -45,7 +45,7 @@ int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
         *res = (zmp_result){ 0 };
     if (info)
         *info = (zmp_info){ 0 };
-    if (!res && opts && !(opts->flags & ZMP_NO_CAPTURE))
+    if (!res)
         return -EINVAL;
     r = zmp__launch(ctx, opts, &p);
     if (r < 0)
@@ -185,7 +185,13 @@ int zmp_wait(int handle, int *exit_code)
 
     if (!p)
         return -ECHILD;
-    r = zmp__ctx_run_until(&global, zmp__job_done, p, ZMP__FOREVER);
+    r = zmp__ctx_run_until(&global, proc_exited, p, ZMP__FOREVER);
+    if (r < 0)
+        return r;
+    /* Only the exit code is wanted: what a descendant still writes into
+     * the pipes is not waited for. */
+    zmp__proc_drop_pipes(p);
+    r = zmp__ctx_run_until(&global, proc_done, p, ZMP__FOREVER);
     if (r < 0)
         return r;
     r = p->error;
@@ -203,6 +209,9 @@ int zmp_poll(int handle, int *exit_code)
     if (!p)
         return -ECHILD;
     if (!zmp__job_done(p)) {
+        /* Timeouts fire here too: a caller that only polls still gets
+         * them. */
+        zmp__ctx_fire_timers(&global, zmp__now_ns());
         r = global.engine->run(&global, ZMP__NOWAIT);
         if (r < 0 && r != -EINTR)
             return r;
@@ -280,9 +289,7 @@ int zmp_sleep(unsigned long ms)
     r = zmp__ctx_start(&global);
     if (r < 0)
         return r;
-    if (ms > (unsigned long)(INT64_MAX / 2000000))
-        ms = INT64_MAX / 2000000;
-    deadline = zmp__now_ns() + (int64_t)ms * 1000000;
+    deadline = zmp__now_ns() + zmp__ms_to_ns(ms);
     r = zmp__ctx_run_until(&global, NULL, NULL, deadline);
     return r == -ETIME ? 0 : r;
 }

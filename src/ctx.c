@@ -133,7 +133,7 @@ void zmp__ctx_stop(struct zmp__ctx *ctx)
  * pending, or ZMP__FOREVER.  A linear walk: fine for the children of one
  * program; a heap is the next step for tens of thousands with timeouts.
  */
-static int64_t fire_timers(struct zmp__ctx *ctx, int64_t now)
+int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now)
 {
     int64_t next = ZMP__FOREVER;
     struct zmp__proc *p;
@@ -166,7 +166,7 @@ int zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
         now = zmp__now_ns();
         if (deadline != ZMP__FOREVER && now >= deadline)
             return -ETIME;
-        wake = fire_timers(ctx, now);
+        wake = zmp__ctx_fire_timers(ctx, now);
         if (cond && cond(p))
             return 0;
         if (wake == ZMP__FOREVER || (deadline != ZMP__FOREVER && deadline < wake))

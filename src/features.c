@@ -45,6 +45,15 @@ unsigned zmp__disabled(void)
     return mask;
 }
 
+/* A duration in ms as ns, saturated far past any real wait (~146 years),
+ * so that now + the result cannot overflow. */
+int64_t zmp__ms_to_ns(unsigned long ms)
+{
+    const int64_t max = INT64_MAX / 4;
+
+    return ms > (unsigned long)(max / 1000000) ? max : (int64_t)ms * 1000000;
+}
+
 int64_t zmp__now_ns(void)
 {
     struct timespec ts;

@@ -143,6 +143,7 @@ struct zmp__ctx {
 /* features.c */
 unsigned zmp__disabled(void);
 int64_t zmp__now_ns(void);
+int64_t zmp__ms_to_ns(unsigned long ms);
 
 /* buf.c */
 int  zmp__buf_reserve(struct zmp__buf *b, size_t room);
@@ -197,6 +198,7 @@ void zmp__ctx_stop(struct zmp__ctx *ctx);
 int  zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
                         const void *arg, int64_t deadline);
 bool zmp__job_done(const void *proc);
+int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now);
 
 /* batch.c */
 int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,

@@ -126,8 +126,8 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
         return -ENOMEM;
     memcpy(p->seq, seq, n * sizeof *seq);
     p->seq_len = n;
-    p->drain_ns = (int64_t)(o->drain_ms ? o->drain_ms : DRAIN_MS_DEFAULT) * 1000000;
-    p->timer = p->start_ns + (int64_t)o->timeout_ms * 1000000;
+    p->drain_ns = zmp__ms_to_ns(o->drain_ms ? o->drain_ms : DRAIN_MS_DEFAULT);
+    p->timer = p->start_ns + zmp__ms_to_ns(o->timeout_ms);
     return 0;
 }
 

@@ -228,15 +228,16 @@ void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now)
     p->info |= ZMP_TIMED_OUT;
     if (p->step < p->seq_len) {
         zmp__proc_signal(p, p->seq[p->step].signal);
-        p->timer = now + (int64_t)p->seq[p->step].ms * 1000000;
+        p->timer = now + zmp__ms_to_ns(p->seq[p->step].ms);
         p->step++;
         return;
     }
     zmp__proc_signal(p, SIGKILL);
 }
 
-/* Stop reading the pipes a descendant holds open; kill the group too, as
- * whatever is left of it outlived the job. */
+/* Stop reading the pipes a descendant holds open.  The descendant is not
+ * signalled: its group leader is reaped by now, and a pgid without a
+ * living leader may have been handed to an unrelated group. */
 void zmp__proc_drop_pipes(struct zmp__proc *p)
 {
     int i;
@@ -250,8 +251,6 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
         p->info |= ZMP_PIPES_HELD;
         p->ctx->engine->drop_input(p->ctx, p);
     }
-    if (p->pgroup && (p->info & ZMP_PIPES_HELD))
-        (void)kill(-p->pid, SIGKILL);
 }
 
 /* Remember when the job finished: exited, and its pipes and stdin closed. */
@@ -431,9 +430,8 @@ int zmp__proc_finish(struct zmp__proc *p, zmp_result *res, zmp_info *info)
 {
     int r = p->error;
 
-    if (!(p->flags & ZMP__PROC_CAPTURE))
-        res = NULL;
-    if (r == 0 && res)
+    /* Uncaptured: the exit code alone, the buffers stay NULL. */
+    if (r == 0 && res && (p->flags & ZMP__PROC_CAPTURE))
         r = zmp__proc_take_result(p, res);
     if (r == 0 && res) {
         res->exit_code = p->exit_code;

@@ -53,7 +53,9 @@
 #define SYS_close_range 436
 #endif
 
-#define CHILD_STACK (16 * 1024)
+/* As glibc's posix_spawn: room for lazy symbol binding, whose xsave area
+ * is large on CPUs with AVX-512 or AMX. */
+#define CHILD_STACK (32 * 1024)
 
 /* Features found missing, so they are not tried on every spawn. */
 static int no_clone3;
@@ -165,8 +167,11 @@ NO_SANITIZE static int child_main(void *arg)
                 goto fds_done;
             __atomic_store_n(&no_close_range_cloexec, 1, __ATOMIC_RELAXED);
         }
+        /* Closing must spare the error pipe (it is above 2 by now). */
         if (!__atomic_load_n(&no_close_range, __ATOMIC_RELAXED)) {
-            if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+            if ((c->errfd == 3 ||
+                 syscall(SYS_close_range, 3U, (unsigned)c->errfd - 1, 0U) == 0) &&
+                syscall(SYS_close_range, (unsigned)c->errfd + 1, ~0U, 0U) == 0)
                 goto fds_done;
             __atomic_store_n(&no_close_range, 1, __ATOMIC_RELAXED);
         }

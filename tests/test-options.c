@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -241,6 +242,77 @@ static void test_input(void)
     free(data);
 }
 
+/* A caller that only polls still gets its timeouts. */
+static void test_timeout_while_polling(void)
+{
+    const char *argv[] = { "sleep", "20000", NULL };
+    zmp_options o = { .argv = argv, .timeout_ms = 100 };
+    int h, r, code = 0, loops = 0;
+    zmp_info info;
+    zmp_result res;
+
+    use_helper();
+    h = zmp_start(&o);
+    CU_ASSERT_TRUE_FATAL(h > 0);
+    while ((r = zmp_poll(h, &code)) == 0 && loops++ < 2000)
+        usleep(2000);
+    CU_ASSERT_EQUAL(r, 1);
+    CU_ASSERT_EQUAL(code, -SIGTERM);
+    CU_ASSERT_EQUAL(zmp_collect(h, &res, &info), 0);
+    CU_ASSERT_TRUE(info.flags & ZMP_TIMED_OUT);
+    CU_ASSERT_TRUE(info.seconds < 5);
+    zmp_result_free(&res);
+}
+
+/* Huge durations saturate instead of wrapping into the past. */
+static void test_huge_timeout(void)
+{
+    const char *argv[] = { "exit", "3", NULL };
+    zmp_options o = { .argv = argv, .timeout_ms = (unsigned long)-1, .drain_ms = (unsigned long)-1 };
+    zmp_result res;
+    zmp_info info;
+
+    use_helper();
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_EQUAL(res.exit_code, 3);
+    CU_ASSERT_FALSE(info.flags & ZMP_TIMED_OUT);
+    zmp_result_free(&res);
+}
+
+/* Uncaptured: the exit code still comes back. */
+static void test_no_capture_code(void)
+{
+    const char *argv[] = { "exit", "7", NULL };
+    zmp_options o = { .argv = argv, .flags = ZMP_NO_CAPTURE };
+    zmp_result res;
+
+    use_helper();
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    CU_ASSERT_EQUAL(res.exit_code, 7);
+    CU_ASSERT_FALSE(res.ok);
+    CU_ASSERT_PTR_NULL(res.out);
+    zmp_result_free(&res);
+}
+
+/* zmp_wait on a captured job waits for the exit, not for a grandchild
+ * that keeps the pipes. */
+static void test_wait_captured_job(void)
+{
+    const char *argv[] = { "grandchild", "3000", NULL };
+    zmp_options o = { .argv = argv };
+    struct timespec t0, t1;
+    int h, code = -1;
+
+    use_helper();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    h = zmp_start(&o);
+    CU_ASSERT_TRUE_FATAL(h > 0);
+    CU_ASSERT_EQUAL(zmp_wait(h, &code), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CU_ASSERT_EQUAL(code, 0);
+    CU_ASSERT_TRUE(t1.tv_sec - t0.tv_sec < 2);
+}
+
 static void test_bad_options(void)
 {
     const char *empty[] = { NULL }, *argv[] = { "x", NULL };
@@ -277,6 +349,10 @@ void add_options_tests(void)
     CU_add_test(s, "pipes held by a grandchild", test_pipes_held);
     CU_add_test(s, "background captured jobs", test_background_jobs);
     CU_add_test(s, "stdin fed through the engine", test_input);
+    CU_add_test(s, "timeouts fire for a polling caller", test_timeout_while_polling);
+    CU_add_test(s, "huge durations saturate", test_huge_timeout);
+    CU_add_test(s, "uncaptured run returns its code", test_no_capture_code);
+    CU_add_test(s, "wait on a captured job", test_wait_captured_job);
     CU_add_test(s, "bad options", test_bad_options);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
