@@ -49,7 +49,7 @@ static void vfork_once(char *const *argv)
 
 static void run_vfork(int n)
 {
-    char *argv[] = { (char *)child, NULL };
+    char *argv[] = { (char *)child, "echo", "hello", NULL };
 
     for (int i = 0; i < n; i++)
         vfork_once(argv);
@@ -57,7 +57,7 @@ static void run_vfork(int n)
 
 static void run_posix_spawn(int n)
 {
-    char *argv[] = { (char *)child, NULL };
+    char *argv[] = { (char *)child, "echo", "hello", NULL };
     pid_t pid;
 
     for (int i = 0; i < n; i++) {
@@ -69,9 +69,11 @@ static void run_posix_spawn(int n)
 
 static void run_zmp(int n)
 {
-    /* The child is the "interpreter"; its one argument is ignored. */
+    /* The child is the "interpreter": CHILD echo hello, as above. */
+    const char *args[] = { "hello", NULL };
+
     for (int i = 0; i < n; i++) {
-        int h = zmp_spawn("x", NULL);
+        int h = zmp_spawn("echo", args);
         if (h < 0 || zmp_wait(h, NULL) < 0)
             exit(1);
     }

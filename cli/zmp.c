@@ -8,15 +8,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json.h"
+#include "parallel.h"
 #include "zmp.h"
 
 static const char usage[] =
     "usage: zmp [--interpreter PATH] COMMAND [ARG...]\n"
     "\n"
     "commands:\n"
-    "  run SCRIPT [ARG...]      run INTERPRETER SCRIPT ARG..., pass its output\n"
-    "                           through and exit with its status\n"
-    "  run-code CODE [ARG...]   run INTERPRETER -c CODE ARG..., likewise\n"
+    "  run [--json] SCRIPT [ARG...]\n"
+    "                           run INTERPRETER SCRIPT ARG..., pass its output\n"
+    "                           through (or print one JSON object) and exit\n"
+    "                           with its status\n"
+    "  run-code [--json] CODE [ARG...]\n"
+    "                           run INTERPRETER -c CODE ARG..., likewise\n"
+    "  parallel [OPTIONS] -- COMMAND [ARG...] [::: INPUT...]\n"
+    "                           run COMMAND once per input line, N at once\n"
+    "                           (zmp parallel --help)\n"
     "  cpu-count                print the CPUs this process may use\n"
     "  backend                  print the engine in use (io_uring or poll)\n"
     "\n"
@@ -41,7 +49,20 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int run(bool code, const char *what, char **args)
+static void print_json(const zmp_result *res)
+{
+    printf("{\"ok\":%s,\"exit_code\":%d,\"out\":", res->ok ? "true" : "false",
+           res->exit_code);
+    json_string(stdout, res->out, res->out_len);
+    fputs(",\"err\":", stdout);
+    json_string(stdout, res->err, res->err_len);
+    fputs(",\"output\":", stdout);
+    json_string(stdout, res->output, res->output_len);
+    fputs("}\n", stdout);
+    fflush(stdout);
+}
+
+static int run(bool code, bool json, const char *what, char **args)
 {
     zmp_result res;
     int r;
@@ -52,8 +73,12 @@ static int run(bool code, const char *what, char **args)
         fprintf(stderr, "zmp: cannot run %s: %s\n", zmp_interpreter(), zmp_strerror(r));
         return 127;
     }
-    write_all(1, res.out, res.out_len);
-    write_all(2, res.err, res.err_len);
+    if (json) {
+        print_json(&res);
+    } else {
+        write_all(1, res.out, res.out_len);
+        write_all(2, res.err, res.err_len);
+    }
     /* Like a shell: a death by signal N is 128 + N. */
     r = res.exit_code < 0 ? 128 - res.exit_code : res.exit_code;
     zmp_result_free(&res);
@@ -99,13 +124,20 @@ int main(int argc, char **argv)
     }
     cmd = argv[optind++];
     if (!strcmp(cmd, "run") || !strcmp(cmd, "run-code")) {
+        bool json = optind < argc && !strcmp(argv[optind], "--json");
+
+        optind += json;
+        if (optind < argc && !strcmp(argv[optind], "--"))
+            optind++;
         if (optind >= argc) {
             fprintf(stderr, "zmp: %s: missing %s\n", cmd,
                     cmd[3] ? "CODE" : "SCRIPT");
             return 2;
         }
-        return run(cmd[3] != '\0', argv[optind], argv + optind + 1);
+        return run(cmd[3] != '\0', json, argv[optind], argv + optind + 1);
     }
+    if (!strcmp(cmd, "parallel"))
+        return cmd_parallel(argc - optind + 1, argv + optind - 1);
     if (!strcmp(cmd, "cpu-count") && optind == argc) {
         printf("%d\n", zmp_cpu_count());
         return 0;

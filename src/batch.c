@@ -45,7 +45,7 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
                int *errors, zmp_progress_fn progress, void *arg)
 {
     struct batch b = { .ctx = ctx };
-    size_t next = 0, k, i;
+    size_t next = 0, k, i, collected;
     struct zmp__proc *p;
     bool stop = false;
     int r;
@@ -73,26 +73,28 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
         goto out;
     }
     while (next < n || b.nrun > 0) {
-        while (b.nrun < parallel && next < n) {
+        while (!stop && b.nrun < parallel && next < n) {
             r = zmp__launch(ctx, &jobs[next], &p);
             if (r < 0 && transient(r) && b.nrun > 0)
                 break;  /* retried once a job in flight gives back */
             if (r < 0) {
-                stop |= report(next++, r, results, infos, errors, progress, arg);
-                if (stop)
-                    break;
+                stop = report(next++, r, results, infos, errors, progress, arg);
                 continue;
             }
             b.run[b.nrun] = p;
             b.index[b.nrun++] = next++;
         }
-        if (b.nrun == 0)
-            continue;
+        if (stop) {
+            /* The caller asked to stop: what has not started never will. */
+            for (; next < n; next++)
+                if (errors)
+                    errors[next] = -ECANCELED;
+        }
+        /* Collect every finished job, keeping the others.  A callback may
+         * itself run the engine (zmp_sleep...): completions it causes move
+         * ndone past `seen`, so the wait below returns at once for them. */
         b.seen = ctx->ndone;
-        r = zmp__ctx_run_until(ctx, something_done, &b, ZMP__FOREVER);
-        if (r < 0)
-            goto out;
-        /* Collect every finished job, keeping the others in order. */
+        collected = 0;
         for (k = 0; k < b.nrun;) {
             if (!zmp__job_done(b.run[k])) {
                 k++;
@@ -104,13 +106,13 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
             b.run[k] = b.run[b.nrun];
             b.index[k] = b.index[b.nrun];
             stop |= report(i, r, results, infos, errors, progress, arg);
+            collected++;
         }
-        if (stop) {
-            /* The caller asked to stop: what has not started never will. */
-            for (; next < n; next++)
-                if (errors)
-                    errors[next] = -ECANCELED;
-        }
+        if (collected || b.nrun == 0)
+            continue;
+        r = zmp__ctx_run_until(ctx, something_done, &b, ZMP__FOREVER);
+        if (r < 0)
+            goto out;
     }
     r = 0;
 out:

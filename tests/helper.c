@@ -6,7 +6,7 @@
  *   echo ARGS...          print ARGS joined by spaces, and a newline
  *   exit N                exit with status N
  *   kill SIG              die by signal SIG
- *   sleep MS              sleep MS milliseconds, then exit 0
+ *   sleep MS [WORD]       sleep MS milliseconds, print WORD if given, exit 0
  *   flood OUT ERR         write OUT bytes to stdout and ERR bytes to stderr,
  *                         interleaved in 64 KiB pieces (patterns below)
  *   interleave N MS       write "oI\n" to stdout and "eI\n" to stderr,
@@ -144,6 +144,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "sleep") && argc > 2) {
         sleep_ms(atol(argv[2]));
+        if (argc > 3)
+            printf("%s\n", argv[3]);
         return 0;
     }
     if (!strcmp(mode, "flood") && argc > 3)

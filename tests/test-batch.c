@@ -182,6 +182,49 @@ static void test_queue_on_emfile(void)
     CU_ASSERT_EQUAL(zmp_run_batch(NULL, 0, 1, NULL, NULL, NULL, NULL, NULL), 0);
 }
 
+static int stop_now(void *arg, size_t index, int err, zmp_result *res,
+                    const zmp_info *info)
+{
+    (void)arg; (void)index; (void)err; (void)res; (void)info;
+    return 1;
+}
+
+/* A callback that runs the engine itself (zmp_sleep): jobs finishing
+ * meanwhile are still collected, the batch does not hang. */
+static int sleepy(void *arg, size_t index, int err, zmp_result *res,
+                  const zmp_info *info)
+{
+    (void)index; (void)err; (void)res; (void)info;
+    (*(int *)arg)++;
+    zmp_sleep(30);
+    return 0;
+}
+
+static void test_callback_edge_cases(void)
+{
+    const char *argv[] = { "echo", "x", NULL };
+    zmp_options jobs[6];
+    zmp_result res[6];
+    int errs[6], calls = 0, i;
+
+    use_helper();
+    for (i = 0; i < 6; i++)
+        jobs[i] = (zmp_options){ .argv = argv };
+    jobs[0].program = "/nonexistent/prog";
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, 6, 1, res, NULL, errs, stop_now, NULL), 0);
+    CU_ASSERT_EQUAL(errs[0], -ENOENT);
+    for (i = 1; i < 6; i++)
+        CU_ASSERT_EQUAL(errs[i], -ECANCELED);
+    jobs[0].program = NULL;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, 6, 6, res, NULL, errs, sleepy, &calls), 0);
+    CU_ASSERT_EQUAL(calls, 6);
+    for (i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(errs[i], 0);
+        CU_ASSERT_STRING_EQUAL(res[i].out ? res[i].out : "", "x\n");
+        zmp_result_free(&res[i]);
+    }
+}
+
 void add_batch_tests(void)
 {
     CU_pSuite s = CU_add_suite("batch", suite_init, suite_clean);
@@ -190,5 +233,6 @@ void add_batch_tests(void)
     CU_add_test(s, "1,000 jobs, both streams, every byte", test_many_both_streams);
     CU_add_test(s, "queued on EMFILE", test_queue_on_emfile);
     CU_add_test(s, "progress stops the batch", test_stop);
+    CU_add_test(s, "callback stops at once, or runs the engine", test_callback_edge_cases);
     CU_add_test(s, "no leaks", test_no_leaks);
 }

@@ -1,0 +1,98 @@
+#!/bin/sh
+# Shell-level tests of the zmp command: cli.sh ENGINE
+# Prints "zmp-cli [ENGINE]: N passed, N failed" and exits non-zero on a failure.
+set -u
+ZMP_BACKEND=$1
+export ZMP_BACKEND
+zmp=./zmp
+child=./tests/nolibc-child  # x86-64: no libc start-up, thousands are cheap
+[ -x "$child" ] || child=./tests/helper
+pass=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { pass=$((pass + 1)); echo "  ok: $1"; }
+bad() { fail=$((fail + 1)); echo "  FAILED: $1"; }
+check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; }
+
+echo "=== zmp command tests: engine $ZMP_BACKEND ==="
+check "backend" "$($zmp backend)" "$ZMP_BACKEND"
+check "cpu-count" "$($zmp cpu-count)" "$(nproc)"
+$zmp --version | grep -q '^zmp [0-9]' && ok "--version" || bad "--version"
+
+# Bad input: a clear message and status 2.
+for args in "--bogus" "" "frobnicate" "parallel" "parallel -- echo :::" \
+            "parallel -a $tmp/missing -- echo" "parallel -j x -- echo" \
+            "parallel --timeout -1 -- echo" "run"; do
+    # shellcheck disable=SC2086
+    $zmp $args < /dev/null > "$tmp/o" 2> "$tmp/e"
+    st=$?
+    if [ $st -eq 2 ] && [ -s "$tmp/e" ]; then ok "usage error: zmp $args"; else bad "usage error: zmp $args (status $st)"; fi
+done
+
+# run and run-code pass output through and exit with the child's status.
+out=$($zmp -i sh run-code 'echo "$0 $1"; exit 3' a b); st=$?
+check "run-code output" "$out" "a b"
+check "run-code status" "$st" 3
+$zmp -i sh run-code 'kill -TERM $$'; check "death by signal is 128+N" $? 143
+$zmp -i /nonexistent/zpy run x 2> "$tmp/e"; st=$?
+check "missing interpreter status" "$st" 127
+grep -q "No such file" "$tmp/e" && ok "missing interpreter message" || bad "missing interpreter message"
+
+# --json stays valid JSON whatever the child writes, and is lossless.
+$zmp -i sh run-code --json 'printf "a\377\n"; printf "e\033\n" >&2; exit 4' > "$tmp/j"
+check "run --json status" $? 4
+python3 - "$tmp/j" <<'PY' && ok "run --json is valid and lossless" || bad "run --json is valid and lossless"
+import json, sys
+o = json.load(open(sys.argv[1]))
+raw = lambda s: s.encode("utf-8", "surrogateescape")
+assert raw(o["out"]) == b"a\xff\n", o
+assert raw(o["err"]) == b"e\x1b\n", o
+assert o["ok"] is False and o["exit_code"] == 4
+PY
+
+# 10,000 jobs: every line accounted for.
+seq 10000 > "$tmp/in"
+$zmp parallel -j 64 -- "$child" echo < "$tmp/in" > "$tmp/out"; st=$?
+check "10,000 jobs: status" "$st" 0
+check "10,000 jobs: every line once" "$(sort -n "$tmp/out" | uniq | cmp - "$tmp/in" && echo same)" "same"
+# --keep-order: input order.
+seq 300 | $zmp parallel -k -j 16 -- "$child" echo > "$tmp/out"
+check "--keep-order" "$(seq 300 | cmp - "$tmp/out" && echo same)" "same"
+# ::: and {} {#}
+check "::: with {} and {#}" "$($zmp parallel -k -- "$child" echo '{#}:{}' ::: a b c | tr '\n' ' ')" "1:a 2:b 3:c "
+
+# 2,000 children alive at once.
+seq 2000 | $zmp parallel -j 2000 --results "$tmp/r" -- "$child" sleep 6000 > /dev/null; st=$?
+check "2,000 at once: status" "$st" 0
+python3 - "$tmp/r" <<'PY' && ok "2,000 at once: all overlapped" || bad "2,000 at once: all overlapped"
+import json, sys
+jobs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(jobs) == 2000 and all(j["ok"] for j in jobs)
+last_start = max(j["start"] for j in jobs)
+first_end = min(j["start"] + j["seconds"] for j in jobs)
+assert last_start < first_end, (last_start, first_end)
+PY
+
+# A timeout with a grandchild that ignores SIGTERM: bounded, reported.
+start=$(date +%s)
+$zmp parallel --timeout 0.5 --results "$tmp/r" -- sh -c 'trap "" TERM; sleep 30 & sleep 30; : {}' ::: x > /dev/null
+st=$?
+check "timeout: one failed job" "$st" 1
+end=$(date +%s)
+[ $((end - start)) -lt 10 ] && ok "timeout: bounded time" || bad "timeout: took $((end - start)) s"
+grep -q '"timed_out":true' "$tmp/r" && ok "timeout: reported" || bad "timeout: reported"
+
+# A flooding child under a cap: bounded output, truncation reported.
+$zmp parallel --output-cap 1000 --results "$tmp/r" -- head -c '{}' /dev/zero ::: 300000000 > "$tmp/out"
+check "cap: status" $? 0
+check "cap: bytes printed" "$(wc -c < "$tmp/out")" 1000
+grep -q '"truncated":true' "$tmp/r" && ok "cap: reported" || bad "cap: reported"
+
+# --halt-on-error: nothing new starts after a failure; failures counted.
+seq 50 | $zmp parallel -j 1 --halt-on-error -- sh -c 'test $0 -ne 5' > /dev/null
+check "halt-on-error: 1 failed + 45 never run" $? 46
+
+echo "zmp-cli [$ZMP_BACKEND]: $pass passed, $fail failed"
+[ $fail -eq 0 ]
