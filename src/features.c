@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "internal.h"
@@ -52,6 +53,37 @@ int64_t zmp__ms_to_ns(unsigned long ms)
     const int64_t max = INT64_MAX / 4;
 
     return ms > (unsigned long)(max / 1000000) ? max : (int64_t)ms * 1000000;
+}
+
+/*
+ * Out of descriptors: raise the soft RLIMIT_NOFILE to the hard limit, once
+ * (as Go's runtime does), so that thousands of captured children fit.
+ * Only on demand: a program that never runs out keeps its limit, and a
+ * select()-based host is not handed descriptors past FD_SETSIZE for
+ * nothing.  Children get the original soft limit back before exec.
+ * Returns true when the limit went up.
+ */
+static struct rlimit nofile_orig;
+static int nofile_raised;
+
+bool zmp__raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (__atomic_load_n(&nofile_raised, __ATOMIC_ACQUIRE) ||
+        getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return false;
+    nofile_orig = rl;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return false;
+    __atomic_store_n(&nofile_raised, 1, __ATOMIC_RELEASE);
+    return true;
+}
+
+const struct rlimit *zmp__nofile_orig(void)
+{
+    return __atomic_load_n(&nofile_raised, __ATOMIC_ACQUIRE) ? &nofile_orig : NULL;
 }
 
 int64_t zmp__now_ns(void)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "zmp.h"
@@ -144,6 +145,8 @@ struct zmp__ctx {
 unsigned zmp__disabled(void);
 int64_t zmp__now_ns(void);
 int64_t zmp__ms_to_ns(unsigned long ms);
+bool zmp__raise_nofile(void);
+const struct rlimit *zmp__nofile_orig(void);
 
 /* buf.c */
 int  zmp__buf_reserve(struct zmp__buf *b, size_t room);

@@ -131,7 +131,7 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
     return 0;
 }
 
-int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
+static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
 {
     struct zmp__spawn_args a = { .stdio = { -1, -1, -1 } };
     int out[2] = { -1, -1 }, err[2] = { -1, -1 }, in[2] = { -1, -1 };
@@ -253,5 +253,14 @@ fail:
     free(envp);
     if (p)
         zmp__proc_free(p);
+    return r;
+}
+
+int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
+{
+    int r = launch(ctx, o, ret);
+
+    if (r == -EMFILE && zmp__raise_nofile())
+        r = launch(ctx, o, ret);
     return r;
 }

@@ -66,6 +66,7 @@ static int no_close_range;
 
 struct child_args {
     const struct zmp__spawn_args *a;
+    const struct rlimit *nofile;   /* the caller's own limit, to restore */
     unsigned disabled;
     int errfd;   /* write end of the exec-error pipe */
 };
@@ -192,6 +193,10 @@ fds_done:
         goto fail;
     if (a->new_pgroup && setpgid(0, 0) < 0)
         goto fail;
+    /* zmp raised the soft limit for itself; the program gets the one its
+     * caller had (a lower soft limit is always allowed). */
+    if (c->nofile)
+        (void)setrlimit(RLIMIT_NOFILE, c->nofile);
     reset_signals();
     execve(a->path, a->argv, a->envp);
 fail:
@@ -270,7 +275,8 @@ static void reap_failed(pid_t pid, int pidfd)
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
 {
     char stack[CHILD_STACK] __attribute__((aligned(64)));
-    struct child_args c = { .a = a, .disabled = zmp__disabled() };
+    struct child_args c = { .a = a, .disabled = zmp__disabled(),
+                            .nofile = zmp__nofile_orig() };
     /* CLONE_PIDFD came in 5.2, but a pidfd only polls from 5.3, the
      * release that brought pidfd_open: ask for one only where it works. */
     bool want_pidfd = zmp__have_pidfd();

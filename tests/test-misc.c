@@ -393,6 +393,59 @@ int child_mode(const char *mode)
         setrlimit(RLIMIT_NPROC, &old);
         return 0;
     }
+    if (!strcmp(mode, "emfile")) {
+        struct rlimit rl;
+        const char *x[] = { "x", NULL };
+
+        zmp_set_interpreter(helper_path());
+        if (zmp_run("echo", NULL, &res) == 0)  /* engine up */
+            zmp_result_free(&res);
+        int fill[16], n = 0;
+
+        /* The hard limit too, so zmp has nothing to raise; then the table
+         * is filled up. */
+        rl.rlim_cur = rl.rlim_max = (rlim_t)count_fds() + 16;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return 11;
+        while (n < 16 && (fill[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+            n++;
+        r = zmp_run("echo", NULL, &res);
+        printf("emfile: %d children: %s", r, no_children() ? "none" : "some");
+        if (r == 0)
+            zmp_result_free(&res);
+        while (n > 0)
+            close(fill[--n]);
+        r = zmp_run("echo", x, &res);
+        printf(" after: %d %s", r, r == 0 ? res.out : "\n");
+        zmp_result_free(&res);
+        zmp_deinit();
+        return 0;
+    }
+    if (!strcmp(mode, "queue")) {
+        enum { N = 60 };
+        const char *argv[] = { "sleep", "30", NULL };
+        zmp_options jobs[N];
+        zmp_result rs[N];
+        int errs[N], i, ok = 0;
+        struct rlimit rl;
+
+        zmp_set_interpreter(helper_path());
+        for (i = 0; i < N; i++)
+            jobs[i] = (zmp_options){ .argv = argv };
+        if (zmp_run("echo", NULL, &res) == 0)  /* engine up */
+            zmp_result_free(&res);
+        rl.rlim_cur = rl.rlim_max = (rlim_t)count_fds() + 30;  /* ~8 jobs */
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return 11;
+        r = zmp_run_batch(jobs, N, 50, rs, NULL, errs, NULL, NULL);
+        for (i = 0; i < N; i++) {
+            ok += errs[i] == 0 && rs[i].ok;
+            zmp_result_free(&rs[i]);
+        }
+        printf("queue: %d ok: %d\n", r, ok);
+        zmp_deinit();
+        return 0;
+    }
     fprintf(stderr, "unknown child mode %s\n", mode);
     return 2;
 }
