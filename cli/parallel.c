@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -56,14 +55,6 @@ struct run {
     size_t finished, failed;
 };
 
-static double now_real(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
 static void write_result_json(struct run *r, size_t i, int err)
 {
     const zmp_result *res = &r->results[i];
@@ -93,7 +84,7 @@ static void write_result_json(struct run *r, size_t i, int err)
             info->flags & ZMP_TIMED_OUT ? "true" : "false",
             info->flags & ZMP_TRUNCATED ? "true" : "false",
             info->flags & ZMP_PIPES_HELD ? "true" : "false",
-            now_real() - info->seconds, info->seconds);
+            info->started, info->seconds);
     json_string(f, res->out, res->out_len);
     fputs(",\"stderr\":", f);
     json_string(f, res->err, res->err_len);
@@ -121,9 +112,9 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
                    const zmp_info *info)
 {
     struct run *r = arg;
-    bool failed = err != 0 || !res->ok;
+    /* A job stopped by its timeout failed, whatever status it left. */
+    bool failed = err != 0 || !res->ok || (info && (info->flags & ZMP_TIMED_OUT));
 
-    (void)info;
     r->errs[i] = err;
     r->finished++;
     r->failed += failed;
@@ -144,7 +135,7 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
 static int on_done_halt(void *arg, size_t i, int err, zmp_result *res,
                         const zmp_info *info)
 {
-    bool failed = err != 0 || !res->ok;
+    bool failed = err != 0 || !res->ok || (info && (info->flags & ZMP_TIMED_OUT));
 
     on_done(arg, i, err, res, info);
     return failed;
@@ -237,7 +228,7 @@ int cmd_parallel(int argc, char **argv)
         case 'c':
             errno = 0;
             cap = strtoull(optarg, &end, 10);
-            if (errno || *end || !*optarg) {
+            if (errno || *end || !*optarg || *optarg == '-') {
                 fprintf(stderr, "zmp parallel: bad --output-cap: %s\n", optarg);
                 return EXIT_USAGE;
             }

@@ -268,6 +268,7 @@ typedef struct zmp_options {
 typedef struct zmp_info {
     unsigned flags;
     int pid;
+    double started;      /* when it started: seconds since the Epoch */
     double seconds;      /* from start to the last byte read and reaped */
 } zmp_info;
 

@@ -81,7 +81,8 @@ static int run_simple(const char *flag, const char *first,
     if (flag)
         argv[i++] = flag;
     argv[i++] = first;
-    memcpy(argv + i, args, n * sizeof *argv);
+    if (n)
+        memcpy(argv + i, args, n * sizeof *argv);
     argv[i + n] = NULL;
     o.argv = argv;
     r = zmp_run_opts(&o, res, NULL);
@@ -148,7 +149,8 @@ int zmp_spawn(const char *script, const char *const *args)
     if (!argv)
         return -ENOMEM;
     argv[0] = script;
-    memcpy(argv + 1, args, n * sizeof *argv);
+    if (n)
+        memcpy(argv + 1, args, n * sizeof *argv);
     argv[n + 1] = NULL;
     o.argv = argv;
     r = zmp_start(&o);

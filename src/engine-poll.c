@@ -164,6 +164,12 @@ static int check_bypid(struct pollst *st)
     return n;
 }
 
+static void poll_close_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
+{
+    (void)ctx;
+    close(p->fd[stream]);
+}
+
 static int poll_watch_input(struct zmp__ctx *ctx, struct zmp__proc *p)
 {
     return add(ctx->engine_state, p, KIND_IN, p->in_fd, POLLOUT);
@@ -260,6 +266,7 @@ const struct zmp__engine zmp__engine_poll = {
     .watch_exit = poll_watch_exit,
     .watch_pipe = poll_watch_pipe,
     .drop_pipe = poll_drop_pipe,
+    .close_pipe = poll_close_pipe,
     .watch_input = poll_watch_input,
     .drop_input = poll_drop_input,
     .run = poll_run,

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,7 +29,8 @@
 
 /* user_data: a proc pointer (malloc'd, so 16-byte aligned) with a tag in
  * the low bits, or a timer generation shifted past the tag. */
-enum { TAG_WAIT, TAG_READ_OUT, TAG_READ_ERR, TAG_POLL, TAG_SEND, TAG_TIMER, TAG_IGNORE };
+enum { TAG_WAIT, TAG_READ_OUT, TAG_READ_ERR, TAG_POLL, TAG_SEND, TAG_TIMER, TAG_IGNORE,
+       TAG_CLOSE };
 #define TAG_BITS 3
 #define TAG_MASK ((1u << TAG_BITS) - 1)
 
@@ -40,7 +42,16 @@ struct uring {
     int64_t timer_deadline;
     uint64_t timer_gen;
     struct __kernel_timespec ts;
+    /* Pipe read ends live in the ring's fixed-file table, outside the fd
+     * table: a parent with thousands of children in flight keeps a small
+     * fd table, so every spawn stays cheap (clone copies the table, exec
+     * scans it) and the fd limit is not the ceiling.  A stack of free
+     * slots; when it is empty, pipes stay regular descriptors. */
+    unsigned *free_slots;
+    unsigned nfree;
 };
+
+#define MAX_FIXED 65536
 
 static inline uint64_t ud_proc(struct zmp__proc *p, unsigned tag)
 {
@@ -55,6 +66,61 @@ static struct io_uring_sqe *get_sqe(struct uring *u)
     if (!sqe && io_uring_submit(&u->ring) >= 0)
         sqe = io_uring_get_sqe(&u->ring);
     return sqe;
+}
+
+/*
+ * A sparse fixed-file table (5.19+) as large as the hard fd limit allows
+ * (at most MAX_FIXED).  Its size is checked against the soft limit only
+ * when it is registered, so the soft limit is lifted for that moment and
+ * put back at once (liburing would otherwise raise it for good).  Without
+ * the table, pipes simply stay regular descriptors.
+ */
+static void setup_fixed(struct uring *u)
+{
+    struct rlimit old, rl;
+    unsigned n, i;
+    bool lifted = false;
+
+    if (zmp__disabled() & ZMP__F_FIXED || getrlimit(RLIMIT_NOFILE, &old) < 0)
+        return;
+    n = old.rlim_max > MAX_FIXED ? MAX_FIXED : (unsigned)old.rlim_max;
+    if (n < 64)
+        return;
+    if (old.rlim_cur < n) {
+        rl = old;
+        rl.rlim_cur = n;
+        lifted = setrlimit(RLIMIT_NOFILE, &rl) == 0;
+        if (!lifted)
+            n = (unsigned)old.rlim_cur;
+    }
+    u->free_slots = malloc(n * sizeof *u->free_slots);
+    if (u->free_slots && io_uring_register_files_sparse(&u->ring, n) == 0) {
+        for (i = 0; i < n; i++)
+            u->free_slots[i] = n - 1 - i;
+        u->nfree = n;
+    } else {
+        free(u->free_slots);
+        u->free_slots = NULL;
+    }
+    if (lifted || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur != old.rlim_cur)
+        setrlimit(RLIMIT_NOFILE, &old);
+}
+
+/* Move a pipe into a fixed slot and close its descriptor. */
+static void make_fixed(struct uring *u, struct zmp__proc *p, int stream)
+{
+    unsigned slot;
+
+    if (!u->nfree)
+        return;
+    slot = u->free_slots[--u->nfree];
+    if (io_uring_register_files_update(&u->ring, slot, &p->fd[stream], 1) != 1) {
+        u->free_slots[u->nfree++] = slot;
+        return;
+    }
+    close(p->fd[stream]);
+    p->fd[stream] = ZMP__FD_FIXED;
+    p->eslot[stream] = (int)slot;
 }
 
 static int uring_init(struct zmp__ctx *ctx)
@@ -95,12 +161,14 @@ static int uring_init(struct zmp__ctx *ctx)
     u->has_waitid = io_uring_opcode_supported(probe, IORING_OP_WAITID) &&
                     !(zmp__disabled() & ZMP__F_WAITID);
     io_uring_free_probe(probe);
+    setup_fixed(u);
     ctx->engine_state = u;
     return 0;
 fail:
     if (probe)
         io_uring_free_probe(probe);
     io_uring_queue_exit(&u->ring);
+    free(u->free_slots);
     free(u);
     return r;
 }
@@ -142,7 +210,12 @@ static int queue_read(struct uring *u, struct zmp__proc *p, int stream)
     if (len > (1u << 30))
         len = 1u << 30;
     /* Offset -1: the file's own position, as pipes have none (5.6+). */
-    io_uring_prep_read(sqe, p->fd[stream], ptr, (unsigned)len, (uint64_t)-1);
+    if (p->fd[stream] == ZMP__FD_FIXED) {
+        io_uring_prep_read(sqe, p->eslot[stream], ptr, (unsigned)len, (uint64_t)-1);
+        sqe->flags |= IOSQE_FIXED_FILE;
+    } else {
+        io_uring_prep_read(sqe, p->fd[stream], ptr, (unsigned)len, (uint64_t)-1);
+    }
     io_uring_sqe_set_data64(sqe, ud_proc(p, stream == ZMP__OUT ? TAG_READ_OUT
                                                                : TAG_READ_ERR));
     p->inflight++;
@@ -151,7 +224,32 @@ static int queue_read(struct uring *u, struct zmp__proc *p, int stream)
 
 static int uring_watch_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
 {
+    make_fixed(ctx->engine_state, p, stream);
     return queue_read(ctx->engine_state, p, stream);
+}
+
+/* A fixed slot is closed by a request, and free again once it completes:
+ * given out earlier, a later registration could land before the close. */
+static void uring_close_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
+{
+    struct uring *u = ctx->engine_state;
+    unsigned slot = (unsigned)p->eslot[stream];
+    struct io_uring_sqe *sqe;
+    int none = -1;
+
+    if (p->fd[stream] != ZMP__FD_FIXED) {
+        close(p->fd[stream]);
+        return;
+    }
+    p->eslot[stream] = -1;
+    sqe = get_sqe(u);
+    if (sqe) {
+        io_uring_prep_close_direct(sqe, slot);
+        io_uring_sqe_set_data64(sqe, ((uint64_t)slot << TAG_BITS) | TAG_CLOSE);
+        return;
+    }
+    if (io_uring_register_files_update(&u->ring, slot, &none, 1) == 1)
+        u->free_slots[u->nfree++] = slot;
 }
 
 static int queue_send(struct uring *u, struct zmp__proc *p)
@@ -257,6 +355,9 @@ static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
             u->timer_armed = false;
         return;
     case TAG_IGNORE:
+        return;
+    case TAG_CLOSE:
+        u->free_slots[u->nfree++] = (unsigned)(ud >> TAG_BITS);
         return;
     }
     p->inflight--;
@@ -417,6 +518,7 @@ const struct zmp__engine zmp__engine_uring = {
     .watch_exit = uring_watch_exit,
     .watch_pipe = uring_watch_pipe,
     .drop_pipe = uring_drop_pipe,
+    .close_pipe = uring_close_pipe,
     .watch_input = uring_watch_input,
     .drop_input = uring_drop_input,
     .run = uring_run,

@@ -23,6 +23,7 @@ unsigned zmp__disabled(void)
         { "clone3", ZMP__F_CLONE3 },
         { "close_range", ZMP__F_CLOSE_RANGE },
         { "pidfd", ZMP__F_PIDFD },
+        { "fixed_files", ZMP__F_FIXED },
     };
     static int known;
     static unsigned mask;

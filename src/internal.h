@@ -14,6 +14,9 @@
 
 #include "zmp.h"
 
+/* A stream held by the engine outside the fd table: open, but no fd. */
+#define ZMP__FD_FIXED (-2)
+
 #define ZMP__OUT 0
 #define ZMP__ERR 1
 
@@ -27,6 +30,7 @@
 #define ZMP__F_CLONE3      (1u << 1)  /* clone3 (5.3) */
 #define ZMP__F_CLOSE_RANGE (1u << 2)  /* close_range (5.9, CLOEXEC 5.11) */
 #define ZMP__F_PIDFD       (1u << 3)  /* CLONE_PIDFD (5.2), pidfd_open (5.3) */
+#define ZMP__F_FIXED       (1u << 4)  /* io_uring sparse fixed files (5.19) */
 
 /* A growable byte buffer, always with room for a trailing NUL. */
 struct zmp__buf {
@@ -48,7 +52,9 @@ struct zmp__proc {
     struct zmp__proc *prev, *next;  /* the context's list of children */
     pid_t pid;
     int pidfd;             /* -1 without pidfd support, and once reaped */
-    int fd[2];             /* read ends of stdout and stderr, -1 once closed */
+    int fd[2];             /* read ends of stdout and stderr, -1 once closed,
+                              ZMP__FD_FIXED while the engine holds it in
+                              its own table (an io_uring fixed file) */
     unsigned flags;
     int exit_code;         /* 0..255 or -signal, once EXITED */
     int error;             /* first error met while capturing, or 0 */
@@ -62,6 +68,7 @@ struct zmp__proc {
     bool pgroup;           /* leads its own process group */
     unsigned info;         /* ZMP_TIMED_OUT, ZMP_TRUNCATED, ZMP_PIPES_HELD */
     int64_t start_ns;
+    double started;        /* CLOCK_REALTIME at start, for reports */
     int64_t end_ns;        /* when it became done */
     int64_t timer;         /* next timeout step (monotonic ns), or 0 */
     zmp_term_step *seq;    /* the timeout's signals, when there is one */
@@ -95,6 +102,8 @@ struct zmp__engine {
     int  (*watch_exit)(struct zmp__ctx *ctx, struct zmp__proc *p);
     /* Read p->fd[stream] until end of file. */
     int  (*watch_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
+    /* Close a stream at its end (regular fd or the engine's own). */
+    void (*close_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
     /* Stop reading p->fd[stream]: the engine ends with
      * zmp__proc_read_done(p, stream, -ECANCELED), now or in a later run. */
     void (*drop_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);

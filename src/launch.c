@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -179,6 +180,12 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
     if (r < 0)
         goto fail;
     p->start_ns = zmp__now_ns();
+    {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        p->started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    }
     if (o->input_len) {
         p->in_data = malloc(o->input_len);
         if (!p->in_data) {

@@ -68,7 +68,7 @@ void zmp__proc_free(struct zmp__proc *p)
     if (p->next)
         p->next->prev = p->prev;
     for (i = 0; i < 2; i++) {
-        if (p->fd[i] >= 0)
+        if (p->fd[i] >= 0)  /* a fixed one went with the engine */
             close(p->fd[i]);
         zmp__buf_free(&p->buf[i]);
     }
@@ -84,7 +84,7 @@ void zmp__proc_free(struct zmp__proc *p)
 
 bool zmp__proc_done(const struct zmp__proc *p)
 {
-    return (p->flags & ZMP__PROC_EXITED) && p->fd[0] < 0 && p->fd[1] < 0 &&
+    return (p->flags & ZMP__PROC_EXITED) && p->fd[0] == -1 && p->fd[1] == -1 &&
            p->in_fd < 0 && !p->inflight;
 }
 
@@ -206,7 +206,7 @@ void zmp__proc_exited(struct zmp__proc *p, int exit_code)
     }
     /* With a timeout, pipes a descendant keeps open are read for a short
      * grace only (as Go's WaitDelay): the run's wall time stays bounded. */
-    if (p->seq_len && (p->fd[0] >= 0 || p->fd[1] >= 0 || p->in_fd >= 0)) {
+    if (p->seq_len && (p->fd[0] != -1 || p->fd[1] != -1 || p->in_fd >= 0)) {
         p->timer = zmp__now_ns() + p->drain_ns;
         p->step = p->seq_len + 1;
     }
@@ -243,7 +243,7 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
     int i;
 
     for (i = 0; i < 2; i++)
-        if (p->fd[i] >= 0) {
+        if (p->fd[i] != -1) {
             p->info |= ZMP_PIPES_HELD;
             p->ctx->engine->drop_pipe(p->ctx, p, i);
         }
@@ -256,7 +256,7 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
 /* Remember when the job finished: exited, and its pipes and stdin closed. */
 static void note_done(struct zmp__proc *p)
 {
-    if ((p->flags & ZMP__PROC_EXITED) && p->fd[0] < 0 && p->fd[1] < 0 &&
+    if ((p->flags & ZMP__PROC_EXITED) && p->fd[0] == -1 && p->fd[1] == -1 &&
         p->in_fd < 0 && !p->end_ns) {
         p->end_ns = zmp__now_ns();
         p->timer = 0;
@@ -397,7 +397,7 @@ void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
     /* A cancelled read is the drain grace ending, not an error. */
     if (n < 0 && n != -ECANCELED && !p->error)
         p->error = (int)n;
-    close(p->fd[stream]);
+    p->ctx->engine->close_pipe(p->ctx, p, stream);
     p->fd[stream] = -1;
     note_done(p);
 }
@@ -440,6 +440,7 @@ int zmp__proc_finish(struct zmp__proc *p, zmp_result *res, zmp_info *info)
     if (info) {
         info->flags = p->info;
         info->pid = p->pid;
+        info->started = p->started;
         info->seconds = (double)((p->end_ns ? p->end_ns : zmp__now_ns()) -
                                  p->start_ns) / 1e9;
     }
