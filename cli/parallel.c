@@ -79,7 +79,7 @@ static void write_result_json(struct run *r, size_t i, int err)
                "\"timed_out\":%s,\"truncated\":%s,\"pipes_held\":%s,"
                "\"start\":%.6f,\"seconds\":%.6f,\"stdout\":",
             res->ok ? "true" : "false",
-            res->exit_code >= 0 ? res->exit_code : 128 - res->exit_code,
+            res->exit_code,
             res->exit_code < 0 ? -res->exit_code : 0,
             info->flags & ZMP_TIMED_OUT ? "true" : "false",
             info->flags & ZMP_TRUNCATED ? "true" : "false",
@@ -306,7 +306,11 @@ int cmd_parallel(int argc, char **argv)
         jobs[i].argv = (const char *const *)r.argv[i];
         jobs[i].timeout_ms = (unsigned long)ceil(timeout * 1000);
         jobs[i].output_cap = (size_t)cap;
-        jobs[i].flags = ZMP_NEW_PGROUP;
+        /* With a timeout, each job leads its own group, so the timeout's
+         * signals reach its descendants too.  Without one, jobs stay in
+         * zmp's group, so a Ctrl-C at the terminal reaches them, as with
+         * xargs. */
+        jobs[i].flags = timeout > 0 ? ZMP_NEW_PGROUP : 0;
     }
     e = zmp_run_batch(jobs, ninputs, (unsigned)jobs_max, r.results, r.infos,
                       r.errs, halt ? on_done_halt : on_done, &r);

@@ -111,6 +111,11 @@ check "cap: status" $? 0
 check "cap: bytes printed" "$(wc -c < "$tmp/out")" 1000
 grep -q '"truncated":true' "$tmp/r" && ok "cap: reported" || bad "cap: reported"
 
+# A job killed by a signal: -N and the signal in --results, as run --json.
+$zmp parallel --results "$tmp/r" -- sh -c 'kill -KILL $$; : {}' ::: x > /dev/null
+check "killed job: status" $? 1
+grep -q '"exit_code":-9,"signal":9' "$tmp/r" && ok "killed job: reported" || bad "killed job: reported"
+
 # --halt-on-error: nothing new starts after a failure; failures counted.
 seq 50 | $zmp parallel -j 1 --halt-on-error -- sh -c 'test $0 -ne 5' > /dev/null
 check "halt-on-error: 1 failed + 45 never run" $? 46
