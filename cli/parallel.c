@@ -36,6 +36,9 @@ static const char usage[] =
     "      --halt-on-error   start no new job after one fails\n"
     "      --results FILE    one JSON object per job in FILE\n"
     "      --output-cap N    keep at most N bytes of each stream per job\n"
+    "      --cgroup DIR      run each job in a cgroup of its own under DIR (a\n"
+    "                        delegated cgroup v2 directory); what is left of a\n"
+    "                        job when it ends or times out is killed\n"
     "      --progress        a progress line on a terminal's stderr\n"
     "  -h, --help            this text\n"
     "\n"
@@ -187,10 +190,11 @@ int cmd_parallel(int argc, char **argv)
         { "results", required_argument, NULL, 'r' },
         { "output-cap", required_argument, NULL, 'c' },
         { "progress", no_argument, NULL, 'p' },
+        { "cgroup", required_argument, NULL, 'g' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *arg_file = NULL, *results_path = NULL;
+    const char *arg_file = NULL, *results_path = NULL, *cgroup = NULL;
     unsigned long jobs_max = 0;
     unsigned long long cap = 0;
     double timeout = 0;
@@ -218,6 +222,7 @@ int cmd_parallel(int argc, char **argv)
         case 'H': halt = true; break;
         case 'r': results_path = optarg; break;
         case 'p': r.progress = isatty(2); break;
+        case 'g': cgroup = optarg; break;
         case 't':
             timeout = strtod(optarg, &end);
             if (*end || !*optarg || !(timeout > 0) || timeout > 1e9) {
@@ -306,6 +311,7 @@ int cmd_parallel(int argc, char **argv)
         jobs[i].argv = (const char *const *)r.argv[i];
         jobs[i].timeout_ms = (unsigned long)ceil(timeout * 1000);
         jobs[i].output_cap = (size_t)cap;
+        jobs[i].cgroup = cgroup;
         /* With a timeout, each job leads its own group, so the timeout's
          * signals reach its descendants too.  Without one, jobs stay in
          * zmp's group, so a Ctrl-C at the terminal reaches them, as with

@@ -241,6 +241,14 @@ typedef struct zmp_term_step {
  *             a run with a timeout never hangs.
  * output_cap  0 for none; else each of stdout and stderr keeps at most
  *             this many bytes, the rest is read and dropped.
+ * cgroup      a cgroup v2 directory the caller may create cgroups in (a
+ *             delegated subtree), or NULL.  The child then starts in a new
+ *             cgroup of its own under it (CLONE_INTO_CGROUP, 5.7+), and
+ *             every process of that cgroup, including descendants that left
+ *             the process group with setsid, is killed through cgroup.kill
+ *             (5.14+) when the job times out, is killed, or finishes; the
+ *             cgroup is then removed.  A cgroup that cannot be made fails
+ *             the start with its errno; -EOPNOTSUPP without cgroup.kill.
  */
 typedef struct zmp_options {
     const char *program;
@@ -256,6 +264,7 @@ typedef struct zmp_options {
     unsigned long drain_ms;
     size_t output_cap;
     unsigned flags;
+    const char *cgroup;
 } zmp_options;
 
 /* zmp_info.flags */

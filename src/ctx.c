@@ -117,6 +117,7 @@ void zmp__ctx_stop(struct zmp__ctx *ctx)
         zmp__proc_free(p);
     }
     zmp__table_free(&ctx->table);
+    zmp__cgroup_sweep(ctx, true);
     if (ctx->devnull >= 0)
         close(ctx->devnull);
     ctx->devnull = -1;
@@ -167,6 +168,8 @@ int zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
         if (deadline != ZMP__FOREVER && now >= deadline)
             return -ETIME;
         wake = zmp__ctx_fire_timers(ctx, now);
+        if (ctx->ncg)
+            zmp__cgroup_sweep(ctx, false);
         if (cond && cond(p))
             return 0;
         if (wake == ZMP__FOREVER || (deadline != ZMP__FOREVER && deadline < wake))

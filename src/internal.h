@@ -65,6 +65,8 @@ struct zmp__proc {
     char *in_data;         /* what to feed, a copy */
     size_t in_len, in_off;
     bool in_cancelled;
+    char *cg_path;         /* its own cgroup, or NULL */
+    int cg_fd;
     bool pgroup;           /* leads its own process group */
     unsigned info;         /* ZMP_TIMED_OUT, ZMP_TRUNCATED, ZMP_PIPES_HELD */
     int64_t start_ns;
@@ -141,6 +143,8 @@ struct zmp__ctx {
     struct zmp__proc *procs;  /* every child not yet freed */
     struct zmp__table table;
     uint64_t ndone;           /* children that became done, ever */
+    char **cg;                /* job cgroups still to remove */
+    size_t ncg, cg_cap;
     char *scratch;            /* where discarded output is read */
     char *interp;             /* set by zmp_set_interpreter, or NULL */
     char *resolved_name;      /* cache of the last PATH search: */
@@ -177,10 +181,17 @@ struct zmp__spawn_args {
     char *const *envp;
     const char *cwd;       /* NULL: stay where the parent is */
     bool new_pgroup;       /* setpgid(0, 0) in the child */
+    int cgroup_fd;         /* start in this cgroup v2 directory, or -1 */
     int stdio[3];
 };
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd);
 bool zmp__have_pidfd(void);
+
+/* cgroup.c */
+int  zmp__cgroup_create(const char *parent, char **ret_path, int *ret_fd);
+void zmp__cgroup_kill(int dirfd);
+void zmp__cgroup_release(struct zmp__ctx *ctx, char *path, int dirfd);
+void zmp__cgroup_sweep(struct zmp__ctx *ctx, bool wait);
 
 /* launch.c */
 int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret);

@@ -101,6 +101,8 @@ static int check_opts(const zmp_options *o)
         return -EINVAL;
     if (o->interpreter && !*o->interpreter)
         return -EINVAL;
+    if (o->cgroup && !*o->cgroup)
+        return -EINVAL;
     if (o->term_seq_len && !o->term_seq)
         return -EINVAL;
     if (o->input_len && !o->input)
@@ -202,6 +204,13 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
     a.envp = envp ? envp : environ;
     a.cwd = o->cwd;
     a.new_pgroup = p->pgroup;
+    a.cgroup_fd = -1;
+    if (o->cgroup) {
+        r = zmp__cgroup_create(o->cgroup, &p->cg_path, &p->cg_fd);
+        if (r < 0)
+            goto fail;
+        a.cgroup_fd = p->cg_fd;
+    }
     r = zmp__spawn(&a, &p->pid, &p->pidfd);
     free(argv);
     free(envp);

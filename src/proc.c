@@ -45,6 +45,7 @@ int zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret)
     p->fd[0] = p->fd[1] = -1;
     p->eslot[0] = p->eslot[1] = p->eslot[2] = p->eslot[3] = -1;
     p->in_fd = -1;
+    p->cg_fd = -1;
     p->flags = capture ? ZMP__PROC_CAPTURE : 0;
     p->next = ctx->procs;
     if (ctx->procs)
@@ -79,6 +80,8 @@ void zmp__proc_free(struct zmp__proc *p)
     free(p->in_data);
     if (p->in_fd >= 0)
         close(p->in_fd);
+    if (p->cg_path)
+        zmp__cgroup_release(ctx, p->cg_path, p->cg_fd);
     free(p);
 }
 
@@ -95,6 +98,9 @@ bool zmp__proc_done(const struct zmp__proc *p)
  */
 int zmp__proc_signal(struct zmp__proc *p, int sig)
 {
+    /* A SIGKILL takes the job's whole cgroup, escaped descendants too. */
+    if (sig == SIGKILL && p->cg_fd >= 0)
+        zmp__cgroup_kill(p->cg_fd);
     if (p->flags & ZMP__PROC_EXITED)
         return 0;
     if (p->pidfd >= 0) {
@@ -242,6 +248,10 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
 {
     int i;
 
+    /* In its own cgroup, the holders can be killed safely: they are the
+     * job's own, whatever group or session they moved to. */
+    if (p->cg_fd >= 0)
+        zmp__cgroup_kill(p->cg_fd);
     for (i = 0; i < 2; i++)
         if (p->fd[i] != -1) {
             p->info |= ZMP_PIPES_HELD;

@@ -40,6 +40,9 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -69,6 +72,7 @@ struct child_args {
     const struct rlimit *nofile;   /* the caller's own limit, to restore */
     unsigned disabled;
     int errfd;   /* write end of the exec-error pipe */
+    bool in_cgroup;   /* clone3 started it in a->cgroup_fd already */
 };
 
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
@@ -193,6 +197,14 @@ fds_done:
         goto fail;
     if (a->new_pgroup && setpgid(0, 0) < 0)
         goto fail;
+    /* clone() could not put us in the job's cgroup: move ourselves. */
+    if (a->cgroup_fd >= 0 && !c->in_cgroup) {
+        int cfd = openat(a->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+
+        if (cfd < 0 || write(cfd, "0", 1) != 1)
+            goto fail;
+        close(cfd);
+    }
     /* zmp raised the soft limit for itself; the program gets the one its
      * caller had (a lower soft limit is always allowed). */
     if (c->nofile)
@@ -303,7 +315,20 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
             .stack = (uintptr_t)stack,
             .stack_size = sizeof stack,
         };
+
+        /* Born in its cgroup (5.7): no window outside it. */
+        if (a->cgroup_fd >= 0) {
+            ca.flags |= CLONE_INTO_CGROUP;
+            ca.cgroup = (uint64_t)a->cgroup_fd;
+            c.in_cgroup = true;
+        }
         pid = clone3_vfork(&ca, child_main, &c);
+        if (a->cgroup_fd >= 0 && (pid == -EINVAL || pid == -E2BIG)) {
+            /* A kernel before 5.7: join the cgroup from the child. */
+            ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+            c.in_cgroup = false;
+            pid = clone3_vfork(&ca, child_main, &c);
+        }
         if (pid == -ENOSYS || pid == -EPERM)
             no_clone3 = 1;
     }

@@ -116,6 +116,18 @@ $zmp parallel --results "$tmp/r" -- sh -c 'kill -KILL $$; : {}' ::: x > /dev/nul
 check "killed job: status" $? 1
 grep -q '"exit_code":-9,"signal":9' "$tmp/r" && ok "killed job: reported" || bad "killed job: reported"
 
+# --cgroup: what escaped with setsid dies with the job's cgroup.
+cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+if [ -n "$cg" ] && mkdir "$cg/zmp-cli-$$" 2>/dev/null; then
+    $zmp parallel --cgroup "$cg/zmp-cli-$$" -- sh -c 'setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!; : {}' ::: x > "$tmp/pid"
+    check "cgroup: status" $? 0
+    state=$(awk '{ print $3 }' "/proc/$(cat "$tmp/pid")/stat" 2>/dev/null)
+    case "$state" in ""|Z) ok "cgroup: escapee killed" ;; *) bad "cgroup: escapee still $state" ;; esac
+    rmdir "$cg/zmp-cli-$$" && ok "cgroup: removed" || bad "cgroup: removed"
+else
+    echo "  SKIP: no writable cgroup v2 hierarchy"
+fi
+
 # --halt-on-error: nothing new starts after a failure; failures counted.
 seq 50 | $zmp parallel -j 1 --halt-on-error -- sh -c 'test $0 -ne 5' > /dev/null
 check "halt-on-error: 1 failed + 45 never run" $? 46

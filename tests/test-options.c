@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -313,6 +314,77 @@ static void test_wait_captured_job(void)
     CU_ASSERT_TRUE(t1.tv_sec - t0.tv_sec < 2);
 }
 
+/* A writable cgroup v2 directory for the test, or NULL. */
+static char *cgroup_dir(void)
+{
+    char mnt[512], type[64], *path = NULL;
+    FILE *f = fopen("/proc/self/mounts", "r");
+
+    while (f && fscanf(f, "%*s %511s %63s %*[^\n]", mnt, type) == 2) {
+        if (strcmp(type, "cgroup2"))
+            continue;
+        if (asprintf(&path, "%s/zmp-test-%d", mnt, (int)getpid()) < 0)
+            path = NULL;
+        if (path && mkdir(path, 0755) == 0)
+            break;
+        free(path);
+        path = NULL;
+    }
+    if (f)
+        fclose(f);
+    return path;
+}
+
+/* Descendants that escape with setsid die with the job's cgroup, whose
+ * directory is removed after; with a timeout, escaped pipe holders do not
+ * keep the run waiting. */
+static void test_cgroup(void)
+{
+    const char *esc[] = { "sh", "-c", "setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!", NULL };
+    const char *hold[] = { "sh", "-c", "setsid sleep 30 & echo held", NULL };
+    zmp_options o = { .program = "/bin/sh", .argv = esc };
+    char *dir = cgroup_dir(), stat[64], buf[512], state = 0;
+    zmp_result res;
+    zmp_info info;
+    int pid, i;
+    FILE *f;
+
+    if (!dir) {
+        printf("\n  SKIP: no writable cgroup v2 hierarchy\n");
+        return;
+    }
+    o.cgroup = dir;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    pid = atoi(res.out);
+    zmp_result_free(&res);
+    CU_ASSERT_TRUE_FATAL(pid > 0);
+    /* Gone, or a zombie waiting for whoever adopted it. */
+    snprintf(stat, sizeof stat, "/proc/%d/stat", pid);
+    for (i = 0; i < 100; i++) {
+        f = fopen(stat, "r");
+        state = 'X';
+        if (f && fgets(buf, sizeof buf, f) && strrchr(buf, ')'))
+            state = strrchr(buf, ')')[2];
+        if (f)
+            fclose(f);
+        if (state == 'X' || state == 'Z')
+            break;
+        usleep(10000);
+    }
+    CU_ASSERT_TRUE(state == 'X' || state == 'Z');
+    o.argv = hold;
+    o.timeout_ms = 5000;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "held\n");
+    CU_ASSERT_TRUE(info.seconds < 3);
+    zmp_result_free(&res);
+    zmp_deinit();
+    CU_ASSERT_EQUAL(rmdir(dir), 0);  /* the jobs' cgroups are gone */
+    o.cgroup = "/nonexistent/cgroup";
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -ENOENT);
+    free(dir);
+}
+
 static void test_bad_options(void)
 {
     const char *empty[] = { NULL }, *argv[] = { "x", NULL };
@@ -353,6 +425,7 @@ void add_options_tests(void)
     CU_add_test(s, "huge durations saturate", test_huge_timeout);
     CU_add_test(s, "uncaptured run returns its code", test_no_capture_code);
     CU_add_test(s, "wait on a captured job", test_wait_captured_job);
+    CU_add_test(s, "a cgroup per job", test_cgroup);
     CU_add_test(s, "bad options", test_bad_options);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
