@@ -491,6 +491,7 @@ static void uring_fini(struct zmp__ctx *ctx)
         reap_cqes(u);
     } while (busy);
     io_uring_queue_exit(&u->ring);
+    free(u->free_slots);
     free(u);
     ctx->engine_state = NULL;
 }
