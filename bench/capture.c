@@ -16,24 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "zmp.h"
 
 extern char **environ;
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
 
 /* The floor: read everything into one growing buffer, as a capturing
  * runner must keep it. */
@@ -44,7 +30,7 @@ static double floor_once(const char *helper, const char *bytes)
     size_t cap = 1 << 20, len = 0;
     char *buf = malloc(cap);
     int p[2], status;
-    double t0 = now();
+    double t0 = bench_now();
     ssize_t n;
     pid_t pid;
 
@@ -68,7 +54,7 @@ static double floor_once(const char *helper, const char *bytes)
     }
     close(p[0]);
     waitpid(pid, &status, 0);
-    t0 = now() - t0;
+    t0 = bench_now() - t0;
     if (len != strtoull(bytes, NULL, 0))
         exit(2);
     free(buf);
@@ -79,12 +65,12 @@ static double floor_once(const char *helper, const char *bytes)
 static double zmp_once(const char *bytes)
 {
     const char *args[] = { bytes, "0", NULL };
-    double t0 = now();
+    double t0 = bench_now();
     zmp_result res;
 
     if (zmp_run("flood", args, &res) != 0 || res.out_len != strtoull(bytes, NULL, 0))
         exit(3);
-    t0 = now() - t0;
+    t0 = bench_now() - t0;
     zmp_result_free(&res);
     return t0;
 }
@@ -92,7 +78,7 @@ static double zmp_once(const char *bytes)
 int main(int argc, char **argv)
 {
     int reps = argc > 3 ? atoi(argv[3]) : 5, i;
-    double *f, *z, gb;
+    double *f, *z, gb, fm, zm;
 
     if (argc < 3) {
         fprintf(stderr, "usage: capture HELPER BYTES [REPEAT]\n");
@@ -106,10 +92,9 @@ int main(int argc, char **argv)
         f[i] = floor_once(argv[1], argv[2]);
         z[i] = zmp_once(argv[2]);
     }
-    qsort(f, (size_t)reps, sizeof *f, cmp);
-    qsort(z, (size_t)reps, sizeof *z, cmp);
+    fm = bench_median(f, (size_t)reps);
+    zm = bench_median(z, (size_t)reps);
     printf("capture %s bytes, %d runs, engine %s: read() floor %.2f GB/s, zmp %.2f GB/s, ratio %.2f\n",
-           argv[2], reps, zmp_backend(), gb / f[reps / 2], gb / z[reps / 2],
-           f[reps / 2] / z[reps / 2]);
+           argv[2], reps, zmp_backend(), gb / fm, gb / zm, fm / zm);
     return 0;
 }

@@ -13,24 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "zmp.h"
 
 extern char **environ;
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
 
 static const char *child;
 
@@ -105,14 +91,12 @@ int main(int argc, char **argv)
         return 1;
     for (k = 0; k < rounds; k++)
         for (i = 0; i < M; i++) {
-            double t0 = now();
+            double t0 = bench_now();
             m[i].fn(n);
-            rate[i][k] = n / (now() - t0);
+            rate[i][k] = n / (bench_now() - t0);
         }
-    for (i = 0; i < M; i++) {
-        qsort(rate[i], (size_t)rounds, sizeof rate[i][0], cmp);
-        med[i] = rate[i][rounds / 2];
-    }
+    for (i = 0; i < M; i++)
+        med[i] = bench_median(rate[i], (size_t)rounds);
     for (i = 0; i < M; i++)
         fprintf(stderr, "%-16s %8.0f spawns/s  (x%.2f of vfork)  [%s]\n", m[i].name,
                 med[i], med[i] / med[0], zmp_backend());

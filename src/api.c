@@ -180,6 +180,18 @@ int zmp_collect(int handle, zmp_result *res, zmp_info *info)
     return zmp__proc_finish(p, res, info);
 }
 
+/* Wait for the child's exit only: what a descendant may still write into
+ * its pipes is dropped, not waited for. */
+static int reap(struct zmp__proc *p)
+{
+    int r = zmp__ctx_run_until(&global, proc_exited, p, ZMP__FOREVER);
+
+    if (r < 0)
+        return r;
+    zmp__proc_drop_pipes(p);
+    return zmp__ctx_run_until(&global, proc_done, p, ZMP__FOREVER);
+}
+
 int zmp_wait(int handle, int *exit_code)
 {
     struct zmp__proc *p = lookup(handle);
@@ -187,13 +199,7 @@ int zmp_wait(int handle, int *exit_code)
 
     if (!p)
         return -ECHILD;
-    r = zmp__ctx_run_until(&global, proc_exited, p, ZMP__FOREVER);
-    if (r < 0)
-        return r;
-    /* Only the exit code is wanted: what a descendant still writes into
-     * the pipes is not waited for. */
-    zmp__proc_drop_pipes(p);
-    r = zmp__ctx_run_until(&global, proc_done, p, ZMP__FOREVER);
+    r = reap(p);
     if (r < 0)
         return r;
     r = p->error;
@@ -237,12 +243,7 @@ int zmp_kill(int handle)
     r = zmp__proc_signal(p, SIGKILL);
     if (r < 0)
         return r;
-    r = zmp__ctx_run_until(&global, proc_exited, p, ZMP__FOREVER);
-    if (r < 0)
-        return r;
-    /* What a descendant may still hold open is not waited for. */
-    zmp__proc_drop_pipes(p);
-    r = zmp__ctx_run_until(&global, proc_done, p, ZMP__FOREVER);
+    r = reap(p);
     if (r < 0)
         return r;
     zmp__proc_free(p);
