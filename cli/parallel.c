@@ -6,8 +6,10 @@
 #include "parallel.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +144,55 @@ static int on_done_halt(void *arg, size_t i, int err, zmp_result *res,
 
     on_done(arg, i, err, res, info);
     return failed;
+}
+
+/*
+ * Jobs lead process groups of their own (a timeout, or a kill, takes the
+ * whole tree), so a signal meant for zmp (Ctrl-C, a kill, a closed stdout)
+ * does not reach them by itself: zmp passes it on to every child's group,
+ * then dies of it.  The children are read from /proc with plain system
+ * calls, which is safe in a handler.
+ */
+static char children_path[64];
+
+static void forward_signal(int sig)
+{
+    char buf[512];
+    long pid = 0;
+    ssize_t n, i;
+    int fd, saved = errno;
+
+    fd = open(children_path, O_RDONLY | O_CLOEXEC);
+    while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) {
+        for (i = 0; i < n; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                pid = pid * 10 + (buf[i] - '0');
+                continue;
+            }
+            if (pid > 0 && kill((pid_t)-pid, sig) < 0)
+                kill((pid_t)pid, sig);
+            pid = 0;
+        }
+    }
+    if (pid > 0 && kill((pid_t)-pid, sig) < 0)
+        kill((pid_t)pid, sig);
+    if (fd >= 0)
+        close(fd);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    errno = saved;
+}
+
+static void forward_signals(void)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+    struct sigaction sa = { .sa_handler = forward_signal };
+    size_t i;
+
+    snprintf(children_path, sizeof children_path, "/proc/self/task/%ld/children",
+             (long)gettid());
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
 }
 
 /* Every line of f, without its newline, as a new array of strings. */
@@ -312,12 +363,9 @@ int cmd_parallel(int argc, char **argv)
         jobs[i].timeout_ms = (unsigned long)ceil(timeout * 1000);
         jobs[i].output_cap = (size_t)cap;
         jobs[i].cgroup = cgroup;
-        /* With a timeout, each job leads its own group, so the timeout's
-         * signals reach its descendants too.  Without one, jobs stay in
-         * zmp's group, so a Ctrl-C at the terminal reaches them, as with
-         * xargs. */
-        jobs[i].flags = timeout > 0 ? ZMP_NEW_PGROUP : 0;
+        jobs[i].flags = ZMP_NEW_PGROUP;
     }
+    forward_signals();
     e = zmp_run_batch(jobs, ninputs, (unsigned)jobs_max, r.results, r.infos,
                       r.errs, halt ? on_done_halt : on_done, &r);
     if (r.progress)

@@ -128,6 +128,17 @@ else
     echo "  SKIP: no writable cgroup v2 hierarchy"
 fi
 
+# zmp killed: its jobs, each in its own process group, go with it.
+$zmp parallel -j 4 -- "$child" sleep 30000 ::: 1 2 3 4 > /dev/null &
+zpid=$!
+sleep 1
+kill -TERM $zpid
+wait $zpid
+check "killed zmp: status" $? 143
+sleep 0.2
+left=$(pgrep -f "$child sleep 30000" | wc -l)
+check "killed zmp: jobs gone" "$left" 0
+
 # --halt-on-error: nothing new starts after a failure; failures counted.
 seq 50 | $zmp parallel -j 1 --halt-on-error -- sh -c 'test $0 -ne 5' > /dev/null
 check "halt-on-error: 1 failed + 45 never run" $? 46
