@@ -202,6 +202,7 @@ static int read_lines(FILE *f, char ***ret, size_t *ret_n)
     size_t cap = 0, n = 0, lcap = 0;
     ssize_t len;
 
+    errno = 0;
     while ((len = getline(&line, &lcap, f)) >= 0) {
         if (len > 0 && line[len - 1] == '\n')
             line[--len] = '\0';
@@ -218,7 +219,7 @@ static int read_lines(FILE *f, char ***ret, size_t *ret_n)
     }
     free(line);
     if (ferror(f))
-        return -EIO;
+        return errno ? -errno : -EIO;
     *ret = v;
     *ret_n = n;
     return 0;
@@ -258,6 +259,7 @@ int cmd_parallel(int argc, char **argv)
     FILE *in;
 
     optind = 1;
+    argv[0] = (char *)"zmp parallel";  /* how getopt names us in messages */
     while ((c = getopt_long(argc, argv, "+j:ka:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j':

@@ -22,7 +22,7 @@ static const char usage[] =
     "                           with its status\n"
     "  run-code [--json] CODE [ARG...]\n"
     "                           run INTERPRETER -c CODE ARG..., likewise\n"
-    "  parallel [OPTIONS] -- COMMAND [ARG...] [::: INPUT...]\n"
+    "  parallel [OPTIONS] [--] COMMAND [ARG...] [::: INPUT...]\n"
     "                           run COMMAND once per input line, N at once\n"
     "                           (zmp parallel --help)\n"
     "  cpu-count                print the CPUs this process may use\n"
@@ -70,7 +70,8 @@ static int run(bool code, bool json, const char *what, char **args)
     r = code ? zmp_run_code(what, (const char *const *)args, &res)
              : zmp_run(what, (const char *const *)args, &res);
     if (r < 0) {
-        fprintf(stderr, "zmp: cannot run %s: %s\n", zmp_interpreter(), zmp_strerror(r));
+        fprintf(stderr, "zmp: cannot run %s (engine %s): %s\n", zmp_interpreter(),
+                zmp_backend(), zmp_strerror(r));
         return 127;
     }
     if (json) {
