@@ -59,18 +59,14 @@ int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
     return zmp__proc_finish(p, res, info);
 }
 
-/* zmp_run and zmp_run_code: [flag] first args... after the interpreter. */
-static int run_simple(const char *flag, const char *first,
-                      const char *const *args, zmp_result *res)
+/* What follows the interpreter for zmp_run, zmp_run_code and zmp_spawn:
+ * [flag] first args..., NULL-terminated, in a new array of pointers. */
+static int script_argv(const char *flag, const char *first,
+                       const char *const *args, const char ***ret)
 {
-    zmp_options o = { 0 };
     size_t n = 0, i = 0;
     const char **argv;
-    int r;
 
-    if (!res)
-        return -EINVAL;
-    *res = (zmp_result){ 0 };
     if (!first || !*first)
         return -EINVAL;
     while (args && args[n])
@@ -84,6 +80,23 @@ static int run_simple(const char *flag, const char *first,
     if (n)
         memcpy(argv + i, args, n * sizeof *argv);
     argv[i + n] = NULL;
+    *ret = argv;
+    return 0;
+}
+
+static int run_simple(const char *flag, const char *first,
+                      const char *const *args, zmp_result *res)
+{
+    zmp_options o = { 0 };
+    const char **argv;
+    int r;
+
+    if (!res)
+        return -EINVAL;
+    *res = (zmp_result){ 0 };
+    r = script_argv(flag, first, args, &argv);
+    if (r < 0)
+        return r;
     o.argv = argv;
     r = zmp_run_opts(&o, res, NULL);
     free(argv);
@@ -137,21 +150,12 @@ int zmp_start(const zmp_options *opts)
 int zmp_spawn(const char *script, const char *const *args)
 {
     zmp_options o = { .flags = ZMP_NO_CAPTURE };
-    size_t n = 0;
     const char **argv;
     int r;
 
-    if (!script || !*script)
-        return -EINVAL;
-    while (args && args[n])
-        n++;
-    argv = malloc((n + 2) * sizeof *argv);
-    if (!argv)
-        return -ENOMEM;
-    argv[0] = script;
-    if (n)
-        memcpy(argv + 1, args, n * sizeof *argv);
-    argv[n + 1] = NULL;
+    r = script_argv(NULL, script, args, &argv);
+    if (r < 0)
+        return r;
     o.argv = argv;
     r = zmp_start(&o);
     free(argv);

@@ -13,6 +13,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 ok() { pass=$((pass + 1)); echo "  ok: $1"; }
+# all_overlapped N FILE: the N jobs of a --results file all ran, ok, and
+# were all alive at once (the last started before the first ended).
+all_overlapped() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+jobs = [json.loads(l) for l in open(sys.argv[2])]
+assert len(jobs) == int(sys.argv[1]) and all(j["ok"] for j in jobs)
+last_start = max(j["start"] for j in jobs)
+first_end = min(j["start"] + j["seconds"] for j in jobs)
+assert last_start < first_end, (last_start, first_end)
+PY
+}
 bad() { fail=$((fail + 1)); echo "  FAILED: $1"; }
 check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; }
 
@@ -66,14 +78,7 @@ check "::: with {} and {#}" "$($zmp parallel -k -- "$child" echo '{#}:{}' ::: a 
 # 2,000 children alive at once.
 seq 2000 | $zmp parallel -j 2000 --results "$tmp/r" -- "$child" sleep 6000 > /dev/null; st=$?
 check "2,000 at once: status" "$st" 0
-python3 - "$tmp/r" <<'PY' && ok "2,000 at once: all overlapped" || bad "2,000 at once: all overlapped"
-import json, sys
-jobs = [json.loads(l) for l in open(sys.argv[1])]
-assert len(jobs) == 2000 and all(j["ok"] for j in jobs)
-last_start = max(j["start"] for j in jobs)
-first_end = min(j["start"] + j["seconds"] for j in jobs)
-assert last_start < first_end, (last_start, first_end)
-PY
+all_overlapped 2000 "$tmp/r" && ok "2,000 at once: all overlapped" || bad "2,000 at once: all overlapped"
 
 # 10,000 children alive at once, each with stdout and stderr captured: the
 # io_uring engine keeps the pipes out of the fd table (fixed files), so a
@@ -86,14 +91,7 @@ elif [ "$ZMP_BACKEND" = io_uring ]; then
     seq 10000 | $zmp parallel -j 10000 --results "$tmp/r" -- "$child" sleep 30000 > "$tmp/out"; st=$?
     check "10,000 at once: status" "$st" 0
     check "10,000 at once: every line" "$(sort -n "$tmp/out" | cmp - "$tmp/in" && echo same)" "same"
-    python3 - "$tmp/r" <<'PY' && ok "10,000 at once: all overlapped" || bad "10,000 at once: all overlapped"
-import json, sys
-jobs = [json.loads(l) for l in open(sys.argv[1])]
-assert len(jobs) == 10000 and all(j["ok"] for j in jobs)
-last_start = max(j["start"] for j in jobs)
-first_end = min(j["start"] + j["seconds"] for j in jobs)
-assert last_start < first_end, (last_start, first_end)
-PY
+    all_overlapped 10000 "$tmp/r" && ok "10,000 at once: all overlapped" || bad "10,000 at once: all overlapped"
 fi
 
 # A timeout with a grandchild that ignores SIGTERM: bounded, reported.
