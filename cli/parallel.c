@@ -16,20 +16,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "input.h"
 #include "json.h"
 #include "template.h"
 #include "zmp.h"
 
-#define EXIT_USAGE 2
 #define FAILED_MAX 101  /* as GNU parallel: 101 means more than 100 */
 
 static const char usage[] =
     "usage: zmp parallel [OPTIONS] [--] COMMAND [ARG...] [::: INPUT...]\n"
     "\n"
     "Runs COMMAND once per input: each line of standard input (or of\n"
-    "--arg-file), or each INPUT after :::.  In COMMAND and its ARGs, {} is\n"
-    "the input and {#} the job number; without {}, the input is added as a\n"
-    "last argument.  No shell is involved.\n"
+    "--arg-file), read as it comes, or each INPUT after :::.  In COMMAND\n"
+    "and its ARGs, {} is the input and {#} the job number; without {}, the\n"
+    "input is added as a last argument.  No shell is involved.\n"
     "\n"
     "  -j, --jobs N          at most N jobs at once (default: CPUs available)\n"
     "  -k, --keep-order      print outputs in input order\n"
@@ -47,36 +47,48 @@ static const char usage[] =
     "Exit status: the number of failed jobs (101: more than 100), 2 for bad\n"
     "usage.\n";
 
-struct run {
-    size_t n;
-    char ***argv;           /* each job's argv */
-    zmp_result *results;
-    int *done;              /* keep-order: finished, waiting to be printed */
-    int *errs;
-    zmp_info *infos;
-    size_t next_print;
-    bool keep_order, progress;
-    FILE *results_file;
-    size_t finished, failed;
+/* One job, from the time its input is read until it is printed. */
+struct job {
+    char **argv;
+    zmp_result res;
+    zmp_info info;
+    int err;
+    bool done;
 };
 
-static void write_result_json(struct run *r, size_t i, int err)
+struct run {
+    /* The jobs not printed yet, by number: win[i - base] is job i (NULL
+     * once printed and freed), so memory follows what is in flight, not
+     * how many jobs went by. */
+    struct job **win;
+    size_t base, nwin, wincap;
+    struct input in;
+    char *const *tmpl;
+    size_t ntmpl;
+    zmp_options opts;       /* what every job shares */
+    bool keep_order, progress, halt;
+    FILE *results_file;
+    size_t started, finished, failed, running;
+    int read_error;         /* reading the inputs failed */
+};
+
+static void write_result_json(struct run *r, size_t i, const struct job *j)
 {
-    const zmp_result *res = &r->results[i];
-    const zmp_info *info = &r->infos[i];
+    const zmp_result *res = &j->res;
+    const zmp_info *info = &j->info;
     FILE *f = r->results_file;
     size_t k;
 
     fprintf(f, "{\"seq\":%zu,\"command\":[", i + 1);
-    for (k = 0; r->argv[i][k]; k++) {
+    for (k = 0; j->argv[k]; k++) {
         if (k)
             putc(',', f);
-        json_string(f, r->argv[i][k], strlen(r->argv[i][k]));
+        json_string(f, j->argv[k], strlen(j->argv[k]));
     }
     fputs("],", f);
-    if (err) {
+    if (j->err) {
         fputs("\"error\":", f);
-        json_string(f, zmp_strerror(err), strlen(zmp_strerror(err)));
+        json_string(f, zmp_strerror(j->err), strlen(zmp_strerror(j->err)));
         fputs(",\"ok\":false}\n", f);
         return;
     }
@@ -96,54 +108,125 @@ static void write_result_json(struct run *r, size_t i, int err)
     fputs("}\n", f);
 }
 
-/* Print a finished job whole: its stdout, then its stderr. */
+static struct job **slot(struct run *r, size_t i)
+{
+    return &r->win[i - r->base];
+}
+
+/* Print a finished job whole: its stdout, then its stderr; free it. */
 static void print_job(struct run *r, size_t i)
 {
-    zmp_result *res = &r->results[i];
+    struct job *j = *slot(r, i);
 
-    if (r->errs[i])
-        fprintf(stderr, "zmp: job %zu (%s): %s\n", i + 1, r->argv[i][0],
-                zmp_strerror(r->errs[i]));
-    fwrite(res->out, 1, res->out_len, stdout);
+    if (j->err)
+        fprintf(stderr, "zmp: job %zu (%s): %s\n", i + 1, j->argv[0],
+                zmp_strerror(j->err));
+    fwrite(j->res.out, 1, j->res.out_len, stdout);
     fflush(stdout);
-    fwrite(res->err, 1, res->err_len, stderr);
+    fwrite(j->res.err, 1, j->res.err_len, stderr);
     fflush(stderr);
     if (r->results_file)
-        write_result_json(r, i, r->errs[i]);
-    zmp_result_free(res);
+        write_result_json(r, i, j);
+    zmp_result_free(&j->res);
+    template_free(j->argv);
+    free(j);
+    *slot(r, i) = NULL;
+}
+
+/* Drop the printed jobs at the front of the window. */
+static void slide(struct run *r)
+{
+    size_t k = 0;
+
+    while (k < r->nwin && !r->win[k])
+        k++;
+    if (k == 0)
+        return;
+    memmove(r->win, r->win + k, (r->nwin - k) * sizeof *r->win);
+    r->nwin -= k;
+    r->base += k;
+}
+
+static void draw_progress(struct run *r)
+{
+    if (!r->progress)
+        return;
+    fprintf(stderr, "\r\033[K%zu done, %zu running, %zu failed", r->finished,
+            r->running, r->failed);
+}
+
+/* The job source: the next input, expanded into a job. */
+static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
+{
+    struct run *r = arg;
+    struct job **w, *j;
+    const char *line;
+    int e;
+
+    e = input_next(&r->in, &line);
+    if (e == -EAGAIN) {
+        *wait_fd = r->in.fd;
+        return ZMP_STREAM_WAIT;
+    }
+    if (e < 0)
+        r->read_error = e;
+    if (e <= 0)
+        return e;
+    if (r->nwin == r->wincap) {
+        size_t cap = r->wincap ? r->wincap * 2 : 64;
+
+        if (!(w = realloc(r->win, cap * sizeof *w)))
+            return -ENOMEM;
+        r->win = w;
+        r->wincap = cap;
+    }
+    if (!(j = calloc(1, sizeof *j)))
+        return -ENOMEM;
+    e = template_expand(r->tmpl, r->ntmpl, line, i + 1, &j->argv);
+    if (e < 0) {
+        free(j);
+        return e;
+    }
+    r->win[r->nwin++] = j;
+    *o = r->opts;
+    o->program = j->argv[0];
+    o->argv = (const char *const *)j->argv;
+    r->started++;
+    r->running++;
+    draw_progress(r);
+    return ZMP_STREAM_JOB;
 }
 
 static int on_done(void *arg, size_t i, int err, zmp_result *res,
                    const zmp_info *info)
 {
     struct run *r = arg;
+    struct job *j = *slot(r, i);
     /* A job stopped by its timeout failed, whatever status it left. */
     bool failed = err != 0 || !res->ok || (info && (info->flags & ZMP_TIMED_OUT));
 
-    r->errs[i] = err;
+    j->err = err;
+    if (res)
+        j->res = *res;
+    if (info)
+        j->info = *info;
+    j->done = true;
     r->finished++;
+    r->running--;
     r->failed += failed;
     if (r->progress)
         fputs("\r\033[K", stderr);
     if (!r->keep_order) {
         print_job(r, i);
     } else {
-        r->done[i] = 1;
-        while (r->next_print < r->n && r->done[r->next_print])
-            print_job(r, r->next_print++);
+        while (r->nwin && r->win[0] && r->win[0]->done) {
+            print_job(r, r->base);
+            slide(r);
+        }
     }
-    if (r->progress)
-        fprintf(stderr, "%zu/%zu done, %zu failed", r->finished, r->n, r->failed);
-    return 0;
-}
-
-static int on_done_halt(void *arg, size_t i, int err, zmp_result *res,
-                        const zmp_info *info)
-{
-    bool failed = err != 0 || !res->ok || (info && (info->flags & ZMP_TIMED_OUT));
-
-    on_done(arg, i, err, res, info);
-    return failed;
+    slide(r);
+    draw_progress(r);
+    return r->halt && failed;
 }
 
 /*
@@ -195,43 +278,7 @@ static void forward_signals(void)
         sigaction(sigs[i], &sa, NULL);
 }
 
-/* Every line of f, without its newline, as a new array of strings. */
-static int read_lines(FILE *f, char ***ret, size_t *ret_n)
-{
-    char *line = NULL, **v = NULL, **nv;
-    size_t cap = 0, n = 0, lcap = 0;
-    ssize_t len;
-
-    errno = 0;
-    while ((len = getline(&line, &lcap, f)) >= 0) {
-        if (len > 0 && line[len - 1] == '\n')
-            line[--len] = '\0';
-        if (n == cap) {
-            cap = cap ? cap * 2 : 256;
-            nv = realloc(v, cap * sizeof *v);
-            if (!nv)
-                goto nomem;
-            v = nv;
-        }
-        if (!(v[n] = strdup(line)))
-            goto nomem;
-        n++;
-    }
-    free(line);
-    if (ferror(f))
-        return errno ? -errno : -EIO;
-    *ret = v;
-    *ret_n = n;
-    return 0;
-nomem:
-    free(line);
-    while (n > 0)
-        free(v[--n]);
-    free(v);
-    return -ENOMEM;
-}
-
-int cmd_parallel(int argc, char **argv)
+int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
 {
     static const struct option opts[] = {
         { "jobs", required_argument, NULL, 'j' },
@@ -246,46 +293,39 @@ int cmd_parallel(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *arg_file = NULL, *results_path = NULL, *cgroup = NULL;
-    unsigned long jobs_max = 0;
-    unsigned long long cap = 0;
-    double timeout = 0;
-    bool halt = false;
-    struct run r = { 0 };
-    char **inputs = NULL, **tmpl, *end;
-    size_t ntmpl, ninputs = 0, i;
-    zmp_options *jobs = NULL;
-    int c, status = EXIT_USAGE, e;
-    FILE *in;
+    char *end;
+    int c, n;
 
+    *cfg = (struct parallel_config){ 0 };
     optind = 1;
+    opterr = 1;
     argv[0] = (char *)"zmp parallel";  /* how getopt names us in messages */
     while ((c = getopt_long(argc, argv, "+j:ka:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j':
             errno = 0;
-            jobs_max = strtoul(optarg, &end, 10);
-            if (errno || *end || !*optarg || jobs_max > 1000000) {
+            cfg->jobs = strtoul(optarg, &end, 10);
+            if (errno || *end || !*optarg || *optarg == '-' || cfg->jobs > 1000000) {
                 fprintf(stderr, "zmp parallel: bad --jobs: %s\n", optarg);
                 return EXIT_USAGE;
             }
             break;
-        case 'k': r.keep_order = true; break;
-        case 'a': arg_file = optarg; break;
-        case 'H': halt = true; break;
-        case 'r': results_path = optarg; break;
-        case 'p': r.progress = isatty(2); break;
-        case 'g': cgroup = optarg; break;
+        case 'k': cfg->keep_order = true; break;
+        case 'a': cfg->arg_file = optarg; break;
+        case 'H': cfg->halt = true; break;
+        case 'r': cfg->results = optarg; break;
+        case 'p': cfg->progress = true; break;
+        case 'g': cfg->cgroup = optarg; break;
         case 't':
-            timeout = strtod(optarg, &end);
-            if (*end || !*optarg || !(timeout > 0) || timeout > 1e9) {
+            cfg->timeout = strtod(optarg, &end);
+            if (*end || !*optarg || !(cfg->timeout > 0) || cfg->timeout > 1e9) {
                 fprintf(stderr, "zmp parallel: bad --timeout: %s\n", optarg);
                 return EXIT_USAGE;
             }
             break;
         case 'c':
             errno = 0;
-            cap = strtoull(optarg, &end, 10);
+            cfg->output_cap = strtoull(optarg, &end, 10);
             if (errno || *end || !*optarg || *optarg == '-') {
                 fprintf(stderr, "zmp parallel: bad --output-cap: %s\n", optarg);
                 return EXIT_USAGE;
@@ -293,113 +333,109 @@ int cmd_parallel(int argc, char **argv)
             break;
         case 'h':
             fputs(usage, stdout);
-            return 0;
+            return PARALLEL_HELP;
         default:
             fputs(usage, stderr);
             return EXIT_USAGE;
         }
     }
-    tmpl = argv + optind;
-    for (ntmpl = 0; optind + (int)ntmpl < argc && strcmp(tmpl[ntmpl], ":::"); ntmpl++)
+    cfg->tmpl = argv + optind;
+    n = argc - optind;
+    for (cfg->ntmpl = 0; (int)cfg->ntmpl < n && strcmp(cfg->tmpl[cfg->ntmpl], ":::");
+         cfg->ntmpl++)
         ;
-    if (ntmpl == 0) {
+    if (cfg->ntmpl == 0) {
         fprintf(stderr, "zmp parallel: missing COMMAND\n%s", usage);
         return EXIT_USAGE;
     }
-    if (optind + (int)ntmpl < argc) {
+    if ((int)cfg->ntmpl < n) {
         /* ::: INPUT... */
-        if (arg_file) {
+        if (cfg->arg_file) {
             fprintf(stderr, "zmp parallel: both ::: and --arg-file given\n");
             return EXIT_USAGE;
         }
-        ninputs = (size_t)(argc - optind) - ntmpl - 1;
-        if (ninputs == 0) {
+        cfg->args = cfg->tmpl + cfg->ntmpl + 1;
+        cfg->nargs = (size_t)n - cfg->ntmpl - 1;
+        cfg->have_args = true;
+        if (cfg->nargs == 0) {
             fprintf(stderr, "zmp parallel: no input after :::\n");
             return EXIT_USAGE;
         }
-        inputs = malloc(ninputs * sizeof *inputs);
-        if (!inputs)
-            return EXIT_USAGE;
-        for (i = 0; i < ninputs; i++)
-            if (!(inputs[i] = strdup(tmpl[ntmpl + 1 + i])))
-                return EXIT_USAGE;
-    } else {
-        in = arg_file ? fopen(arg_file, "r") : stdin;
-        if (!in) {
-            fprintf(stderr, "zmp parallel: cannot read %s: %s\n", arg_file,
+    }
+    return 0;
+}
+
+int cmd_parallel(int argc, char **argv)
+{
+    struct parallel_config cfg;
+    struct run r = { 0 };
+    int status, e, fd = -1;
+
+    status = parallel_parse(argc, argv, &cfg);
+    if (status)
+        return status == PARALLEL_HELP ? 0 : status;
+    status = EXIT_USAGE;
+    r.tmpl = cfg.tmpl;
+    r.ntmpl = cfg.ntmpl;
+    r.keep_order = cfg.keep_order;
+    r.halt = cfg.halt;
+    r.progress = cfg.progress && isatty(2);
+    r.opts.timeout_ms = (unsigned long)ceil(cfg.timeout * 1000);
+    r.opts.output_cap = (size_t)cfg.output_cap;
+    r.opts.cgroup = cfg.cgroup;
+    r.opts.flags = ZMP_NEW_PGROUP;
+    if (cfg.have_args) {
+        input_from_args(&r.in, cfg.args, cfg.nargs);
+    } else if (cfg.arg_file) {
+        fd = open(cfg.arg_file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            fprintf(stderr, "zmp parallel: cannot read %s: %s\n", cfg.arg_file,
                     strerror(errno));
             return EXIT_USAGE;
         }
-        e = read_lines(in, &inputs, &ninputs);
-        if (in != stdin)
-            fclose(in);
-        if (e < 0) {
-            fprintf(stderr, "zmp parallel: cannot read %s: %s\n",
-                    arg_file ? arg_file : "standard input", zmp_strerror(e));
-            return EXIT_USAGE;
-        }
+        input_from_fd(&r.in, fd);
+    } else {
+        input_from_fd(&r.in, 0);
     }
-    if (results_path && !(r.results_file = fopen(results_path, "w"))) {
-        fprintf(stderr, "zmp parallel: cannot write %s: %s\n", results_path,
+    if (cfg.results && !(r.results_file = fopen(cfg.results, "w"))) {
+        fprintf(stderr, "zmp parallel: cannot write %s: %s\n", cfg.results,
                 strerror(errno));
         goto out;
     }
-    r.n = ninputs;
-    r.argv = calloc(ninputs + 1, sizeof *r.argv);
-    r.results = calloc(ninputs + 1, sizeof *r.results);
-    r.infos = calloc(ninputs + 1, sizeof *r.infos);
-    r.errs = calloc(ninputs + 1, sizeof *r.errs);
-    r.done = calloc(ninputs + 1, sizeof *r.done);
-    jobs = calloc(ninputs + 1, sizeof *jobs);
-    if (!r.argv || !r.results || !r.infos || !r.errs || !r.done || !jobs) {
-        fprintf(stderr, "zmp parallel: out of memory\n");
-        goto out;
-    }
-    for (i = 0; i < ninputs; i++) {
-        if (template_expand(tmpl, ntmpl, inputs[i], i + 1, &r.argv[i]) < 0) {
-            fprintf(stderr, "zmp parallel: out of memory\n");
-            goto out;
-        }
-        jobs[i].program = r.argv[i][0];
-        jobs[i].argv = (const char *const *)r.argv[i];
-        jobs[i].timeout_ms = (unsigned long)ceil(timeout * 1000);
-        jobs[i].output_cap = (size_t)cap;
-        jobs[i].cgroup = cgroup;
-        jobs[i].flags = ZMP_NEW_PGROUP;
-    }
     forward_signals();
-    e = zmp_run_batch(jobs, ninputs, (unsigned)jobs_max, r.results, r.infos,
-                      r.errs, halt ? on_done_halt : on_done, &r);
+    e = zmp_run_stream((unsigned)cfg.jobs, next_job, on_done, &r);
     if (r.progress)
         fputs("\n", stderr);
+    if (r.read_error) {
+        fprintf(stderr, "zmp parallel: cannot read %s: %s\n",
+                cfg.arg_file ? cfg.arg_file : "standard input",
+                zmp_strerror(r.read_error));
+        goto out;
+    }
     if (e < 0) {
         fprintf(stderr, "zmp parallel: %s\n", zmp_strerror(e));
         goto out;
     }
-    /* Jobs never started after --halt-on-error count as failed too. */
-    for (i = 0; i < ninputs; i++)
-        if (r.errs[i] == -ECANCELED)
-            r.failed++;
     status = r.failed > FAILED_MAX ? FAILED_MAX : (int)r.failed;
 out:
     if (r.results_file && fclose(r.results_file) != 0) {
-        fprintf(stderr, "zmp parallel: writing %s: %s\n", results_path, strerror(errno));
+        fprintf(stderr, "zmp parallel: writing %s: %s\n", cfg.results, strerror(errno));
         status = EXIT_USAGE;
     }
-    for (i = 0; i < ninputs; i++) {
-        free(inputs[i]);
-        if (r.argv)
-            template_free(r.argv[i]);
-        if (r.results)
-            zmp_result_free(&r.results[i]);
+    /* Left only when the engine failed: free what is left. */
+    for (; r.nwin > 0; r.nwin--) {
+        struct job *j = r.win[r.nwin - 1];
+
+        if (j) {
+            zmp_result_free(&j->res);
+            template_free(j->argv);
+            free(j);
+        }
     }
-    free(inputs);
-    free(r.argv);
-    free(r.results);
-    free(r.infos);
-    free(r.errs);
-    free(r.done);
-    free(jobs);
+    free(r.win);
+    input_free(&r.in);
+    if (fd >= 0)
+        close(fd);
     zmp_deinit();
     return status;
 }

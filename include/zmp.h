@@ -338,6 +338,45 @@ ZMP_EXTERN int zmp_run_batch(const zmp_options *jobs, size_t n,
                              zmp_info *infos, int *errors,
                              zmp_progress_fn progress, void *arg);
 
+/* What a job source's next function returns (or a negative errno). */
+#define ZMP_STREAM_END  0  /* no job now, nor ever */
+#define ZMP_STREAM_JOB  1  /* *job is filled in */
+#define ZMP_STREAM_WAIT 2  /* no job yet: ask again once *wait_fd is readable */
+
+/*
+ * A job source: fill *job with job number index (0, 1, 2... in order) and
+ * return ZMP_STREAM_JOB, or ZMP_STREAM_END, or ZMP_STREAM_WAIT with
+ * *wait_fd set to a descriptor to wait on (a pipe, a socket, a terminal:
+ * it is asked again once that fd is readable or hung up, and may have to
+ * say ZMP_STREAM_WAIT again), or a negative errno to start no more jobs.
+ * What *job points to must stay valid until the job's done callback runs.
+ */
+typedef int (*zmp_next_fn)(void *arg, size_t index, zmp_options *job,
+                           int *wait_fd);
+
+/*
+ * Run jobs as next hands them out, at most parallel at once
+ * (0: zmp_cpu_count()), on the one engine, until next says
+ * ZMP_STREAM_END (or fails, or done asks to stop) and every job started
+ * has finished.  next is asked for a job only when a slot is free, so a
+ * source may be endless; while it waits on its fd, running jobs keep
+ * being read and their timeouts keep firing.
+ * done (may be NULL) hears of each job as it finishes, in the order they
+ * finish, as a batch's progress callback does, with these differences:
+ * res belongs to the callback (it must zmp_result_free() it or keep it),
+ * and info is NULL for a job that did not start.  Returning nonzero stops
+ * the stream: next is not asked again, a job taken but not started is
+ * reported with -ECANCELED, running jobs finish and are reported.
+ * A job that cannot start for want of a resource running jobs hold is
+ * retried as in zmp_run_batch().  Callbacks must not start another
+ * stream or batch.
+ * Returns 0, next's negative errno if it failed, -EINVAL for a NULL next
+ * or a bad return from it, or a negative errno if the engine fails (jobs
+ * still running are killed).
+ */
+ZMP_EXTERN int zmp_run_stream(unsigned parallel, zmp_next_fn next,
+                              zmp_progress_fn done, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -262,6 +262,12 @@ int zmp_run_batch(const zmp_options *jobs, size_t n, unsigned parallel,
                       progress, arg);
 }
 
+int zmp_run_stream(unsigned parallel, zmp_next_fn next, zmp_progress_fn done,
+                   void *arg)
+{
+    return zmp__stream(&global, parallel, next, done, arg);
+}
+
 int zmp_cpu_count(void)
 {
     cpu_set_t *set;

@@ -1,5 +1,9 @@
 /*
- * Batches: n jobs, at most `parallel` at once, all on the one engine.
+ * Streams of jobs: pulled from the caller as slots free up, at most
+ * `parallel` at once, all on the one engine.  A source with no job ready
+ * names an fd; the engine watches it with the children, so timers and
+ * pipes keep being served while the source waits.  A batch (an array of
+ * jobs) is the simplest source.
  */
 #include "config.h"
 
@@ -9,19 +13,29 @@
 
 #include "internal.h"
 
-struct batch {
+struct stream {
     struct zmp__ctx *ctx;
+    zmp_next_fn next;
+    zmp_progress_fn done;
+    void *arg;
+    unsigned parallel;
     struct zmp__proc **run;   /* the jobs in flight */
-    size_t *index;            /* their places in the batch */
-    size_t nrun;
+    size_t *index;            /* their places in the stream */
+    size_t nrun, cap;
     uint64_t seen;            /* ctx->ndone when last looked */
+    size_t count;             /* jobs taken from the source */
+    zmp_options job;          /* taken, not started yet (when have_job) */
+    bool have_job;
+    bool ended;               /* the source said END, failed, or we stop */
+    bool waiting;             /* the engine watches the source's fd */
+    int error;                /* the source's error */
 };
 
-static bool something_done(const void *arg)
+static bool something_happened(const void *arg)
 {
-    const struct batch *b = arg;
+    const struct stream *s = arg;
 
-    return b->ctx->ndone != b->seen;
+    return s->ctx->ndone != s->seen || (s->waiting && s->ctx->src_ready);
 }
 
 /* Out of a resource that finishing jobs give back: wait, do not fail. */
@@ -30,96 +44,242 @@ static bool transient(int r)
     return r == -EMFILE || r == -ENFILE || r == -EAGAIN || r == -ENOMEM;
 }
 
-/* Tell the caller; true when it asks to start nothing more. */
-static bool report(size_t i, int r, zmp_result *results, zmp_info *infos,
-                   int *errors, zmp_progress_fn progress, void *arg)
+/* Tell the caller of a job that will not run; true when it asks to stop. */
+static bool report_failed(struct stream *s, size_t i, int err)
 {
-    if (errors)
-        errors[i] = r;
-    return progress && progress(arg, i, r, r == 0 ? &results[i] : NULL,
-                                infos ? &infos[i] : NULL) != 0;
+    return s->done && s->done(s->arg, i, err, NULL, NULL) != 0;
+}
+
+static void stop_source(struct stream *s)
+{
+    s->ended = true;
+    if (s->waiting)
+        s->ctx->engine->drop_fd(s->ctx);
+    s->waiting = false;
+}
+
+/* Ask the source for a job; false when there is none to start now. */
+static bool take_job(struct stream *s)
+{
+    int fd = -1, r;
+
+    if (s->have_job)
+        return true;
+    if (s->ended || (s->waiting && !s->ctx->src_ready))
+        return false;
+    s->waiting = false;
+    s->job = (zmp_options){ 0 };
+    r = s->next(s->arg, s->count, &s->job, &fd);
+    if (r == ZMP_STREAM_JOB) {
+        s->have_job = true;
+        s->count++;
+        return true;
+    }
+    if (r == ZMP_STREAM_WAIT && fd >= 0) {
+        s->ctx->src_ready = false;
+        r = s->ctx->engine->watch_fd(s->ctx, fd);
+        if (r == 0) {
+            s->waiting = true;
+            return false;
+        }
+    } else if (r == ZMP_STREAM_WAIT || (r > 0 && r != ZMP_STREAM_END)) {
+        r = -EINVAL;
+    }
+    if (r < 0)
+        s->error = r;
+    s->ended = true;
+    return false;
+}
+
+static int room(struct stream *s)
+{
+    struct zmp__proc **run;
+    size_t *index, cap;
+
+    if (s->nrun < s->cap)
+        return 0;
+    cap = s->cap ? s->cap * 2 : 16;
+    if (cap > s->parallel)
+        cap = s->parallel;
+    run = realloc(s->run, cap * sizeof *run);
+    if (!run)
+        return -ENOMEM;
+    s->run = run;
+    index = realloc(s->index, cap * sizeof *index);
+    if (!index)
+        return -ENOMEM;
+    s->index = index;
+    s->cap = cap;
+    return 0;
+}
+
+/* Start jobs while there are slots and the source has jobs. */
+static int start_jobs(struct stream *s)
+{
+    struct zmp__proc *p;
+    int r;
+
+    while (s->nrun < s->parallel && take_job(s)) {
+        r = room(s);
+        if (r < 0)
+            return r;
+        r = zmp__launch(s->ctx, &s->job, &p);
+        if (r < 0 && transient(r) && s->nrun > 0)
+            return 0;  /* tried again once a job in flight gives back */
+        s->have_job = false;
+        if (r < 0) {
+            if (report_failed(s, s->count - 1, r))
+                stop_source(s);
+            continue;
+        }
+        s->run[s->nrun] = p;
+        s->index[s->nrun++] = s->count - 1;
+    }
+    return 0;
+}
+
+/* Report every finished job, keeping the others; how many there were. */
+static size_t collect_jobs(struct stream *s)
+{
+    zmp_result res;
+    zmp_info info;
+    size_t k, i, n = 0;
+    int r;
+
+    for (k = 0; k < s->nrun;) {
+        if (!zmp__job_done(s->run[k])) {
+            k++;
+            continue;
+        }
+        i = s->index[k];
+        res = (zmp_result){ 0 };
+        r = zmp__proc_finish(s->run[k], &res, &info);
+        s->nrun--;
+        s->run[k] = s->run[s->nrun];
+        s->index[k] = s->index[s->nrun];
+        n++;
+        if (!s->done) {
+            zmp_result_free(&res);
+            continue;
+        }
+        if (s->done(s->arg, i, r, r == 0 ? &res : NULL, &info) != 0)
+            stop_source(s);
+    }
+    return n;
+}
+
+int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
+                zmp_progress_fn done, void *arg)
+{
+    struct stream s = { .ctx = ctx, .next = next, .done = done, .arg = arg };
+    size_t k;
+    int r;
+
+    if (!next)
+        return -EINVAL;
+    s.parallel = parallel ? parallel : (unsigned)zmp_cpu_count();
+    r = zmp__ctx_start(ctx);
+    if (r < 0)
+        return r;
+    ctx->src_ready = false;
+    for (;;) {
+        r = start_jobs(&s);
+        if (r < 0)
+            goto out;
+        if (s.ended && s.have_job) {
+            /* Taken but never started: the caller asked to stop. */
+            s.have_job = false;
+            report_failed(&s, s.count - 1, -ECANCELED);
+        }
+        if (s.ended && !s.have_job && s.nrun == 0)
+            break;
+        /* A callback may itself run the engine (zmp_sleep...): completions
+         * it causes move ndone past `seen`, so the wait below returns at
+         * once for them. */
+        s.seen = ctx->ndone;
+        if (collect_jobs(&s))
+            continue;
+        if (s.nrun == 0 && !s.waiting)
+            continue;  /* a job to start, or the end */
+        r = zmp__ctx_run_until(ctx, something_happened, &s, ZMP__FOREVER);
+        if (r < 0)
+            goto out;
+    }
+    r = s.error;
+out:
+    /* Only an engine failure leaves jobs here: do not leave them running. */
+    for (k = 0; k < s.nrun; k++)
+        zmp__proc_signal(s.run[k], SIGKILL);
+    if (s.waiting)
+        ctx->engine->drop_fd(ctx);
+    free(s.run);
+    free(s.index);
+    return r;
+}
+
+/* --- a batch: a stream whose source is an array ------------------------ */
+
+struct batch {
+    const zmp_options *jobs;
+    size_t n;
+    zmp_result *results;
+    zmp_info *infos;
+    int *errors;
+    zmp_progress_fn progress;
+    void *arg;
+};
+
+static int batch_next(void *arg, size_t i, zmp_options *job, int *wait_fd)
+{
+    const struct batch *b = arg;
+
+    (void)wait_fd;
+    if (i >= b->n)
+        return ZMP_STREAM_END;
+    *job = b->jobs[i];
+    return ZMP_STREAM_JOB;
+}
+
+static int batch_done(void *arg, size_t i, int err, zmp_result *res,
+                      const zmp_info *info)
+{
+    const struct batch *b = arg;
+
+    if (b->errors)
+        b->errors[i] = err;
+    if (res)
+        b->results[i] = *res;
+    if (info && b->infos)
+        b->infos[i] = *info;
+    return b->progress &&
+           b->progress(b->arg, i, err, res ? &b->results[i] : NULL,
+                       b->infos ? &b->infos[i] : NULL) != 0;
 }
 
 int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
                unsigned parallel, zmp_result *results, zmp_info *infos,
                int *errors, zmp_progress_fn progress, void *arg)
 {
-    struct batch b = { .ctx = ctx };
-    size_t next = 0, k, i, collected;
-    struct zmp__proc *p;
-    bool stop = false;
+    struct batch b = { jobs, n, results, infos, errors, progress, arg };
+    size_t i;
     int r;
 
     if ((!jobs || !results) && n)
         return -EINVAL;
-    if (!parallel)
-        parallel = (unsigned)zmp_cpu_count();
-    if (parallel > n)
-        parallel = n ? (unsigned)n : 1;
     for (i = 0; i < n; i++) {
         results[i] = (zmp_result){ 0 };
         if (infos)
             infos[i] = (zmp_info){ 0 };
+        /* What never starts (the callback stopped the batch) stays so. */
         if (errors)
-            errors[i] = 0;
+            errors[i] = -ECANCELED;
     }
-    r = zmp__ctx_start(ctx);
+    if (!parallel)
+        parallel = (unsigned)zmp_cpu_count();
+    if (parallel > n)
+        parallel = n ? (unsigned)n : 1;
+    r = zmp__stream(ctx, parallel, batch_next, batch_done, &b);
     if (r < 0)
         return r;
-    b.run = malloc(parallel * sizeof *b.run);
-    b.index = malloc(parallel * sizeof *b.index);
-    if (!b.run || !b.index) {
-        r = -ENOMEM;
-        goto out;
-    }
-    while (next < n || b.nrun > 0) {
-        while (!stop && b.nrun < parallel && next < n) {
-            r = zmp__launch(ctx, &jobs[next], &p);
-            if (r < 0 && transient(r) && b.nrun > 0)
-                break;  /* retried once a job in flight gives back */
-            if (r < 0) {
-                stop = report(next++, r, results, infos, errors, progress, arg);
-                continue;
-            }
-            b.run[b.nrun] = p;
-            b.index[b.nrun++] = next++;
-        }
-        if (stop) {
-            /* The caller asked to stop: what has not started never will. */
-            for (; next < n; next++)
-                if (errors)
-                    errors[next] = -ECANCELED;
-        }
-        /* Collect every finished job, keeping the others.  A callback may
-         * itself run the engine (zmp_sleep...): completions it causes move
-         * ndone past `seen`, so the wait below returns at once for them. */
-        b.seen = ctx->ndone;
-        collected = 0;
-        for (k = 0; k < b.nrun;) {
-            if (!zmp__job_done(b.run[k])) {
-                k++;
-                continue;
-            }
-            i = b.index[k];
-            r = zmp__proc_finish(b.run[k], &results[i], infos ? &infos[i] : NULL);
-            b.nrun--;
-            b.run[k] = b.run[b.nrun];
-            b.index[k] = b.index[b.nrun];
-            stop |= report(i, r, results, infos, errors, progress, arg);
-            collected++;
-        }
-        if (collected || b.nrun == 0)
-            continue;
-        r = zmp__ctx_run_until(ctx, something_done, &b, ZMP__FOREVER);
-        if (r < 0)
-            goto out;
-    }
-    r = 0;
-out:
-    /* Only an engine failure leaves jobs here: do not leave them running. */
-    for (k = 0; k < b.nrun; k++)
-        zmp__proc_signal(b.run[k], SIGKILL);
-    free(b.run);
-    free(b.index);
-    return r;
+    return 0;
 }

@@ -117,6 +117,9 @@ void zmp__ctx_stop(struct zmp__ctx *ctx)
         zmp__proc_free(p);
     }
     zmp__table_free(&ctx->table);
+    free(ctx->timers);
+    ctx->timers = NULL;
+    ctx->ntimers = ctx->timers_cap = ctx->ntimed = 0;
     zmp__cgroup_sweep(ctx, true);
     if (ctx->devnull >= 0)
         close(ctx->devnull);
@@ -127,27 +130,6 @@ void zmp__ctx_stop(struct zmp__ctx *ctx)
     free(ctx->resolved_pathenv);
     free(ctx->resolved_path);
     ctx->resolved_name = ctx->resolved_pathenv = ctx->resolved_path = NULL;
-}
-
-/*
- * Fire the children's timers that are due; return the earliest one still
- * pending, or ZMP__FOREVER.  A linear walk: fine for the children of one
- * program; a heap is the next step for tens of thousands with timeouts.
- */
-int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now)
-{
-    int64_t next = ZMP__FOREVER;
-    struct zmp__proc *p;
-
-    for (p = ctx->procs; p; p = p->next) {
-        if (!p->timer)
-            continue;
-        if (p->timer <= now)
-            zmp__proc_fire_timer(p, now);
-        if (p->timer && (next == ZMP__FOREVER || p->timer < next))
-            next = p->timer;
-    }
-    return next;
 }
 
 /*

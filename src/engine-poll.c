@@ -32,10 +32,11 @@ struct pollst {
     size_t n, cap;
     struct zmp__proc **bypid;  /* children without a pidfd */
     size_t npid, pidcap;
+    int src_fd;                /* a job source's fd, polled after pfd[n] */
 };
 
-static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd,
-               short events)
+/* Room for one more pollfd. */
+static int grow(struct pollst *st)
 {
     if (st->n == st->cap) {
         size_t c = st->cap ? st->cap * 2 : 64;
@@ -52,6 +53,16 @@ static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd,
         st->w = w;
         st->cap = c;
     }
+    return 0;
+}
+
+static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd,
+               short events)
+{
+    int r = grow(st);
+
+    if (r < 0)
+        return r;
     st->pfd[st->n] = (struct pollfd){ .fd = fd, .events = events };
     st->w[st->n] = (struct watch){ p, kind };
     p->eslot[kind] = (int)st->n;
@@ -79,6 +90,7 @@ static int poll_init(struct zmp__ctx *ctx)
 
     if (!st)
         return -ENOMEM;
+    st->src_fd = -1;
     ctx->engine_state = st;
     return 0;
 }
@@ -206,7 +218,7 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
     struct timespec ts, *tsp = NULL;
     int64_t wait = -1, now;
     int r, n;
-    size_t i;
+    size_t i, nfds;
 
     n = check_bypid(st);
     if (n > 0 || deadline == ZMP__NOWAIT) {
@@ -222,9 +234,23 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
         ts.tv_nsec = wait % 1000000000;
         tsp = &ts;
     }
-    r = ppoll(st->pfd, st->n, tsp, NULL);
+    /* The source fd rides in the spare entry past the children's. */
+    nfds = st->n;
+    if (st->src_fd >= 0) {
+        r = grow(st);
+        if (r < 0)
+            return r;
+        st->pfd[nfds++] = (struct pollfd){ .fd = st->src_fd, .events = POLLIN };
+    }
+    r = ppoll(st->pfd, nfds, tsp, NULL);
     if (r < 0)
         return errno == EINTR ? n : -errno;
+    if (nfds > st->n && st->pfd[st->n].revents) {
+        st->src_fd = -1;
+        ctx->src_ready = true;
+        r--;
+        n++;
+    }
     for (i = st->n; r > 0 && i-- > 0;) {
         if (!st->pfd[i].revents)
             continue;
@@ -259,6 +285,21 @@ static void poll_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream
     zmp__proc_read_done(p, stream, -ECANCELED);
 }
 
+static int poll_watch_fd(struct zmp__ctx *ctx, int fd)
+{
+    struct pollst *st = ctx->engine_state;
+
+    st->src_fd = fd;
+    return 0;
+}
+
+static void poll_drop_fd(struct zmp__ctx *ctx)
+{
+    struct pollst *st = ctx->engine_state;
+
+    st->src_fd = -1;
+}
+
 const struct zmp__engine zmp__engine_poll = {
     .name = "poll",
     .init = poll_init,
@@ -269,5 +310,7 @@ const struct zmp__engine zmp__engine_poll = {
     .close_pipe = poll_close_pipe,
     .watch_input = poll_watch_input,
     .drop_input = poll_drop_input,
+    .watch_fd = poll_watch_fd,
+    .drop_fd = poll_drop_fd,
     .run = poll_run,
 };

@@ -28,19 +28,22 @@
 #define CQ_ENTRIES 4096
 
 /* user_data: a proc pointer (malloc'd, so 16-byte aligned) with a tag in
- * the low bits, or a timer generation shifted past the tag. */
+ * the low bits, or a generation (timer, source fd) or a fixed-file slot
+ * shifted past the tag. */
 enum { TAG_WAIT, TAG_READ_OUT, TAG_READ_ERR, TAG_POLL, TAG_SEND, TAG_TIMER, TAG_IGNORE,
-       TAG_CLOSE };
-#define TAG_BITS 3
+       TAG_CLOSE, TAG_FD };
+#define TAG_BITS 4
 #define TAG_MASK ((1u << TAG_BITS) - 1)
 
 struct uring {
     struct io_uring ring;
+    struct zmp__ctx *ctx;
     bool has_waitid;
     bool closing;      /* in fini: complete requests, never re-arm them */
     bool timer_armed;
     int64_t timer_deadline;
     uint64_t timer_gen;
+    uint64_t fd_gen;   /* of the source fd poll: a stale one is ignored */
     struct __kernel_timespec ts;
     /* Pipe read ends live in the ring's fixed-file table, outside the fd
      * table: a parent with thousands of children in flight keeps a small
@@ -136,6 +139,7 @@ static int uring_init(struct zmp__ctx *ctx)
     u = calloc(1, sizeof *u);
     if (!u)
         return -ENOMEM;
+    u->ctx = ctx;
     r = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &params);
     if (r < 0) {
         free(u);
@@ -356,6 +360,10 @@ static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
         return;
     case TAG_IGNORE:
         return;
+    case TAG_FD:
+        if (ud >> TAG_BITS == u->fd_gen && cqe->res != -ECANCELED)
+            u->ctx->src_ready = true;
+        return;
     case TAG_CLOSE:
         u->free_slots[u->nfree++] = (unsigned)(ud >> TAG_BITS);
         return;
@@ -512,6 +520,32 @@ static void uring_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int strea
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 }
 
+/* A job source's fd: one poll, reported once. */
+static int uring_watch_fd(struct zmp__ctx *ctx, int fd)
+{
+    struct uring *u = ctx->engine_state;
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    if (!sqe)
+        return -EBUSY;
+    u->fd_gen++;
+    io_uring_prep_poll_add(sqe, fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, (u->fd_gen << TAG_BITS) | TAG_FD);
+    return 0;
+}
+
+static void uring_drop_fd(struct zmp__ctx *ctx)
+{
+    struct uring *u = ctx->engine_state;
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    if (sqe) {
+        io_uring_prep_poll_remove(sqe, (u->fd_gen << TAG_BITS) | TAG_FD);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    }
+    u->fd_gen++;  /* whatever comes back now is stale */
+}
+
 const struct zmp__engine zmp__engine_uring = {
     .name = "io_uring",
     .init = uring_init,
@@ -522,5 +556,7 @@ const struct zmp__engine zmp__engine_uring = {
     .close_pipe = uring_close_pipe,
     .watch_input = uring_watch_input,
     .drop_input = uring_drop_input,
+    .watch_fd = uring_watch_fd,
+    .drop_fd = uring_drop_fd,
     .run = uring_run,
 };

@@ -72,7 +72,9 @@ struct zmp__proc {
     int64_t start_ns;
     double started;        /* CLOCK_REALTIME at start, for reports */
     int64_t end_ns;        /* when it became done */
-    int64_t timer;         /* next timeout step (monotonic ns), or 0 */
+    int64_t timer;         /* next timeout step (monotonic ns), or 0;
+                              set through zmp__timer_set() only */
+    size_t heap_idx;       /* its place in ctx->timers while armed */
     zmp_term_step *seq;    /* the timeout's signals, when there is one */
     size_t seq_len, step;
     int64_t drain_ns;      /* grace for pipes held open after the exit */
@@ -109,6 +111,10 @@ struct zmp__engine {
     /* Stop reading p->fd[stream]: the engine ends with
      * zmp__proc_read_done(p, stream, -ECANCELED), now or in a later run. */
     void (*drop_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
+    /* Watch fd (not a child's) until it is readable or hung up, once: then
+     * set ctx->src_ready.  drop_fd forgets it; a late report is harmless. */
+    int  (*watch_fd)(struct zmp__ctx *ctx, int fd);
+    void (*drop_fd)(struct zmp__ctx *ctx);
     /* Send p->in_data to p->in_fd; ends with zmp__proc_input_done(p, n <= 0). */
     int  (*watch_input)(struct zmp__ctx *ctx, struct zmp__proc *p);
     /* Stop sending: the engine ends with zmp__proc_input_done(p, -ECANCELED). */
@@ -143,6 +149,10 @@ struct zmp__ctx {
     struct zmp__proc *procs;  /* every child not yet freed */
     struct zmp__table table;
     uint64_t ndone;           /* children that became done, ever */
+    struct zmp__proc **timers; /* min-heap of the children's armed timers */
+    size_t ntimers, timers_cap;
+    size_t ntimed;            /* children with a timeout: room reserved */
+    bool src_ready;           /* the fd given to watch_fd became ready */
     char **cg;                /* job cgroups still to remove */
     size_t ncg, cg_cap;
     char *scratch;            /* where discarded output is read */
@@ -221,9 +231,17 @@ void zmp__ctx_stop(struct zmp__ctx *ctx);
 int  zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
                         const void *arg, int64_t deadline);
 bool zmp__job_done(const void *proc);
+
+/* timer.c: the children's timers, a heap. */
+void zmp__timer_init(struct zmp__proc *p);
+int  zmp__timer_reserve(struct zmp__ctx *ctx);
+void zmp__timer_unreserve(struct zmp__ctx *ctx);
+void zmp__timer_set(struct zmp__proc *p, int64_t when);
 int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now);
 
 /* batch.c */
+int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
+                zmp_progress_fn done, void *arg);
 int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
                unsigned parallel, zmp_result *results, zmp_info *infos,
                int *errors, zmp_progress_fn progress, void *arg);

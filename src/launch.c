@@ -119,6 +119,7 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
 {
     const zmp_term_step *seq = o->term_seq_len ? o->term_seq : default_seq;
     size_t n = o->term_seq_len ? o->term_seq_len : 1;
+    int r;
 
     p->cap = o->output_cap;
     p->pgroup = (o->flags & ZMP_NEW_PGROUP) != 0;
@@ -127,10 +128,13 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
     p->seq = malloc(n * sizeof *seq);
     if (!p->seq)
         return -ENOMEM;
+    r = zmp__timer_reserve(p->ctx);
+    if (r < 0)
+        return r;
     memcpy(p->seq, seq, n * sizeof *seq);
-    p->seq_len = n;
+    p->seq_len = n;  /* from now on, proc_free gives the room back */
     p->drain_ns = zmp__ms_to_ns(o->drain_ms ? o->drain_ms : DRAIN_MS_DEFAULT);
-    p->timer = p->start_ns + zmp__ms_to_ns(o->timeout_ms);
+    zmp__timer_set(p, p->start_ns + zmp__ms_to_ns(o->timeout_ms));
     return 0;
 }
 

@@ -46,6 +46,7 @@ int zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret)
     p->eslot[0] = p->eslot[1] = p->eslot[2] = p->eslot[3] = -1;
     p->in_fd = -1;
     p->cg_fd = -1;
+    zmp__timer_init(p);
     p->flags = capture ? ZMP__PROC_CAPTURE : 0;
     p->next = ctx->procs;
     if (ctx->procs)
@@ -62,6 +63,9 @@ void zmp__proc_free(struct zmp__proc *p)
 
     if (p->handle > 0)
         zmp__table_del(&ctx->table, p->handle);
+    zmp__timer_set(p, 0);
+    if (p->seq_len)
+        zmp__timer_unreserve(ctx);
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -213,7 +217,7 @@ void zmp__proc_exited(struct zmp__proc *p, int exit_code)
     /* With a timeout, pipes a descendant keeps open are read for a short
      * grace only (as Go's WaitDelay): the run's wall time stays bounded. */
     if (p->seq_len && (p->fd[0] != -1 || p->fd[1] != -1 || p->in_fd >= 0)) {
-        p->timer = zmp__now_ns() + p->drain_ns;
+        zmp__timer_set(p, zmp__now_ns() + p->drain_ns);
         p->step = p->seq_len + 1;
     }
     note_done(p);
@@ -226,7 +230,7 @@ void zmp__proc_exited(struct zmp__proc *p, int exit_code)
  */
 void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now)
 {
-    p->timer = 0;
+    zmp__timer_set(p, 0);
     if (p->flags & ZMP__PROC_EXITED) {
         zmp__proc_drop_pipes(p);
         return;
@@ -234,7 +238,7 @@ void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now)
     p->info |= ZMP_TIMED_OUT;
     if (p->step < p->seq_len) {
         zmp__proc_signal(p, p->seq[p->step].signal);
-        p->timer = now + zmp__ms_to_ns(p->seq[p->step].ms);
+        zmp__timer_set(p, now + zmp__ms_to_ns(p->seq[p->step].ms));
         p->step++;
         return;
     }
@@ -269,7 +273,7 @@ static void note_done(struct zmp__proc *p)
     if ((p->flags & ZMP__PROC_EXITED) && p->fd[0] == -1 && p->fd[1] == -1 &&
         p->in_fd < 0 && !p->end_ns) {
         p->end_ns = zmp__now_ns();
-        p->timer = 0;
+        zmp__timer_set(p, 0);
         p->ctx->ndone++;
     }
 }

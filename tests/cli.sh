@@ -141,8 +141,34 @@ done 2> /dev/null  # processes come and go while the loop runs
 check "killed zmp: jobs gone" "$left" 0
 
 # --halt-on-error: nothing new starts after a failure; failures counted.
-seq 50 | $zmp parallel -j 1 --halt-on-error -- sh -c 'test $0 -ne 5' > /dev/null
-check "halt-on-error: 1 failed + 45 never run" $? 46
+out=$(seq 50 | $zmp parallel -j 1 --halt-on-error -- sh -c 'echo $0; test $0 -ne 5'); st=$?
+check "halt-on-error: one failure counted" $st 1
+check "halt-on-error: nothing after the failure ran" "$(echo $out)" "1 2 3 4 5"
+# ... even when the input never ends.
+yes | $zmp parallel -j 2 --halt-on-error -- sh -c 'exit 1' > /dev/null 2>&1; st=$?
+case $st in 1|2) ok "halt-on-error on endless input";; *) bad "halt-on-error on endless input (status $st)";; esac
+
+# Input streams: a job starts as soon as its line is read, while the
+# producer still writes (it waits for the first job's mark before writing
+# the second line: with input read to the end first, it would say "late").
+{
+    echo first
+    i=0
+    while [ ! -e "$tmp/first" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if [ -e "$tmp/first" ]; then echo second; else echo late; fi
+} | $zmp parallel -j 4 -k -- sh -c 'touch "$1/$0"; echo "$0"' {} "$tmp" > "$tmp/o"
+check "input streams: jobs start before the input ends" "$(echo $(cat "$tmp/o"))" "first second"
+# Timeouts fire while the input is awaited.
+{ echo x; sleep 3; } | $zmp parallel --timeout 0.3 --results "$tmp/r" -- sh -c 'sleep 20' > /dev/null
+check "timeout while input is awaited: status" $? 1
+python3 - "$tmp/r" <<'PY' && ok "timeout while input is awaited: killed in time" || bad "timeout while input is awaited: killed in time"
+import json, sys
+j = [json.loads(l) for l in open(sys.argv[1])]
+assert len(j) == 1 and j[0]["timed_out"] and j[0]["seconds"] < 2.5, j
+PY
+# A long line, and a last line without a newline.
+python3 -c 'import sys; sys.stdout.write("a" * 100000 + "\nb")' | $zmp parallel -k -- sh -c 'echo ${#0}' > "$tmp/o"
+check "long line and unterminated last line" "$(echo $(cat "$tmp/o"))" "100000 1"
 
 echo "zmp-cli [$ZMP_BACKEND]: $pass passed, $fail failed"
 [ $fail -eq 0 ]

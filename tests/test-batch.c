@@ -1,6 +1,7 @@
 /* zmp_run_batch: order, progress, errors, limits, queueing on EMFILE. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,36 @@ static void test_callback_edge_cases(void)
     }
 }
 
+/* Many timers at once, armed and cleared in mixed order: the sleepers
+ * time out, the others finish first and their timers go away. */
+static void test_many_timeouts(void)
+{
+    enum { N = 120 };
+    const char *sleeper[] = { "sleep", "20000", NULL }, *quick[] = { "exit", "0", NULL };
+    zmp_options jobs[N];
+    zmp_result res[N];
+    zmp_info info[N];
+    int errs[N], i;
+
+    use_helper();
+    for (i = 0; i < N; i++)
+        jobs[i] = (zmp_options){ .argv = i % 3 ? quick : sleeper,
+                                 .timeout_ms = (i % 3 ? 30000 : 100) +
+                                               (unsigned long)(i * 37 % 400) };
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, N, N, res, info, errs, NULL, NULL), 0);
+    for (i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(errs[i], 0);
+        if (i % 3) {
+            CU_ASSERT_FALSE(info[i].flags & ZMP_TIMED_OUT);
+            CU_ASSERT_EQUAL(res[i].exit_code, 0);
+        } else {
+            CU_ASSERT_TRUE(info[i].flags & ZMP_TIMED_OUT);
+            CU_ASSERT_EQUAL(res[i].exit_code, -SIGTERM);
+        }
+        zmp_result_free(&res[i]);
+    }
+}
+
 void add_batch_tests(void)
 {
     CU_pSuite s = CU_add_suite("batch", suite_init, suite_clean);
@@ -257,6 +288,7 @@ void add_batch_tests(void)
     CU_add_test(s, "soft fd limit raised, restored in children", test_raise_nofile);
     CU_add_test(s, "queued on EMFILE", test_queue_on_emfile);
     CU_add_test(s, "progress stops the batch", test_stop);
+    CU_add_test(s, "many timeouts at once", test_many_timeouts);
     CU_add_test(s, "callback stops at once, or runs the engine", test_callback_edge_cases);
     CU_add_test(s, "no leaks", test_no_leaks);
 }

@@ -1,0 +1,114 @@
+/*
+ * Inputs of `zmp parallel`, read as they come: a job starts as soon as its
+ * line is there, so `tail -f log | zmp parallel ...` works as with xargs.
+ * A read is made only when poll() says it will not block, so the fd (a
+ * pipe, a terminal, a file) never needs O_NONBLOCK, which would change it
+ * for everyone sharing it.
+ */
+#include "input.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_SIZE 65536
+
+void input_from_args(struct input *in, char *const *args, size_t n)
+{
+    *in = (struct input){ .fd = -1, .args = args, .nargs = n };
+}
+
+void input_from_fd(struct input *in, int fd)
+{
+    *in = (struct input){ .fd = fd };
+}
+
+/* Room for READ_SIZE more bytes and a NUL, dropping what was handed out. */
+static int make_room(struct input *in)
+{
+    size_t cap;
+    char *b;
+
+    if (in->off) {
+        memmove(in->buf, in->buf + in->off, in->len - in->off);
+        in->len -= in->off;
+        in->off = 0;
+    }
+    if (in->cap - in->len > READ_SIZE)
+        return 0;
+    cap = in->cap ? in->cap * 2 : 2 * READ_SIZE;
+    b = realloc(in->buf, cap);
+    if (!b)
+        return -ENOMEM;
+    in->buf = b;
+    in->cap = cap;
+    return 0;
+}
+
+/* One read, when it cannot block: 0 (read, or end of file), -EAGAIN. */
+static int fill(struct input *in)
+{
+    struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
+    ssize_t n;
+    int r;
+
+    r = poll(&pfd, 1, 0);
+    if (r < 0)
+        return errno == EINTR ? -EAGAIN : -errno;
+    if (r == 0)
+        return -EAGAIN;
+    r = make_room(in);
+    if (r < 0)
+        return r;
+    do
+        n = read(in->fd, in->buf + in->len, READ_SIZE);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    if (n == 0)
+        in->eof = true;
+    in->len += (size_t)n;
+    return 0;
+}
+
+int input_next(struct input *in, const char **ret)
+{
+    char *start, *nl;
+    int r;
+
+    if (in->fd < 0) {
+        if (in->next >= in->nargs)
+            return 0;
+        *ret = in->args[in->next++];
+        return 1;
+    }
+    for (;;) {
+        start = in->buf + in->off;
+        nl = in->len > in->off ? memchr(start, '\n', in->len - in->off) : NULL;
+        if (nl) {
+            *nl = '\0';
+            in->off = (size_t)(nl - in->buf) + 1;
+            *ret = start;
+            return 1;
+        }
+        if (in->eof) {
+            if (in->len == in->off)
+                return 0;
+            in->buf[in->len] = '\0';  /* make_room left space for it */
+            in->off = in->len;
+            *ret = start;
+            return 1;
+        }
+        r = fill(in);
+        if (r < 0)
+            return r;
+    }
+}
+
+void input_free(struct input *in)
+{
+    free(in->buf);
+    in->buf = NULL;
+}

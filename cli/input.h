@@ -1,0 +1,31 @@
+/* The inputs of `zmp parallel`: arguments after :::, or lines of a file
+ * read as they come, never blocking. */
+#ifndef ZMP_CLI_INPUT_H
+#define ZMP_CLI_INPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct input {
+    int fd;               /* lines come from here, or -1 */
+    char *const *args;    /* ... or from these */
+    size_t nargs, next;
+    char *buf;            /* bytes read, not yet handed out */
+    size_t off, len, cap;
+    bool eof;
+};
+
+void input_from_args(struct input *in, char *const *args, size_t n);
+void input_from_fd(struct input *in, int fd);
+
+/*
+ * The next input, without its newline (a last line without one counts):
+ * returns 1 with *ret pointing at it (valid until the next call), 0 at
+ * the end, -EAGAIN when no whole line is there yet (wait for in->fd to be
+ * readable, then call again), or a negative errno from read().
+ */
+int input_next(struct input *in, const char **ret);
+
+void input_free(struct input *in);
+
+#endif
