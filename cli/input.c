@@ -85,7 +85,7 @@ int input_next(struct input *in, const char **ret)
         return 1;
     }
     for (;;) {
-        start = in->buf + in->off;
+        start = in->buf ? in->buf + in->off : NULL;
         nl = in->len > in->off ? memchr(start, '\n', in->len - in->off) : NULL;
         if (nl) {
             *nl = '\0';
@@ -95,7 +95,7 @@ int input_next(struct input *in, const char **ret)
         }
         if (in->eof) {
             if (in->len == in->off)
-                return 0;
+                return 0;  /* (also when nothing was ever read: buf NULL) */
             in->buf[in->len] = '\0';  /* make_room left space for it */
             in->off = in->len;
             *ret = start;

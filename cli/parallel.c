@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,29 +22,6 @@
 
 #define FAILED_MAX 101  /* as GNU parallel: 101 means more than 100 */
 
-static const char usage[] =
-    "usage: zmp parallel [OPTIONS] [--] COMMAND [ARG...] [::: INPUT...]\n"
-    "\n"
-    "Runs COMMAND once per input: each line of standard input (or of\n"
-    "--arg-file), read as it comes, or each INPUT after :::.  In COMMAND\n"
-    "and its ARGs, {} is the input and {#} the job number; without {}, the\n"
-    "input is added as a last argument.  No shell is involved.\n"
-    "\n"
-    "  -j, --jobs N          at most N jobs at once (default: CPUs available)\n"
-    "  -k, --keep-order      print outputs in input order\n"
-    "  -a, --arg-file FILE   read inputs from FILE\n"
-    "      --timeout SECS    SIGTERM a job after SECS, SIGKILL 2 s later\n"
-    "      --halt-on-error   start no new job after one fails\n"
-    "      --results FILE    one JSON object per job in FILE\n"
-    "      --output-cap N    keep at most N bytes of each stream per job\n"
-    "      --cgroup DIR      run each job in a cgroup of its own under DIR (a\n"
-    "                        delegated cgroup v2 directory); what is left of a\n"
-    "                        job when it ends or times out is killed\n"
-    "      --progress        a progress line on a terminal's stderr\n"
-    "  -h, --help            this text\n"
-    "\n"
-    "Exit status: the number of failed jobs (101: more than 100), 2 for bad\n"
-    "usage.\n";
 
 /* One job, from the time its input is read until it is printed. */
 struct job {
@@ -276,93 +252,6 @@ static void forward_signals(void)
              (long)gettid());
     for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &sa, NULL);
-}
-
-int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
-{
-    static const struct option opts[] = {
-        { "jobs", required_argument, NULL, 'j' },
-        { "keep-order", no_argument, NULL, 'k' },
-        { "arg-file", required_argument, NULL, 'a' },
-        { "timeout", required_argument, NULL, 't' },
-        { "halt-on-error", no_argument, NULL, 'H' },
-        { "results", required_argument, NULL, 'r' },
-        { "output-cap", required_argument, NULL, 'c' },
-        { "progress", no_argument, NULL, 'p' },
-        { "cgroup", required_argument, NULL, 'g' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    char *end;
-    int c, n;
-
-    *cfg = (struct parallel_config){ 0 };
-    optind = 1;
-    opterr = 1;
-    argv[0] = (char *)"zmp parallel";  /* how getopt names us in messages */
-    while ((c = getopt_long(argc, argv, "+j:ka:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            errno = 0;
-            cfg->jobs = strtoul(optarg, &end, 10);
-            if (errno || *end || !*optarg || *optarg == '-' || cfg->jobs > 1000000) {
-                fprintf(stderr, "zmp parallel: bad --jobs: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'k': cfg->keep_order = true; break;
-        case 'a': cfg->arg_file = optarg; break;
-        case 'H': cfg->halt = true; break;
-        case 'r': cfg->results = optarg; break;
-        case 'p': cfg->progress = true; break;
-        case 'g': cfg->cgroup = optarg; break;
-        case 't':
-            cfg->timeout = strtod(optarg, &end);
-            if (*end || !*optarg || !(cfg->timeout > 0) || cfg->timeout > 1e9) {
-                fprintf(stderr, "zmp parallel: bad --timeout: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'c':
-            errno = 0;
-            cfg->output_cap = strtoull(optarg, &end, 10);
-            if (errno || *end || !*optarg || *optarg == '-') {
-                fprintf(stderr, "zmp parallel: bad --output-cap: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return PARALLEL_HELP;
-        default:
-            fputs(usage, stderr);
-            return EXIT_USAGE;
-        }
-    }
-    cfg->tmpl = argv + optind;
-    n = argc - optind;
-    for (cfg->ntmpl = 0; (int)cfg->ntmpl < n && strcmp(cfg->tmpl[cfg->ntmpl], ":::");
-         cfg->ntmpl++)
-        ;
-    if (cfg->ntmpl == 0) {
-        fprintf(stderr, "zmp parallel: missing COMMAND\n%s", usage);
-        return EXIT_USAGE;
-    }
-    if ((int)cfg->ntmpl < n) {
-        /* ::: INPUT... */
-        if (cfg->arg_file) {
-            fprintf(stderr, "zmp parallel: both ::: and --arg-file given\n");
-            return EXIT_USAGE;
-        }
-        cfg->args = cfg->tmpl + cfg->ntmpl + 1;
-        cfg->nargs = (size_t)n - cfg->ntmpl - 1;
-        cfg->have_args = true;
-        if (cfg->nargs == 0) {
-            fprintf(stderr, "zmp parallel: no input after :::\n");
-            return EXIT_USAGE;
-        }
-    }
-    return 0;
 }
 
 int cmd_parallel(int argc, char **argv)

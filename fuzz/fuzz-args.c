@@ -1,0 +1,50 @@
+/*
+ * The command line of zmp parallel: words split at NUL bytes go to
+ * parallel_parse as argv.  It must accept or refuse (status 2, with a
+ * message), never crash or read past argv, and what it accepts must hold
+ * together: a command, inputs only after :::, numbers in range.
+ * (Run with -close_fd_mask=3: its messages and usage texts are expected.)
+ */
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size + 1), *argv[66];
+    struct parallel_config cfg;
+    size_t off = 0, i;
+    int argc = 1, r;
+
+    assert(buf);
+    memcpy(buf, data, size);
+    buf[size] = '\0';
+    argv[0] = (char *)"parallel";
+    while (off < size && argc < 65) {
+        argv[argc++] = buf + off;
+        off += strlen(buf + off) + 1;
+    }
+    argv[argc] = NULL;
+    r = parallel_parse(argc, argv, &cfg);
+    assert(r == 0 || r == EXIT_USAGE || r == PARALLEL_HELP);
+    if (r == 0) {
+        assert(cfg.ntmpl > 0 && cfg.tmpl >= argv + 1);
+        assert(cfg.tmpl + cfg.ntmpl <= argv + argc);
+        for (i = 0; i < cfg.ntmpl; i++)
+            assert(strcmp(cfg.tmpl[i], ":::") != 0);
+        assert(cfg.jobs <= 1000000);
+        assert(cfg.timeout >= 0 && cfg.timeout <= 1e9);
+        if (cfg.have_args) {
+            assert(cfg.nargs > 0 && !cfg.arg_file);
+            assert(cfg.args == cfg.tmpl + cfg.ntmpl + 1);
+            assert(cfg.args + cfg.nargs == argv + argc);
+        } else {
+            assert(cfg.tmpl + cfg.ntmpl == argv + argc);
+        }
+    }
+    free(buf);
+    return 0;
+}
