@@ -127,7 +127,8 @@ else
 fi
 
 # zmp killed: its jobs, each in its own process group, go with it.
-$zmp parallel -j 4 -- "$child" sleep 30000 ::: 1 2 3 4 > /dev/null &
+# (Inputs unique to this run: other runs of this suite may share the machine.)
+$zmp parallel -j 4 -- "$child" sleep 30000 ::: "k$$-1" "k$$-2" "k$$-3" "k$$-4" > /dev/null &
 zpid=$!
 sleep 1
 kill -TERM $zpid
@@ -136,9 +137,18 @@ check "killed zmp: status" $? 143
 sleep 0.2
 left=0  # no pgrep: procps is not on a minimal system
 for f in /proc/[0-9]*/cmdline; do
-    case "$(tr '\0' ' ' < "$f")" in "$child sleep 30000 "*) left=$((left + 1)) ;; esac
+    case "$(tr '\0' ' ' < "$f")" in "$child sleep 30000 k$$-"*) left=$((left + 1)) ;; esac
 done 2> /dev/null  # processes come and go while the loop runs
 check "killed zmp: jobs gone" "$left" 0
+
+# No shell anywhere: inputs with shell syntax reach the job as they are.
+printf '%s\n' '$(touch $tmp/pwned)' '`touch $tmp/pwned`; touch $tmp/pwned' "a'b\"c" '*' |
+    $zmp parallel -k -- ./tests/helper echo {} > "$tmp/o"
+check "no shell: lines passed as they are" "$(cat "$tmp/o")" "$(printf '%s\n' '$(touch $tmp/pwned)' '`touch $tmp/pwned`; touch $tmp/pwned' "a'b\"c" '*')"
+[ ! -e "$tmp/pwned" ] && ok "no shell: nothing ran" || bad "no shell: nothing ran"
+# A job sees only fds 0, 1 and 2, whatever zmp has open.
+$zmp parallel -- ./tests/helper fds ::: x 3< /dev/null 4< /dev/null > "$tmp/o"
+check "job sees only fds 0-2" "$(cat "$tmp/o")" "0 1 2"
 
 # --halt-on-error: nothing new starts after a failure; failures counted.
 out=$(seq 50 | $zmp parallel -j 1 --halt-on-error -- sh -c 'echo $0; test $0 -ne 5'); st=$?
