@@ -3,7 +3,8 @@
  * of each captured (kept until the job ends, then counted and dropped).
  * One method per run; bench/run.py alternates them.
  *
- *   fanout METHOD JOBS PAR [--hold-mib N] [--warm N] -- CMD [ARG...]
+ *   fanout METHOD JOBS PAR [--hold-mib N] [--warm N] [--max-seconds S]
+ *          -- CMD [ARG...]
  *
  * METHOD
  *   zmp      zmp_run_batch (the engine: ZMP_BACKEND)
@@ -13,7 +14,9 @@
  *   pspoll   the classic portable loop: posix_spawn, two pipes, poll(),
  *            waitpid once both pipes are at end of file
  *
- * Prints one JSON line: seconds (of the timed part only), count, bytes.
+ * --max-seconds: start no new job after S seconds (the count reports the
+ * jobs done).  Prints one JSON line: seconds (of the timed part only),
+ * count, bytes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,6 +44,7 @@ extern char **environ;
 
 static char **cmd;
 static unsigned long long total_bytes;
+static size_t total_done;
 
 /* ---- zmp -------------------------------------------------------------- */
 
@@ -48,13 +52,16 @@ static int zmp_done(void *arg, size_t i, int err, zmp_result *res,
                     const zmp_info *info)
 {
     (void)arg, (void)i, (void)info;
+    if (err == -ECANCELED)
+        return 1;
     if (err || !res->ok) {
         fprintf(stderr, "fanout: zmp job failed: %s\n", zmp_strerror(err));
         exit(1);
     }
     total_bytes += res->out_len + res->err_len;
+    total_done++;
     zmp_result_free(res);
-    return 0;
+    return bench_late();
 }
 
 static void run_zmp(size_t n, unsigned par)
@@ -179,8 +186,8 @@ static void run_floor(size_t n, unsigned par)
 
     for (size_t k = 0; k < par; k++)
         freelist[nfree++] = par - 1 - k;
-    while (done < n) {
-        while (started < n && nfree) {
+    while (done < started || (started < n && !bench_late())) {
+        while (started < n && nfree && !bench_late()) {
             size_t k = freelist[--nfree];
 
             floor_start(ep, &slots[k], k);
@@ -233,6 +240,7 @@ static void run_floor(size_t n, unsigned par)
             }
             if (!s->open) {
                 total_bytes += s->len;
+                total_done++;
                 freelist[nfree++] = k;
                 done++;
             }
@@ -287,7 +295,7 @@ static void run_pspoll(size_t n, unsigned par)
         pf[2 * k].fd = pf[2 * k + 1].fd = -1;
     for (size_t k = 0; k < par && started < n; k++, started++)
         ps_start(&pf[2 * k], &jobs[k]);
-    while (done < n) {
+    while (done < started) {
         if (poll(pf, 2 * (nfds_t)par, -1) < 0) {
             perror("fanout: poll");
             exit(1);
@@ -313,8 +321,9 @@ static void run_pspoll(size_t n, unsigned par)
                 continue;
             waitpid(j->pid, NULL, 0);
             total_bytes += j->len;
+            total_done++;
             done++;
-            if (started < n) {
+            if (started < n && !bench_late()) {
                 ps_start(&pf[i & ~(size_t)1], j);
                 started++;
             }
@@ -334,7 +343,7 @@ int main(int argc, char **argv)
     size_t n, warm = 0, hold = 0;
     unsigned par;
     int i, k = -1;
-    double t0;
+    double t0, max_s = 0;
 
     if (argc < 5)
         goto usage;
@@ -348,6 +357,8 @@ int main(int argc, char **argv)
             hold = strtoul(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--warm") && i + 1 < argc)
             warm = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--max-seconds") && i + 1 < argc)
+            max_s = strtod(argv[++i], NULL);
         else
             goto usage;
     }
@@ -360,13 +371,16 @@ int main(int argc, char **argv)
     if (warm)
         m[k].fn(warm, par < warm ? par : (unsigned)warm);
     total_bytes = 0;
+    total_done = 0;
     t0 = bench_now();
+    if (max_s > 0)
+        bench_deadline = t0 + max_s;
     m[k].fn(n, par);
     t0 = bench_now() - t0;
-    bench_report(m[k].name, t0, n, total_bytes, k == 0 ? zmp_backend() : NULL);
+    bench_report(m[k].name, t0, total_done, total_bytes, k == 0 ? zmp_backend() : NULL);
     return 0;
 usage:
     fprintf(stderr, "usage: fanout zmp|floor|pspoll JOBS PAR [--hold-mib N] "
-                    "[--warm N] -- CMD [ARG...]\n");
+                    "[--warm N] [--max-seconds S] -- CMD [ARG...]\n");
     return 2;
 }

@@ -2,7 +2,7 @@
  * Serial spawn and wait, no capture: one method per run (bench/run.py
  * alternates them), the children's stdout on /dev/null.
  *
- *   spawn METHOD COUNT [--hold-mib N] -- CHILD
+ *   spawn METHOD COUNT [--hold-mib N] [--max-seconds S] -- CHILD
  *
  * METHOD: zmp (zmp_spawn + zmp_wait, the engine from ZMP_BACKEND), vfork
  * (+ execve + waitpid), clone3 (CLONE_VM | CLONE_VFORK on a stack of its
@@ -38,10 +38,13 @@ static void vfork_once(void)
     waitpid(pid, NULL, 0);
 }
 
-static void run_vfork(size_t n)
+static size_t run_vfork(size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i;
+
+    for (i = 0; i < n && !bench_late(); i++)
         vfork_once();
+    return i;
 }
 
 struct clone_args_ {
@@ -84,36 +87,44 @@ static long clone3_vfork(struct clone_args_ *ca, int (*fn)(void *), void *arg)
 
 static char stack[64 * 1024] __attribute__((aligned(16)));
 
-static void run_clone3(size_t n)
+static size_t run_clone3(size_t n)
 {
+    size_t i;
+
     struct clone_args_ ca = {
         .flags = CLONE_VM | CLONE_VFORK, .exit_signal = SIGCHLD,
         .stack = (uintptr_t)stack, .stack_size = sizeof stack,
     };
 
-    for (size_t i = 0; i < n; i++) {
+    for (i = 0; i < n && !bench_late(); i++) {
         long pid = clone3_vfork(&ca, clone_child, NULL);
 
         if (pid < 0)
             exit(1);
         waitpid((pid_t)pid, NULL, 0);
     }
+    return i;
 }
 
-static void run_posix_spawn(size_t n)
+static size_t run_posix_spawn(size_t n)
 {
+    size_t i;
+
     pid_t pid;
 
-    for (size_t i = 0; i < n; i++) {
+    for (i = 0; i < n && !bench_late(); i++) {
         if (posix_spawn(&pid, child, NULL, NULL, cargv, environ) != 0)
             exit(1);
         waitpid(pid, NULL, 0);
     }
+    return i;
 }
 
-static void run_fork(size_t n)
+static size_t run_fork(size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    size_t i;
+
+    for (i = 0; i < n && !bench_late(); i++) {
         pid_t pid = fork();
 
         if (pid == 0) {
@@ -124,30 +135,34 @@ static void run_fork(size_t n)
             exit(1);
         waitpid(pid, NULL, 0);
     }
+    return i;
 }
 
-static void run_zmp(size_t n)
+static size_t run_zmp(size_t n)
 {
+    size_t i;
+
     /* The child is the "interpreter": CHILD echo hello, as above. */
     const char *args[] = { "hello", NULL };
 
-    for (size_t i = 0; i < n; i++) {
+    for (i = 0; i < n && !bench_late(); i++) {
         int h = zmp_spawn("echo", args);
 
         if (h < 0 || zmp_wait(h, NULL) < 0)
             exit(1);
     }
+    return i;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct { const char *name; void (*fn)(size_t); } m[] = {
+    static const struct { const char *name; size_t (*fn)(size_t); } m[] = {
         { "zmp", run_zmp }, { "vfork", run_vfork }, { "clone3", run_clone3 },
         { "posix_spawn", run_posix_spawn }, { "fork", run_fork },
     };
     size_t n, hold = 0;
     int i, k = -1, fd;
-    double t0;
+    double t0, max_s = 0;
 
     if (argc < 5)
         goto usage;
@@ -158,6 +173,8 @@ int main(int argc, char **argv)
     for (i = 3; i < argc && strcmp(argv[i], "--"); i++) {
         if (!strcmp(argv[i], "--hold-mib") && i + 1 < argc)
             hold = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--max-seconds") && i + 1 < argc)
+            max_s = strtod(argv[++i], NULL);
         else
             goto usage;
     }
@@ -175,13 +192,15 @@ int main(int argc, char **argv)
         return 1;
     m[k].fn(n / 20 + 1);   /* warm-up */
     t0 = bench_now();
-    m[k].fn(n);
+    if (max_s > 0)
+        bench_deadline = t0 + max_s;
+    n = m[k].fn(n);
     t0 = bench_now() - t0;
     dup2(fd, 1);
     bench_report(m[k].name, t0, n, 0, k == 0 ? zmp_backend() : NULL);
     return 0;
 usage:
     fprintf(stderr, "usage: spawn zmp|vfork|clone3|posix_spawn|fork COUNT "
-                    "[--hold-mib N] -- CHILD\n");
+                    "[--hold-mib N] [--max-seconds S] -- CHILD\n");
     return 2;
 }
