@@ -4,7 +4,7 @@
  * One method per run; bench/run.py alternates them.
  *
  *   fanout METHOD JOBS PAR [--hold-mib N] [--warm N] [--max-seconds S]
- *          -- CMD [ARG...]
+ *          [--min-jobs N] -- CMD [ARG...]
  *
  * METHOD
  *   zmp      zmp_run_batch (the engine: ZMP_BACKEND)
@@ -14,8 +14,8 @@
  *   pspoll   the classic portable loop: posix_spawn, two pipes, poll(),
  *            waitpid once both pipes are at end of file
  *
- * --max-seconds: start no new job after S seconds (the count reports the
- * jobs done).  Prints one JSON line: seconds (of the timed part only),
+ * --max-seconds: start no new job after S seconds, once --min-jobs are done
+ * (the count reports the jobs done).  Prints one JSON line: seconds (of the timed part only),
  * count, bytes.
  */
 #define _GNU_SOURCE
@@ -44,7 +44,13 @@ extern char **environ;
 
 static char **cmd;
 static unsigned long long total_bytes;
-static size_t total_done;
+static size_t total_done, min_done;
+
+/* Past the deadline, and enough jobs done for the rate to mean something. */
+static int late(void)
+{
+    return total_done >= min_done && bench_late();
+}
 
 /* ---- zmp -------------------------------------------------------------- */
 
@@ -61,7 +67,7 @@ static int zmp_done(void *arg, size_t i, int err, zmp_result *res,
     total_bytes += res->out_len + res->err_len;
     total_done++;
     zmp_result_free(res);
-    return bench_late();
+    return late();
 }
 
 static void run_zmp(size_t n, unsigned par)
@@ -186,8 +192,8 @@ static void run_floor(size_t n, unsigned par)
 
     for (size_t k = 0; k < par; k++)
         freelist[nfree++] = par - 1 - k;
-    while (done < started || (started < n && !bench_late())) {
-        while (started < n && nfree && !bench_late()) {
+    while (done < started || (started < n && !late())) {
+        while (started < n && nfree && !late()) {
             size_t k = freelist[--nfree];
 
             floor_start(ep, &slots[k], k);
@@ -323,7 +329,7 @@ static void run_pspoll(size_t n, unsigned par)
             total_bytes += j->len;
             total_done++;
             done++;
-            if (started < n && !bench_late()) {
+            if (started < n && !late()) {
                 ps_start(&pf[i & ~(size_t)1], j);
                 started++;
             }
@@ -359,6 +365,8 @@ int main(int argc, char **argv)
             warm = strtoul(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--max-seconds") && i + 1 < argc)
             max_s = strtod(argv[++i], NULL);
+        else if (!strcmp(argv[i], "--min-jobs") && i + 1 < argc)
+            min_done = strtoul(argv[++i], NULL, 0);
         else
             goto usage;
     }
@@ -381,6 +389,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: fanout zmp|floor|pspoll JOBS PAR [--hold-mib N] "
-                    "[--warm N] [--max-seconds S] -- CMD [ARG...]\n");
+                    "[--warm N] [--max-seconds S] [--min-jobs N] -- CMD [ARG...]\n");
     return 2;
 }

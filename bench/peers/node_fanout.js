@@ -28,7 +28,7 @@ function run(n, par, cmd) {
 
 (async () => {
   const n = +process.argv[2], par = +process.argv[3], cmd = process.argv.slice(4);
-  await run(Math.min(n, 20), par, cmd);  // warm-up
+  await run(Math.min(n, 10), par, cmd);  // warm-up
   const t0 = process.hrtime.bigint();
   const bytes = await run(n, par, cmd);
   const s = Number(process.hrtime.bigint() - t0) / 1e9;

@@ -38,7 +38,7 @@ def run_asyncio(n, par, cmd):
 def main():
     method, n, par, cmd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
     fn = {"futures": run_futures, "asyncio": run_asyncio}[method]
-    fn(min(n, 20), par, cmd)  # warm-up
+    fn(min(n, 10), par, cmd)  # warm-up
     t0 = time.monotonic()
     nbytes = fn(n, par, cmd)
     t = time.monotonic() - t0
