@@ -417,6 +417,8 @@ class Bench:
         md = to_markdown(data)
         with open(os.path.join(self.a.out, "latest.md"), "w") as f:
             f.write(md)
+        if not self.quick and not self.a.only:
+            splice_docs(os.path.join(self.s, "docs", "benchmarks.md"), md)
         print(md)
 
     def to_json(self):
@@ -592,6 +594,24 @@ def to_markdown(d):
                 r["sleep10_us_median"], r["sleep10_us_p99"]))
         L.append("")
     return "\n".join(L)
+
+
+def splice_docs(path, md):
+    """The latest default run's tables into docs/benchmarks.md, between
+    its results markers."""
+    try:
+        with open(path) as f:
+            doc = f.read()
+    except OSError:
+        return
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    if begin not in doc or end not in doc:
+        return
+    body = md.replace("# zmp benchmark results", "## Latest results", 1).replace("\n## ", "\n### ")
+    body = body.replace("### Latest results", "## Latest results", 1)
+    doc = doc[:doc.index(begin) + len(begin)] + "\n" + body.strip() + "\n" + doc[doc.index(end):]
+    with open(path, "w") as f:
+        f.write(doc)
 
 
 def parse():
