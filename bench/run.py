@@ -138,7 +138,11 @@ class Cell:
         if self.skipped:
             return None
         try:
+            t0 = time.monotonic()
             s, count, nbytes = self.run(n)
+            if os.environ.get("BENCH_VERBOSE"):
+                log("bench:   %-40s n=%-8d %.2f s timed, %.2f s in all" % (
+                    self.name, n, s, time.monotonic() - t0))
         except (RuntimeError, subprocess.SubprocessError, ValueError, KeyError) as e:
             self.errors.append(str(e))
             log("bench: %s failed: %s" % (self.name, e))
@@ -260,6 +264,8 @@ class Bench:
         for c in cells:
             if "--max-seconds" in c.argv:
                 sizes[c] = nmax
+            elif self.quick:
+                sizes[c] = 10
             else:
                 sizes[c] = calibrate(c, 10, 4, nmax, self.target)
         return lambda c: sizes[c]
@@ -396,7 +402,7 @@ class Bench:
         only = set(self.a.only.split(",")) if self.a.only else None
         steps = [("w1", lambda: self.w_fanout(
                      "w1", "Fan-out, no-libc echo child, output captured", [self.nolibc, "echo", "hello"],
-                     500 if self.quick else 2000)),
+                     500 if self.quick else 2000, (64,) if self.quick else (2, 64))),
                  ("w2", lambda: self.w_fanout(
                      "w2", "Fan-out, /bin/echo hello (glibc child), output captured", ["/bin/echo", "hello"],
                      500 if self.quick else 2000, (64,) if self.quick else (2, 64))),

@@ -190,7 +190,7 @@ int main(int argc, char **argv)
     fd = dup(1);
     if (fd < 0 || dup2(open("/dev/null", O_WRONLY), 1) < 0)
         return 1;
-    m[k].fn(n / 20 + 1);   /* warm-up */
+    m[k].fn(n / 20 + 1 < 50 ? n / 20 + 1 : 50);   /* warm-up */
     t0 = bench_now();
     if (max_s > 0)
         bench_deadline = t0 + max_s;
