@@ -562,7 +562,7 @@ def fmt(v, unit=None):
     if v is None:
         return "–"
     if unit == "GB/s":
-        return "%.2f" % v
+        return "%.3g" % v
     if isinstance(v, float) and abs(v) < 10:
         return "%.2f" % v
     return "{:,.0f}".format(v)
@@ -574,7 +574,7 @@ def to_markdown(d):
          "Mode **%s**, %s, %s s. Every row is the median of alternated runs in this one run; "
          "spread is min–max; ratios are of medians." % (m["mode"], m["date"], m["bench_seconds"]), "",
          "Machine: kernel %s, %s, %s usable CPUs (%s), %s GiB, load average %.1f at start and %.1f at end. "
-         "zmp %s, glibc %s, liburing %s, libuv %s, %s, Node %s, %s." % (
+         "%s, glibc %s, liburing %s, libuv %s, %s, Node %s, %s." % (
              m["kernel"], m["os"], m["cpus_usable"], m["cpu"], m["memory_gib"], m["loadavg_start"],
              m["loadavg_end"], m["zmp"], m["glibc"], m["liburing"], m["libuv"], m["python"], m["node"],
              m["gnu_parallel"]), ""]
@@ -651,11 +651,28 @@ def parse():
     p.add_argument("--srcdir", default=os.path.dirname(here))
     p.add_argument("--out", default=None, help="where latest.md/json go (default: SRCDIR/bench/results)")
     p.add_argument("--only", default=None, help="comma-separated workloads: w1,w2,w3,w4,w5,w6,w8")
+    p.add_argument("--render", metavar="JSON", default=None,
+                   help="only write latest.md again from a results JSON file")
     a = p.parse_args()
     if a.out is None:
         a.out = os.path.join(a.srcdir, "bench", "results")
     return a
 
 
+def render(a):
+    with open(a.render) as f:
+        data = json.load(f)
+    md = to_markdown(data)
+    with open(os.path.join(a.out, "latest.md"), "w") as f:
+        f.write(md)
+    if data["machine"].get("mode") == "default":
+        splice_docs(os.path.join(a.srcdir, "docs", "benchmarks.md"), md)
+    print(md)
+
+
 if __name__ == "__main__":
-    Bench(parse()).main()
+    args = parse()
+    if args.render:
+        render(args)
+    else:
+        Bench(args).main()
