@@ -2,7 +2,10 @@
 #ifndef ZMP_BENCH_H
 #define ZMP_BENCH_H
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static inline double bench_now(void)
@@ -25,6 +28,48 @@ static inline double bench_median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, bench_cmp);
     return v[n / 2];
+}
+
+/*
+ * Hold mib MiB of touched anonymous memory for the life of the process,
+ * in small pages (MADV_NOHUGEPAGE), as a big application would: what a
+ * fork-based spawn has to copy the page tables of.
+ */
+static inline void bench_hold(size_t mib)
+{
+    size_t len = mib << 20;
+    char *p;
+
+    if (!mib)
+        return;
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("bench: mmap");
+        exit(1);
+    }
+    madvise(p, len, MADV_NOHUGEPAGE);
+    /* MADV_POPULATE_WRITE (5.14+) faults it all in at once: page faults
+     * are slow in this kind of VM.  Else touch each page. */
+    if (madvise(p, len, 23) != 0)
+        for (size_t i = 0; i < len; i += 4096)
+            p[i] = 1;
+}
+
+/* Set by --max-seconds: start no new job past this time (0: none). */
+static double bench_deadline;
+
+static inline int bench_late(void)
+{
+    return bench_deadline > 0 && bench_now() > bench_deadline;
+}
+
+/* The one line each benchmark program prints, read by bench/run.py. */
+static inline void bench_report(const char *method, double seconds, size_t count,
+                                unsigned long long bytes, const char *engine)
+{
+    printf("{\"method\":\"%s\",\"seconds\":%.9f,\"count\":%zu,\"bytes\":%llu,"
+           "\"engine\":\"%s\"}\n", method, seconds, count, bytes, engine ? engine : "");
+    fflush(stdout);
 }
 
 #endif

@@ -1,19 +1,21 @@
 /*
- * Capture throughput: a child writes N bytes to stdout (the test helper's
- * flood, 64 KiB writes); zmp_run captures them, against the floor of a
- * plain read() loop on a pipe of the same size (256 KiB), child started
- * with posix_spawn.  Prints GB/s for each and the ratio.
+ * Capture throughput: a child writes BYTES, all of it kept in memory by
+ * the parent.  One method per run (bench/run.py alternates them).
  *
- *   capture HELPER BYTES REPEAT
+ *   capture METHOD WRITER BYTES HELPER
+ *
+ * WRITER: head (head -c BYTES /dev/zero), flood (HELPER flood BYTES 0:
+ * 64 KiB writes), split (HELPER flood BYTES/2 BYTES/2: both streams).
+ * METHOD: zmp (zmp_run_opts, engine from ZMP_BACKEND); read (the floor:
+ * posix_spawn, then a plain read() loop on one 256 KiB pipe, or poll() on
+ * two for split); pspoll (posix_spawn, poll() on two 256 KiB pipes
+ * whatever the writer, as a portable runner does).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -21,80 +23,136 @@
 
 extern char **environ;
 
-/* The floor: read everything into one growing buffer, as a capturing
- * runner must keep it. */
-static double floor_once(const char *helper, const char *bytes)
-{
-    char *argv[] = { (char *)helper, "flood", (char *)bytes, "0", NULL };
-    posix_spawn_file_actions_t fa;
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    int p[2], status;
-    double t0 = bench_now();
-    ssize_t n;
-    pid_t pid;
+#define PIPE_SIZE (256 * 1024)
 
-    if (pipe2(p, O_CLOEXEC) < 0)
-        exit(1);
-    fcntl(p[1], F_SETPIPE_SZ, 256 * 1024);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    if (posix_spawn(&pid, helper, &fa, NULL, argv, environ) != 0)
-        exit(1);
-    close(p[1]);
-    for (;;) {
-        if (cap - len < 256 * 1024) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-        n = read(p[0], buf + len, cap - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
+struct sink {
+    char *buf;
+    size_t len, cap;
+};
+
+/* Read once into s; 0 at end of file. */
+static ssize_t take(int fd, struct sink *s)
+{
+    ssize_t r;
+
+    if (s->cap - s->len < PIPE_SIZE) {
+        s->cap = s->cap ? 2 * s->cap : 1 << 20;
+        s->buf = realloc(s->buf, s->cap);
+        if (!s->buf)
+            exit(1);
     }
-    close(p[0]);
-    waitpid(pid, &status, 0);
-    t0 = bench_now() - t0;
-    if (len != strtoull(bytes, NULL, 0))
-        exit(2);
-    free(buf);
-    posix_spawn_file_actions_destroy(&fa);
-    return t0;
+    r = read(fd, s->buf + s->len, s->cap - s->len);
+    if (r < 0) {
+        perror("capture: read");
+        exit(1);
+    }
+    s->len += (size_t)r;
+    return r;
 }
 
-static double zmp_once(const char *bytes)
+static unsigned long long run_posix(char **argv, bool two, bool use_poll)
 {
-    const char *args[] = { bytes, "0", NULL };
-    double t0 = bench_now();
-    zmp_result res;
+    posix_spawn_file_actions_t fa;
+    struct sink s[2] = { { 0 } };
+    struct pollfd pf[2];
+    int o[2], e[2] = { -1, -1 };
+    pid_t pid;
 
-    if (zmp_run("flood", args, &res) != 0 || res.out_len != strtoull(bytes, NULL, 0))
-        exit(3);
-    t0 = bench_now() - t0;
+    if (pipe2(o, O_CLOEXEC) < 0 || (two && pipe2(e, O_CLOEXEC) < 0))
+        exit(1);
+    fcntl(o[1], F_SETPIPE_SZ, PIPE_SIZE);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, o[1], 1);
+    if (two) {
+        fcntl(e[1], F_SETPIPE_SZ, PIPE_SIZE);
+        posix_spawn_file_actions_adddup2(&fa, e[1], 2);
+    }
+    if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0)
+        exit(1);
+    posix_spawn_file_actions_destroy(&fa);
+    close(o[1]);
+    if (two)
+        close(e[1]);
+    if (!use_poll) {
+        while (take(o[0], &s[0]) > 0)
+            ;
+        close(o[0]);
+    } else {
+        pf[0] = (struct pollfd){ .fd = o[0], .events = POLLIN };
+        pf[1] = (struct pollfd){ .fd = two ? e[0] : -1, .events = POLLIN };
+        while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+            if (poll(pf, 2, -1) < 0)
+                exit(1);
+            for (int i = 0; i < 2; i++)
+                if (pf[i].fd >= 0 && pf[i].revents && take(pf[i].fd, &s[i]) == 0) {
+                    close(pf[i].fd);
+                    pf[i].fd = -1;
+                }
+        }
+    }
+    waitpid(pid, NULL, 0);
+    free(s[0].buf);
+    free(s[1].buf);
+    return s[0].len + s[1].len;
+}
+
+static unsigned long long run_zmp(char **argv)
+{
+    zmp_options o = { .program = argv[0], .argv = (const char *const *)argv };
+    unsigned long long n;
+    zmp_result res;
+    int r = zmp_run_opts(&o, &res, NULL);
+
+    if (r < 0 || !res.ok) {
+        fprintf(stderr, "capture: zmp_run_opts: %s\n", zmp_strerror(r));
+        exit(1);
+    }
+    n = res.out_len + res.err_len;
     zmp_result_free(&res);
-    return t0;
+    return n;
 }
 
 int main(int argc, char **argv)
 {
-    int reps = argc > 3 ? atoi(argv[3]) : 5, i;
-    double *f, *z, gb, fm, zm;
+    char *cargv[5], half[32], bytes[64];
+    unsigned long long want, got = 0;
+    const char *method, *writer;
+    bool two;
+    double t0;
 
-    if (argc < 3) {
-        fprintf(stderr, "usage: capture HELPER BYTES [REPEAT]\n");
+    if (argc != 5) {
+        fprintf(stderr, "usage: capture zmp|read|pspoll head|flood|split BYTES HELPER\n");
         return 2;
     }
-    f = calloc((size_t)reps, sizeof *f);
-    z = calloc((size_t)reps, sizeof *z);
-    zmp_set_interpreter(argv[1]);
-    gb = (double)strtoull(argv[2], NULL, 0) / 1e9;
-    for (i = 0; i < reps; i++) {  /* alternate, so drift hits both */
-        f[i] = floor_once(argv[1], argv[2]);
-        z[i] = zmp_once(argv[2]);
+    method = argv[1];
+    writer = argv[2];
+    want = strtoull(argv[3], NULL, 0);
+    snprintf(half, sizeof half, "%llu", want / 2);
+    snprintf(bytes, sizeof bytes, "-c%llu", want);
+    two = !strcmp(writer, "split");
+    if (!strcmp(writer, "head")) {
+        cargv[0] = "/usr/bin/head", cargv[1] = bytes, cargv[2] = "/dev/zero";
+        cargv[3] = NULL;
+    } else {
+        cargv[0] = argv[4], cargv[1] = "flood";
+        cargv[2] = two ? half : argv[3], cargv[3] = two ? half : "0";
+        cargv[4] = NULL;
+        if (two)
+            want = want / 2 * 2;
     }
-    fm = bench_median(f, (size_t)reps);
-    zm = bench_median(z, (size_t)reps);
-    printf("capture %s bytes, %d runs, engine %s: read() floor %.2f GB/s, zmp %.2f GB/s, ratio %.2f\n",
-           argv[2], reps, zmp_backend(), gb / fm, gb / zm, fm / zm);
+    if (!strcmp(method, "zmp")) {
+        run_zmp((char *[]){ "/bin/true", NULL });   /* start the engine */
+        t0 = bench_now();
+        got = run_zmp(cargv);
+    } else {
+        t0 = bench_now();
+        got = run_posix(cargv, two, two || !strcmp(method, "pspoll"));
+    }
+    t0 = bench_now() - t0;
+    if (got != want) {
+        fprintf(stderr, "capture: %llu bytes of %llu\n", got, want);
+        return 1;
+    }
+    bench_report(method, t0, 1, got, !strcmp(method, "zmp") ? zmp_backend() : NULL);
     return 0;
 }

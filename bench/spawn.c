@@ -1,16 +1,20 @@
 /*
- * Serial spawn and wait, no capture: zmp_spawn + zmp_wait against raw
- * vfork + execve + waitpid, and posix_spawn + waitpid, alternating in one
- * run.  Prints spawns per second (median of the rounds) and ratios.
+ * Serial spawn and wait, no capture: one method per run (bench/run.py
+ * alternates them), the children's stdout on /dev/null.
  *
- *   spawn CHILD COUNT ROUNDS
+ *   spawn METHOD COUNT [--hold-mib N] [--max-seconds S] -- CHILD
+ *
+ * METHOD: zmp (zmp_spawn + zmp_wait, the engine from ZMP_BACKEND), vfork
+ * (+ execve + waitpid), clone3 (CLONE_VM | CLONE_VFORK on a stack of its
+ * own), posix_spawn, fork.  The child runs as CHILD echo hello.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -19,86 +23,184 @@
 extern char **environ;
 
 static const char *child;
+static char *cargv[4];
 
 /* One vfork per call: a loop around vfork would have its counter in a
  * register the child may clobber. */
-static void vfork_once(char *const *argv)
+static void vfork_once(void)
 {
     pid_t pid = vfork();
 
     if (pid == 0) {
-        execve(child, argv, environ);
+        execve(child, cargv, environ);
         _exit(127);
     }
     waitpid(pid, NULL, 0);
 }
 
-static void run_vfork(int n)
+static size_t run_vfork(size_t n)
 {
-    char *argv[] = { (char *)child, "echo", "hello", NULL };
+    size_t i;
 
-    for (int i = 0; i < n; i++)
-        vfork_once(argv);
+    for (i = 0; i < n && !bench_late(); i++)
+        vfork_once();
+    return i;
 }
 
-static void run_posix_spawn(int n)
+struct clone_args_ {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+        stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+static int clone_child(void *arg)
 {
-    char *argv[] = { (char *)child, "echo", "hello", NULL };
+    (void)arg;
+    syscall(SYS_execve, child, cargv, environ);
+    return 127;
+}
+
+/* clone3 returns in the child on the new stack, where no C frame exists:
+ * its first instructions must call fn and exit (as src/spawn.c does). */
+static long clone3_vfork(struct clone_args_ *ca, int (*fn)(void *), void *arg)
+{
+    register long rax __asm__("rax") = SYS_clone3;
+    register void *r12 __asm__("r12") = (void *)fn;
+    register void *r13 __asm__("r13") = arg;
+
+    __asm__ volatile(
+        "syscall\n\t"
+        "testq %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        "xorl %%ebp, %%ebp\n\t"
+        "movq %%r13, %%rdi\n\t"
+        "callq *%%r12\n\t"
+        "movl %%eax, %%edi\n\t"
+        "movl $60, %%eax\n\t"
+        "syscall\n\t"
+        "hlt\n"
+        "1:\n\t"
+        : "+r"(rax)
+        : "D"(ca), "S"(sizeof *ca), "r"(r12), "r"(r13)
+        : "rcx", "r11", "memory", "cc");
+    return rax;
+}
+
+static char stack[64 * 1024] __attribute__((aligned(16)));
+
+static size_t run_clone3(size_t n)
+{
+    size_t i;
+
+    struct clone_args_ ca = {
+        .flags = CLONE_VM | CLONE_VFORK, .exit_signal = SIGCHLD,
+        .stack = (uintptr_t)stack, .stack_size = sizeof stack,
+    };
+
+    for (i = 0; i < n && !bench_late(); i++) {
+        long pid = clone3_vfork(&ca, clone_child, NULL);
+
+        if (pid < 0)
+            exit(1);
+        waitpid((pid_t)pid, NULL, 0);
+    }
+    return i;
+}
+
+static size_t run_posix_spawn(size_t n)
+{
+    size_t i;
+
     pid_t pid;
 
-    for (int i = 0; i < n; i++) {
-        if (posix_spawn(&pid, child, NULL, NULL, argv, environ) != 0)
+    for (i = 0; i < n && !bench_late(); i++) {
+        if (posix_spawn(&pid, child, NULL, NULL, cargv, environ) != 0)
             exit(1);
         waitpid(pid, NULL, 0);
     }
+    return i;
 }
 
-static void run_zmp(int n)
+static size_t run_fork(size_t n)
 {
+    size_t i;
+
+    for (i = 0; i < n && !bench_late(); i++) {
+        pid_t pid = fork();
+
+        if (pid == 0) {
+            execve(child, cargv, environ);
+            _exit(127);
+        }
+        if (pid < 0)
+            exit(1);
+        waitpid(pid, NULL, 0);
+    }
+    return i;
+}
+
+static size_t run_zmp(size_t n)
+{
+    size_t i;
+
     /* The child is the "interpreter": CHILD echo hello, as above. */
     const char *args[] = { "hello", NULL };
 
-    for (int i = 0; i < n; i++) {
+    for (i = 0; i < n && !bench_late(); i++) {
         int h = zmp_spawn("echo", args);
+
         if (h < 0 || zmp_wait(h, NULL) < 0)
             exit(1);
     }
+    return i;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct { const char *name; void (*fn)(int); } m[] = {
-        { "vfork+execve", run_vfork },
-        { "posix_spawn", run_posix_spawn },
-        { "zmp_spawn+wait", run_zmp },
+    static const struct { const char *name; size_t (*fn)(size_t); } m[] = {
+        { "zmp", run_zmp }, { "vfork", run_vfork }, { "clone3", run_clone3 },
+        { "posix_spawn", run_posix_spawn }, { "fork", run_fork },
     };
-    enum { M = sizeof m / sizeof m[0] };
-    int n, rounds, i, k;
-    double rate[M][64], med[M];
+    size_t n, hold = 0;
+    int i, k = -1, fd;
+    double t0, max_s = 0;
 
-    if (argc < 4) {
-        fprintf(stderr, "usage: spawn CHILD COUNT ROUNDS\n");
-        return 2;
+    if (argc < 5)
+        goto usage;
+    for (i = 0; i < (int)(sizeof m / sizeof m[0]); i++)
+        if (!strcmp(argv[1], m[i].name))
+            k = i;
+    n = strtoul(argv[2], NULL, 0);
+    for (i = 3; i < argc && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "--hold-mib") && i + 1 < argc)
+            hold = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--max-seconds") && i + 1 < argc)
+            max_s = strtod(argv[++i], NULL);
+        else
+            goto usage;
     }
-    child = argv[1];
-    n = atoi(argv[2]);
-    rounds = atoi(argv[3]);
-    if (rounds > 64)
-        rounds = 64;
+    if (k < 0 || i + 1 >= argc || !n)
+        goto usage;
+    child = argv[i + 1];
+    cargv[0] = (char *)child;
+    cargv[1] = "echo";
+    cargv[2] = "hello";
     zmp_set_interpreter(child);
-    /* stdout of the children: away, so the terminal does not set the pace. */
-    if (!freopen("/dev/null", "w", stdout))
+    bench_hold(hold);
+    /* The children's stdout goes away, ours stays for the report. */
+    fd = dup(1);
+    if (fd < 0 || dup2(open("/dev/null", O_WRONLY), 1) < 0)
         return 1;
-    for (k = 0; k < rounds; k++)
-        for (i = 0; i < M; i++) {
-            double t0 = bench_now();
-            m[i].fn(n);
-            rate[i][k] = n / (bench_now() - t0);
-        }
-    for (i = 0; i < M; i++)
-        med[i] = bench_median(rate[i], (size_t)rounds);
-    for (i = 0; i < M; i++)
-        fprintf(stderr, "%-16s %8.0f spawns/s  (x%.2f of vfork)  [%s]\n", m[i].name,
-                med[i], med[i] / med[0], zmp_backend());
+    m[k].fn(n / 20 + 1 < 50 ? n / 20 + 1 : 50);   /* warm-up */
+    t0 = bench_now();
+    if (max_s > 0)
+        bench_deadline = t0 + max_s;
+    n = m[k].fn(n);
+    t0 = bench_now() - t0;
+    dup2(fd, 1);
+    bench_report(m[k].name, t0, n, 0, k == 0 ? zmp_backend() : NULL);
     return 0;
+usage:
+    fprintf(stderr, "usage: spawn zmp|vfork|clone3|posix_spawn|fork COUNT "
+                    "[--hold-mib N] [--max-seconds S] -- CHILD\n");
+    return 2;
 }

@@ -1,0 +1,685 @@
+#!/usr/bin/python3
+"""zmp's benchmark driver: `make bench` (about 10 minutes at most) or
+`make bench QUICK=1` (about a minute).
+
+Runs every workload of docs/benchmarks.md with zmp (both engines), the
+peers (libuv, Python, Node, GNU parallel, xargs) and the floors written in
+bench/, alternating them within each repetition, and writes
+bench/results/latest.md and latest.json (quick.md/json for a QUICK run,
+partial.md/json for --only).  Installs the Debian packages of
+the peers when they are missing (as root); a peer that cannot be installed
+is reported as skipped.
+
+    run.py [--quick] [--builddir DIR] [--srcdir DIR] [--out DIR]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+PACKAGES = ["libuv1-dev", "parallel", "nodejs", "python3", "pkg-config"]
+# The real interpreter: a pyenv shim is a shell script that costs ~60 ms.
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def sh(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+
+def installed(pkg):
+    r = sh(["dpkg-query", "-W", "-f=${Status}", pkg])
+    return r.returncode == 0 and "install ok installed" in r.stdout
+
+
+def ensure_packages():
+    """Install what is missing; returns {package: reason} for what is not there."""
+    if not shutil.which("dpkg-query"):
+        return {}
+    missing = [p for p in PACKAGES if not installed(p)]
+    if not missing:
+        return {}
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return {p: "not installed (run as root to install)" for p in missing}
+    log("bench: installing", " ".join(missing))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    sh(["apt-get", "update", "-qq"], env=env)
+    out = {}
+    for p in missing:
+        r = sh(["apt-get", "install", "-y", "-qq", p], env=env)
+        if r.returncode != 0 or not installed(p):
+            out[p] = "not installed (apt-get failed)"
+    return out
+
+
+def version(argv, line=0):
+    try:
+        r = sh(argv, timeout=30)
+        return (r.stdout or r.stderr).strip().splitlines()[line].strip()
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def machine(builddir):
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for l in f:
+            if l.startswith("model name"):
+                cpu = l.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) * 1024
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "kernel": platform.release(),
+        "os": version(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
+        "cpu": cpu,
+        "cpus_online": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "memory_gib": round(mem / GiB, 1),
+        "loadavg_start": os.getloadavg()[0],
+        "rlimit_nofile": __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)[0],
+        "zmp": version([os.path.join(builddir, "zmp"), "--version"]),
+        "glibc": platform.libc_ver()[1],
+        "liburing": version(["pkg-config", "--modversion", "liburing"]),
+        "libuv": version(["pkg-config", "--modversion", "libuv"]),
+        "python": version([PYTHON, "--version"]),
+        "node": version(["node", "--version"]),
+        "gnu_parallel": version(["parallel", "--version"]),
+        "xargs": version(["xargs", "--version"]),
+    }
+
+
+class Cell:
+    """One method of one workload at one setting: its runs and their rates.
+
+    kind "json": the program times itself and prints a JSON line (start-up
+    of the program, an interpreter's included, is not counted);
+    kind "wall": the driver times the whole command (a command-line tool,
+    its start-up included), jobs fed on stdin.
+    """
+
+    def __init__(self, name, role, argv, kind="json", env=None, stdin=None,
+                 unit="jobs/s", skipped=None):
+        self.name, self.role, self.argv, self.kind = name, role, argv, kind
+        self.env, self.stdin, self.unit, self.skipped = env, stdin, unit, skipped
+        self.rates, self.counts = [], []
+        self.errors = []
+        self.startup = None
+
+    def run(self, n):
+        argv = [a.replace("{N}", str(n)) for a in self.argv]
+        env = dict(os.environ, **(self.env or {}))
+        inp = self.stdin(n) if self.stdin else None
+        t0 = time.monotonic()
+        r = subprocess.run(argv, input=inp, env=env, capture_output=True,
+                           timeout=600)
+        wall = time.monotonic() - t0
+        if r.returncode != 0:
+            raise RuntimeError("%s: exit %d: %s" % (
+                " ".join(argv[:6]), r.returncode,
+                r.stderr.decode(errors="replace").strip()[-300:]))
+        if self.kind == "wall":
+            return wall, n, 0
+        d = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        return d["seconds"], d["count"], d["bytes"]
+
+    def startup_cost(self):
+        """For a command-line tool: its start-up, and the cost of one job,
+        as the faster of two one-job runs; subtracted from its runs, so
+        the rate is the marginal one (the issue's "start-up excluded or
+        reported separately": both, it is in the JSON)."""
+        if self.kind != "wall":
+            return 0.0
+        if self.startup is None:
+            try:
+                self.startup = min(self.run(1)[0] for _ in range(2))
+            except (RuntimeError, subprocess.SubprocessError) as e:
+                self.errors.append(str(e))
+                self.startup = 0.0
+        return self.startup
+
+    def record(self, n):
+        if self.skipped:
+            return None
+        try:
+            t0 = time.monotonic()
+            s, count, nbytes = self.run(n)
+            if self.kind == "wall":
+                s, count = s - self.startup_cost(), count - 1
+                if s <= 0 or count <= 0:
+                    raise ValueError("run too short to tell from start-up")
+            if os.environ.get("BENCH_VERBOSE"):
+                log("bench:   %-40s n=%-8d %.2f s timed, %.2f s in all" % (
+                    self.name, n, s, time.monotonic() - t0))
+        except (RuntimeError, subprocess.SubprocessError, ValueError, KeyError) as e:
+            self.errors.append(str(e))
+            log("bench: %s failed: %s" % (self.name, e))
+            return None
+        rate = nbytes / s / 1e9 if self.unit == "GB/s" else count / s
+        self.rates.append(rate)
+        self.counts.append(nbytes if self.unit == "GB/s" else count)
+        return s, count
+
+    def stats(self):
+        if not self.rates:
+            return None
+        v = sorted(self.rates)
+        return {"median": statistics.median(v), "min": v[0], "max": v[-1],
+                "runs": len(v), "n": max(self.counts), "startup_s": self.startup}
+
+
+def alternate(cells, reps, size_of):
+    """reps rounds; each round runs every cell once, in an order that
+    rotates, so drift and noise fall on all of them alike."""
+    live = [c for c in cells if not c.skipped]
+    for k in range(reps):
+        order = live[k % len(live):] + live[:k % len(live)] if live else []
+        for c in order:
+            c.record(size_of(c))
+
+
+def calibrate(cell, n0, nmin, nmax, target):
+    """For a program that cannot stop itself on time: one small run, then
+    the count that takes about target seconds, within [nmin, nmax]."""
+    if cell.skipped:
+        return nmin
+    try:
+        s, count, _ = cell.run(n0)
+        if cell.kind == "wall":
+            s, count = s - cell.startup_cost(), count - 1
+    except (RuntimeError, subprocess.SubprocessError, ValueError) as e:
+        cell.skipped = "failed: %s" % e
+        return nmin
+    return int(max(nmin, min(nmax, count / max(s, 1e-3) * target)))
+
+
+class Bench:
+    def __init__(self, a):
+        self.a, self.quick = a, a.quick
+        b, s = os.path.abspath(a.builddir), os.path.abspath(a.srcdir)
+        self.b, self.s = b, s
+        self.nolibc = os.path.join(b, "tests/nolibc-child")
+        self.helper = os.path.join(b, "tests/helper")
+        self.target = 0.1 if a.quick else 0.4   # seconds per timed run
+        self.reps = 2 if a.quick else 3
+        self.missing = {}
+        self.workloads = []
+
+    def zmp_cmd(self):
+        # Not libtool's wrapper script: a shell start-up per run.
+        real = os.path.join(self.b, ".libs", "zmp")
+        if os.path.exists(real) and os.path.exists(os.path.join(self.b, ".libs", "libzmp.so")):
+            return [real], {"LD_LIBRARY_PATH": os.path.join(self.b, ".libs")}
+        return [os.path.join(self.b, "zmp")], {}
+
+    def prog(self, name):
+        return os.path.join(self.b, "bench", name)
+
+    # -- the peers ------------------------------------------------------
+
+    def build_uv(self):
+        out = self.prog("uv-fanout")
+        src = os.path.join(self.s, "bench/uv-fanout.c")
+        if "libuv1-dev" in self.missing:
+            return "skipped: libuv1-dev " + self.missing["libuv1-dev"]
+        pc = sh(["pkg-config", "--cflags", "--libs", "libuv"])
+        if pc.returncode != 0:
+            return "skipped: no libuv.pc"
+        r = sh(["sh", "-c", "${CC:-cc} -O2 -Wall -Wextra -Werror -I%s -o %s %s %s" % (
+            os.path.join(self.s, "bench"), out, src, pc.stdout.strip())])
+        if r.returncode != 0:
+            return "skipped: build failed: " + r.stderr[-200:]
+        return None
+
+    def skip_if(self, tool, pkg):
+        if pkg in self.missing or not shutil.which(tool):
+            return "skipped: not installed (%s)" % pkg
+        return None
+
+    def fan_cells(self, child, par, extra=()):
+        """Every runner at fan-out of child, par at once, output captured."""
+        t = "%.3f" % self.target
+        ms = ["--max-seconds", t, "--warm", str(min(par, 50))]
+        fan = [self.prog("fanout")]
+        lines = lambda n: b"hello\n" * n
+        py = os.path.join(self.s, "bench/peers/py_fanout.py")
+        zc, zenv = self.zmp_cmd()
+        node = os.path.join(self.s, "bench/peers/node_fanout.js")
+        return [
+            Cell("zmp_run_batch (io_uring)", "zmp", fan + ["zmp", "{N}", str(par)] + ms + ["--"] + child,
+                 env={"ZMP_BACKEND": "io_uring"}),
+            Cell("zmp_run_batch (poll)", "zmp-fallback", fan + ["zmp", "{N}", str(par)] + ms + ["--"] + child,
+                 env={"ZMP_BACKEND": "poll"}),
+            Cell("zmp parallel (CLI, io_uring)", "zmp-cli",
+                 zc + ["parallel", "-j", str(par), "--"] + child[:-1] + ["{}"],
+                 kind="wall", env=dict(zenv, ZMP_BACKEND="io_uring"), stdin=lines),
+            Cell("floor: clone3+pipes+epoll+waitid", "floor", fan + ["floor", "{N}", str(par)] + ms + ["--"] + child),
+            Cell("posix_spawn+poll loop", "baseline", fan + ["pspoll", "{N}", str(par)] + ms + ["--"] + child),
+            Cell("libuv uv_spawn", "peer", [self.prog("uv-fanout"), "{N}", str(par)] + ms + ["--"] + child,
+                 skipped=self.uv_skip),
+            Cell("Python concurrent.futures+subprocess", "peer", [PYTHON, py, "futures", "{N}", str(par)] + child),
+            Cell("Python asyncio subprocess", "peer", [PYTHON, py, "asyncio", "{N}", str(par)] + child),
+            Cell("Node child_process.spawn", "peer", ["node", node, "{N}", str(par)] + child,
+                 skipped=self.skip_if("node", "nodejs")),
+            Cell("GNU parallel", "peer", ["parallel", "--will-cite", "-j", str(par)] + child[:-1],
+                 kind="wall", stdin=lines, skipped=self.skip_if("parallel", "parallel")),
+            Cell("xargs -P (no capture)", "peer-nocapture", ["xargs", "-P", str(par), "-n", "1"] + child[:-1],
+                 kind="wall", stdin=lines),
+        ]
+
+    def sized(self, cells, nmax, par):
+        """The count of each cell: nmax for those bound by --max-seconds,
+        calibrated for the others."""
+        sizes = {}
+        for c in cells:
+            if "--max-seconds" in c.argv:
+                sizes[c] = nmax
+            elif self.quick:
+                sizes[c] = 10
+                c.startup_cost()
+            else:
+                sizes[c] = calibrate(c, 10, 4, nmax, self.target)
+        return lambda c: sizes[c]
+
+    # -- the workloads --------------------------------------------------
+
+    def w_fanout(self, key, title, child, nmax, pars=(2, 64)):
+        rows = []
+        for par in pars:
+            cells = self.fan_cells(child, par)
+            log("bench: %s, %d at once" % (key, par))
+            alternate(cells, self.reps, self.sized(cells, nmax, par))
+            rows.append({"setting": "%d at once" % par, "cells": cells})
+        self.workloads.append({"key": key, "title": title, "unit": "jobs/s", "groups": rows})
+
+    def w_serial(self):
+        sp = self.prog("spawn")
+        t = ["--max-seconds", "%.3f" % self.target]
+        cells = [Cell("zmp_spawn+zmp_wait (io_uring)", "zmp", [sp, "zmp", "100000"] + t + ["--", self.nolibc],
+                      env={"ZMP_BACKEND": "io_uring"}),
+                 Cell("zmp_spawn+zmp_wait (poll)", "zmp-fallback", [sp, "zmp", "100000"] + t + ["--", self.nolibc],
+                      env={"ZMP_BACKEND": "poll"})]
+        for m, role in (("vfork", "floor"), ("clone3", "baseline"), ("posix_spawn", "baseline"),
+                        ("fork", "baseline")):
+            name = {"clone3": "clone3(CLONE_VM|CLONE_VFORK)"}.get(m, m) + "+execve+waitpid"
+            if m == "posix_spawn":
+                name = "posix_spawn+waitpid"
+            cells.append(Cell(name, role, [sp, m, "100000"] + t + ["--", self.nolibc]))
+        log("bench: w3 serial spawn")
+        alternate(cells, self.reps, lambda c: 100000)
+        self.workloads.append({"key": "w3", "title": "Serial spawn and wait, no capture (no-libc child)",
+                               "unit": "spawns/s", "groups": [{"setting": "1 at a time", "cells": cells}]})
+
+    def w_bigparent(self):
+        holds = (0, 256) if self.quick else (0, 1024, 4096)
+        child = [self.nolibc, "echo", "hello"]
+        t = ["--max-seconds", "%.3f" % self.target, "--warm", "20"]
+        groups = []
+        for h in holds:
+            hm = ["--hold-mib", str(h)]
+            fan = [self.prog("fanout")]
+            cells = [
+                Cell("zmp_run_batch (io_uring)", "zmp", fan + ["zmp", "2000", "64"] + hm + t + ["--"] + child,
+                     env={"ZMP_BACKEND": "io_uring"}),
+                Cell("zmp_run_batch (poll)", "zmp-fallback", fan + ["zmp", "2000", "64"] + hm + t + ["--"] + child,
+                     env={"ZMP_BACKEND": "poll"}),
+                Cell("floor: clone3+pipes+epoll+waitid", "floor", fan + ["floor", "2000", "64"] + hm + t + ["--"] + child),
+                Cell("posix_spawn+poll loop", "baseline", fan + ["pspoll", "2000", "64"] + hm + t + ["--"] + child),
+                Cell("libuv uv_spawn", "peer", [self.prog("uv-fanout"), "2000", "64"] + hm
+                     + ["--max-seconds", "%.3f" % self.target, "--warm", "2", "--"] + child,
+                     skipped=self.uv_skip),
+            ]
+            log("bench: w4 parent holding %d MiB" % h)
+            alternate(cells, 2, lambda c: 2000)
+            groups.append({"setting": "%s parent" % ("small" if not h else "%d MiB" % h), "hold_mib": h,
+                           "cells": cells})
+        self.workloads.append({"key": "w4", "title": "Fan-out (no-libc echo, 64 at once) from a big parent "
+                               "(touched memory, MADV_NOHUGEPAGE)", "unit": "jobs/s", "groups": groups})
+
+    def w_scaling(self):
+        pars = (64, 1024) if self.quick else (64, 1024, 4000)
+        child = [self.nolibc, "echo", "hello"]
+        groups = []
+        for par in pars:
+            n = 6000
+            # par jobs done at least: no deadline before that.
+            t = ["--warm", str(min(par, 64)), "--max-seconds", "%.3f" % self.target, "--min-jobs", str(par)]
+            fan = [self.prog("fanout")]
+            cells = [
+                Cell("zmp_run_batch (io_uring)", "zmp", fan + ["zmp", str(n), str(par)] + t + ["--"] + child,
+                     env={"ZMP_BACKEND": "io_uring"}),
+                Cell("zmp_run_batch (poll)", "zmp-fallback", fan + ["zmp", str(n), str(par)] + t + ["--"] + child,
+                     env={"ZMP_BACKEND": "poll"}, skipped="skipped: not run past 1,024 (time)" if par > 1024 else None),
+                Cell("floor: clone3+pipes+epoll+waitid", "floor", fan + ["floor", str(n), str(par)] + t + ["--"] + child),
+            ]
+            log("bench: w5 %d at once, %d jobs" % (par, n))
+            alternate(cells, 2, lambda c: n)
+            groups.append({"setting": "%d at once" % par, "par": par, "cells": cells})
+        self.workloads.append({"key": "w5", "title": "Concurrency scaling (no-libc echo)", "unit": "jobs/s",
+                               "groups": groups})
+
+    def w_capture(self):
+        cap = self.prog("capture")
+        py = os.path.join(self.s, "bench/peers/py_capture.py")
+        groups = []
+        for w in ("flood",) if self.quick else ("head", "flood", "split"):
+            # The size: what the floor reads in about 2 targets, 64 MiB to 2 GiB.
+            floor = Cell("x", "floor", [cap, "read", w, "{N}", self.helper], unit="GB/s")
+            nb = calibrate(floor, 64 * MiB, 64 * MiB, (64 if self.quick else 2048) * MiB,
+                           2 * self.target) // MiB * MiB
+            cells = [
+                Cell("zmp_run_opts (io_uring)", "zmp", [cap, "zmp", w, "{N}", self.helper],
+                     env={"ZMP_BACKEND": "io_uring"}, unit="GB/s"),
+                Cell("zmp_run_opts (poll)", "zmp-fallback", [cap, "zmp", w, "{N}", self.helper],
+                     env={"ZMP_BACKEND": "poll"}, unit="GB/s"),
+                Cell("floor: read() loop" + (" (poll on 2 pipes)" if w == "split" else ""), "floor",
+                     [cap, "read", w, "{N}", self.helper], unit="GB/s"),
+                Cell("posix_spawn+poll loop", "baseline", [cap, "pspoll", w, "{N}", self.helper], unit="GB/s"),
+                Cell("Python subprocess communicate", "peer", [PYTHON, py, w, "{N}", self.helper], unit="GB/s"),
+            ]
+            log("bench: w6 capture, %s, %d MiB" % (w, nb // MiB))
+            alternate(cells, self.reps, lambda c: nb)
+            label = {"head": "head -c", "flood": "64 KiB writes", "split": "64 KiB writes, stdout+stderr"}[w]
+            groups.append({"setting": "%s, %d MiB" % (label, nb // MiB), "bytes": nb, "cells": cells})
+        self.workloads.append({"key": "w6", "title": "Capture throughput, one child", "unit": "GB/s",
+                               "groups": groups})
+
+    def w_micro(self):
+        out = {}
+        polls, sleeps = ("200000", "50") if self.quick else ("1000000", "200")
+        for k in range(self.reps):
+            for e in ("io_uring", "poll"):
+                r = sh([self.prog("micro"), self.nolibc, polls, sleeps], env=dict(os.environ, ZMP_BACKEND=e))
+                if r.returncode != 0:
+                    log("bench: micro failed:", r.stderr)
+                    continue
+                out.setdefault(e, []).append(json.loads(r.stdout.strip().splitlines()[-1]))
+        res = {}
+        for e, runs in out.items():
+            res[e] = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "engine"}
+            res[e]["poll_ns_min"] = min(r["poll_ns"] for r in runs)
+            res[e]["poll_ns_max"] = max(r["poll_ns"] for r in runs)
+            res[e]["runs"] = len(runs)
+        self.micro = res
+
+    # -- the report -------------------------------------------------------
+
+    def main(self):
+        t0 = time.monotonic()
+        self.missing = ensure_packages()
+        self.uv_skip = self.build_uv()
+        self.machine = machine(self.b)
+        self.machine["packages_missing"] = self.missing
+        only = set(self.a.only.split(",")) if self.a.only else None
+        steps = [("w1", lambda: self.w_fanout(
+                     "w1", "Fan-out, no-libc echo child, output captured", [self.nolibc, "echo", "hello"],
+                     500 if self.quick else 2000, (64,) if self.quick else (2, 64))),
+                 ("w2", lambda: self.w_fanout(
+                     "w2", "Fan-out, /bin/echo hello (glibc child), output captured", ["/bin/echo", "hello"],
+                     500 if self.quick else 2000, (64,) if self.quick else (2, 64))),
+                 ("w3", self.w_serial), ("w4", self.w_bigparent), ("w5", self.w_scaling),
+                 ("w6", self.w_capture), ("w8", self.w_micro)]
+        self.micro = {}
+        for key, fn in steps:
+            if only is None or key in only:
+                fn()
+        self.machine["loadavg_end"] = os.getloadavg()[0]
+        self.machine["bench_seconds"] = round(time.monotonic() - t0)
+        self.machine["mode"] = "quick" if self.quick else "default"
+        data = self.to_json()
+        os.makedirs(self.a.out, exist_ok=True)
+        # Only a whole default run is "latest", the one to commit.
+        base = "quick" if self.quick else "partial" if self.a.only else "latest"
+        with open(os.path.join(self.a.out, base + ".json"), "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        md = to_markdown(data)
+        with open(os.path.join(self.a.out, base + ".md"), "w") as f:
+            f.write(md)
+        log("bench: wrote %s.md and %s.json in %s" % (base, base, self.a.out))
+        if not self.quick and not self.a.only:
+            splice_docs(os.path.join(self.s, "docs", "benchmarks.md"), md)
+        print(md)
+
+    def to_json(self):
+        wl = []
+        for w in self.workloads:
+            groups = []
+            for g in w["groups"]:
+                cells = []
+                for c in g["cells"]:
+                    cells.append({"name": c.name, "role": c.role, "skipped": c.skipped,
+                                  "errors": c.errors[:3], "rates": c.rates, "stats": c.stats()})
+                gg = {k: v for k, v in g.items() if k != "cells"}
+                gg["cells"] = cells
+                groups.append(gg)
+            wl.append({"key": w["key"], "title": w["title"], "unit": w["unit"], "groups": groups})
+        data = {"machine": self.machine, "workloads": wl, "micro": self.micro}
+        add_ratios(data)
+        data["goals"] = goals(data)
+        return data
+
+
+def med(cell):
+    return cell["stats"]["median"] if cell.get("stats") else None
+
+
+def find(group, role):
+    return next((c for c in group["cells"] if c["role"] == role and c.get("stats")), None)
+
+
+def add_ratios(data):
+    """Each cell: x floor, x best capturing peer (of its group), and for
+    w4 and w5 x the same runner's rate in the first group."""
+    for w in data["workloads"]:
+        first = w["groups"][0]
+        for g in w["groups"]:
+            fl = find(g, "floor")
+            peers = [c for c in g["cells"] if c["role"] == "peer" and c.get("stats")]
+            best = max(peers, key=med) if peers else None
+            g["best_peer"] = best["name"] if best else None
+            for c in g["cells"]:
+                m = med(c)
+                if m is None:
+                    continue
+                c["x_floor"] = m / med(fl) if fl else None
+                c["x_best_peer"] = m / med(best) if best else None
+                if w["key"] in ("w4", "w5"):
+                    base = next((b for b in first["cells"] if b["name"] == c["name"] and b.get("stats")), None)
+                    c["x_first"] = m / med(base) if base else None
+
+
+def cell(data, key, gi, role):
+    w = next((w for w in data["workloads"] if w["key"] == key), None)
+    if not w or gi >= len(w["groups"]):
+        return None, None
+    return w["groups"][gi], find(w["groups"][gi], role)
+
+
+def goals(data):
+    out = []
+
+    def goal(what, value, want, ok):
+        out.append({"goal": what, "measured": value, "target": want,
+                    "met": None if ok is None else bool(ok)})
+
+    for gi in (0, 1):
+        g, z = cell(data, "w1", gi, "zmp")
+        if z:
+            goal("W1 no-libc fan-out, %s: zmp / floor" % g["setting"], z["x_floor"], ">= 0.95",
+                 z["x_floor"] is not None and z["x_floor"] >= 0.95)
+            goal("W1 no-libc fan-out, %s: zmp / best capturing peer (%s)" % (g["setting"], g["best_peer"]),
+                 z["x_best_peer"], ">= 2.3", z["x_best_peer"] is not None and z["x_best_peer"] >= 2.3)
+    for gi in (0, 1):
+        g, z = cell(data, "w2", gi, "zmp")
+        if z:
+            goal("W2 /bin/echo fan-out, %s: zmp / floor" % g["setting"], z["x_floor"], ">= 0.95",
+                 z["x_floor"] is not None and z["x_floor"] >= 0.95)
+    g, z = cell(data, "w3", 0, "zmp")
+    if z:
+        goal("W3 serial spawn+wait: zmp / vfork", z["x_floor"], ">= 0.9", z["x_floor"] >= 0.9)
+    for gi in (1, 2):
+        g, z = cell(data, "w4", gi, "zmp")
+        if z and z.get("x_first") is not None:
+            goal("W4 fan-out from a %s: zmp / small parent" % g["setting"], z["x_first"], ">= 0.95",
+                 z["x_first"] >= 0.95)
+    for gi, want in ((1, 0.9), (2, 0.8)):
+        g, z = cell(data, "w5", gi, "zmp")
+        if z and z.get("x_first") is not None:
+            goal("W5 %s: zmp / zmp at 64" % g["setting"], z["x_first"], ">= %.1f" % want, z["x_first"] >= want)
+    w6 = next((w for w in data["workloads"] if w["key"] == "w6"), None)
+    for g in (w6["groups"] if w6 else []):
+        z = find(g, "zmp")
+        if z and z["x_floor"] is not None:
+            goal("W6 capture, %s: zmp / read() floor" % g["setting"], z["x_floor"], ">= 0.9",
+                 z["x_floor"] >= 0.9)
+    for key in ("w1", "w6"):
+        w = next((w for w in data["workloads"] if w["key"] == key), None)
+        for g in (w["groups"] if w else []):
+            f, b = find(g, "zmp-fallback"), find(g, "baseline")
+            if f and b:
+                r = med(f) / med(b)
+                goal("W7 fallback engine, %s %s: zmp (poll) / posix_spawn+poll" % (key.upper(), g["setting"]),
+                     r, ">= 1.0", r >= 1.0)
+    u = data["micro"].get("io_uring")
+    if u:
+        goal("W8 zmp_poll on a running child (io_uring): ns per call", u["poll_ns"], "< 200",
+             u["poll_ns"] < 200)
+        goal("W8 zmp_poll (io_uring): calls that made a system call, of %d" % u["poll_calls_checked"],
+             u["poll_calls_with_syscall"], "0", u["poll_calls_with_syscall"] == 0)
+    return out
+
+
+def fmt(v, unit=None):
+    if v is None:
+        return "–"
+    if unit == "GB/s":
+        return "%.3g" % v
+    if isinstance(v, float) and abs(v) < 10:
+        return "%.2f" % v
+    return "{:,.0f}".format(v)
+
+
+def to_markdown(d):
+    m = d["machine"]
+    L = ["# zmp benchmark results", "",
+         "Mode **%s**, %s, %s s. Every row is the median of alternated runs in this one run; "
+         "spread is min–max; ratios are of medians." % (m["mode"], m["date"], m["bench_seconds"]), "",
+         "Machine: kernel %s, %s, %s usable CPUs (%s), %s GiB, load average %.1f at start and %.1f at end. "
+         "%s, glibc %s, liburing %s, libuv %s, %s, Node %s, %s." % (
+             m["kernel"], m["os"], m["cpus_usable"], m["cpu"], m["memory_gib"], m["loadavg_start"],
+             m["loadavg_end"], m["zmp"], m["glibc"], m["liburing"], m["libuv"], m["python"], m["node"],
+             m["gnu_parallel"]), ""]
+    if m.get("packages_missing"):
+        L += ["Missing packages: " + ", ".join("%s (%s)" % kv for kv in m["packages_missing"].items()), ""]
+    L += ["## Goals", "", "| goal | measured | target | met |", "|---|---|---|---|"]
+    for g in d["goals"]:
+        L.append("| %s | %s | %s | %s |" % (g["goal"], fmt(g["measured"]), g["target"],
+                                           {True: "yes", False: "**no**", None: "–"}[g["met"]]))
+    L.append("")
+    for w in d["workloads"]:
+        unit = w["unit"]
+        extra = w["key"] in ("w4", "w5")
+        L += ["## %s: %s" % (w["key"].upper(), w["title"]), ""]
+        head = "| setting | runner | %s median | spread | runs | n | × floor | × best peer |%s" % (
+            unit, " × first setting |" if extra else "")
+        L += [head, "|" + "---|" * (head.count("|") - 1)]
+        for g in w["groups"]:
+            for c in g["cells"]:
+                s = c["stats"]
+                if c["skipped"] or not s:
+                    L.append("| %s | %s | %s |%s" % (g["setting"], c["name"], c["skipped"] or "failed: " +
+                                                     "; ".join(c["errors"])[:120],
+                                                     " |" * (head.count("|") - 4)))
+                    continue
+                n = s["n"]
+                n = "%d MiB" % (n // MiB) if unit == "GB/s" else "{:,}".format(n)
+                row = "| %s | %s%s | %s | %s–%s | %d | %s | %s | %s |" % (
+                    g["setting"], c["name"], " *" if c["role"] == "peer" and c["name"] == g["best_peer"] else "",
+                    fmt(s["median"], unit), fmt(s["min"], unit), fmt(s["max"], unit), s["runs"], n,
+                    fmt(c.get("x_floor")), fmt(c.get("x_best_peer")))
+                if extra:
+                    row += " %s |" % fmt(c.get("x_first"))
+                L.append(row)
+        L.append("")
+    L.append("`*` marks the best capturing peer of each setting (xargs does not capture and is not counted).")
+    L.append("")
+    if d["micro"]:
+        L += ["## W8: micro", "", "| engine | zmp_poll ns/call (min–max) | calls with a system call | "
+              "zmp_sleep(1) overshoot µs, median / p99 | zmp_sleep(10) overshoot µs, median / p99 |",
+              "|---|---|---|---|---|"]
+        for e, r in d["micro"].items():
+            L.append("| %s | %.0f (%.0f–%.0f) | %d of %d | %.0f / %.0f | %.0f / %.0f |" % (
+                e, r["poll_ns"], r["poll_ns_min"], r["poll_ns_max"], r["poll_calls_with_syscall"],
+                r["poll_calls_checked"], r["sleep1_us_median"], r["sleep1_us_p99"],
+                r["sleep10_us_median"], r["sleep10_us_p99"]))
+        L.append("")
+    return "\n".join(L)
+
+
+def splice_docs(path, md):
+    """The latest default run's tables into docs/benchmarks.md, between
+    its results markers."""
+    try:
+        with open(path) as f:
+            doc = f.read()
+    except OSError:
+        return
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    if begin not in doc or end not in doc:
+        return
+    body = md.replace("# zmp benchmark results", "## Latest results", 1).replace("\n## ", "\n### ")
+    body = body.replace("### Latest results", "## Latest results", 1)
+    doc = doc[:doc.index(begin) + len(begin)] + "\n" + body.strip() + "\n" + doc[doc.index(end):]
+    with open(path, "w") as f:
+        f.write(doc)
+
+
+def parse():
+    p = argparse.ArgumentParser(description="zmp benchmarks")
+    here = os.path.dirname(os.path.abspath(__file__))
+    p.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    p.add_argument("--builddir", default=os.path.dirname(here))
+    p.add_argument("--srcdir", default=os.path.dirname(here))
+    p.add_argument("--out", default=None, help="where latest.md/json go (default: SRCDIR/bench/results)")
+    p.add_argument("--only", default=None, help="comma-separated workloads: w1,w2,w3,w4,w5,w6,w8")
+    p.add_argument("--render", metavar="JSON", default=None,
+                   help="only write latest.md again from a results JSON file")
+    a = p.parse_args()
+    if a.out is None:
+        a.out = os.path.join(a.srcdir, "bench", "results")
+    return a
+
+
+def render(a):
+    with open(a.render) as f:
+        data = json.load(f)
+    add_ratios(data)
+    data["goals"] = goals(data)
+    md = to_markdown(data)
+    with open(os.path.join(a.out, "latest.md"), "w") as f:
+        f.write(md)
+    if data["machine"].get("mode") == "default":
+        splice_docs(os.path.join(a.srcdir, "docs", "benchmarks.md"), md)
+    print(md)
+
+
+if __name__ == "__main__":
+    args = parse()
+    if args.render:
+        render(args)
+    else:
+        Bench(args).main()
