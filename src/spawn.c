@@ -118,17 +118,72 @@ struct ksigaction {
     uint64_t mask;
 };
 
+/* The hex mask after `key` in the text of /proc/self/status, or false. */
+NO_SANITIZE static bool status_mask(const char *buf, size_t n, const char *key,
+                                    uint64_t *ret)
+{
+    size_t i, k, klen = strlen(key);
+    uint64_t m = 0;
+    int d;
+
+    for (i = 0; i + klen < n; i++) {
+        if ((i > 0 && buf[i - 1] != '\n') || memcmp(buf + i, key, klen))
+            continue;
+        for (k = i + klen; k < n && (buf[k] == ' ' || buf[k] == '\t'); k++)
+            ;
+        for (; k < n && buf[k] != '\n'; k++) {
+            d = buf[k] >= 'a' ? buf[k] - 'a' + 10 : buf[k] - '0';
+            if (d < 0 || d > 15)
+                return false;
+            m = m << 4 | (uint64_t)d;
+        }
+        if (k == n)
+            return false;  /* cut off: the line did not end */
+        *ret = m;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * The signals whose disposition is not the default: caught (a handler of
+ * the parent, which must never run in the child on the parent's memory)
+ * or ignored (which exec would keep).  The child has its own copy of the
+ * dispositions, and /proc/self/status lists them: a few system calls
+ * instead of one rt_sigaction per signal.  All of them when it cannot be
+ * read.
+ */
+NO_SANITIZE static uint64_t signals_to_reset(void)
+{
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    uint64_t ign, cgt;
+    /* Raw system calls: no sanitizer interceptor runs in the child. */
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status",
+                          O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return ~(uint64_t)0;
+    while (n < sizeof buf && (r = syscall(SYS_read, fd, buf + n, sizeof buf - n)) > 0)
+        n += (size_t)r;
+    syscall(SYS_close, fd);
+    if (!status_mask(buf, n, "SigIgn:", &ign) || !status_mask(buf, n, "SigCgt:", &cgt))
+        return ~(uint64_t)0;
+    return ign | cgt;
+}
+
 NO_SANITIZE static void reset_signals(void)
 {
     struct ksigaction dfl = { 0 };
-    uint64_t empty = 0;
+    uint64_t empty = 0, todo = signals_to_reset();
     int sig;
 
     /* Dispositions first, mask last: a signal pending since the parent
      * blocked everything is then delivered with its default action, never
      * to a handler of the parent running on the parent's memory. */
     for (sig = 1; sig < 65; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
+        if (todo & (uint64_t)1 << (sig - 1) && sig != SIGKILL && sig != SIGSTOP)
             syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof(uint64_t));
 }
