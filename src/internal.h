@@ -232,4 +232,7 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
 const char *zmp__interp_name(const struct zmp__ctx *ctx);
 int zmp__resolve(struct zmp__ctx *ctx, const char *name, const char **ret_path);
 
+/* Last: in a fault-injection build it redirects the fallible calls. */
+#include "fault.h"
+
 #endif

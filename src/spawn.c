@@ -322,7 +322,7 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
             ca.cgroup = (uint64_t)a->cgroup_fd;
             c.in_cgroup = true;
         }
-        pid = clone3_vfork(&ca, child_main, &c);
+        pid = ZMP__FAULT("clone3", EAGAIN, clone3_vfork(&ca, child_main, &c));
         if (a->cgroup_fd >= 0 && (pid == -EINVAL || pid == -E2BIG)) {
             /* A kernel before 5.7: join the cgroup from the child. */
             ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
