@@ -47,6 +47,7 @@
 #endif
 #endif
 
+static char helper[PATH_MAX];
 static const char *wrong;  /* the first wrong result seen, as file:line */
 static int wrong_line;
 static bool verbose;
@@ -260,7 +261,7 @@ static int sc_batch(void)
     zmp_options jobs[N];
     zmp_result res[N];
     zmp_info infos[N];
-    int errs[N], i, first = 0;
+    int errs[N], i, r, first = 0;
     char want[16];
 
     for (i = 0; i < N; i++) {
@@ -270,7 +271,14 @@ static int sc_batch(void)
         argv[i][2] = NULL;
         jobs[i] = (zmp_options){ .argv = argv[i] };
     }
-    TRY(zmp_run_batch(jobs, N, 3, res, infos, errs, NULL, NULL));
+    r = zmp_run_batch(jobs, N, 3, res, infos, errs, NULL, NULL);
+    if (r < 0) {
+        /* The engine failed: the jobs that finished before keep their
+         * results, the others are empty; freeing all is always right. */
+        for (i = 0; i < N; i++)
+            zmp_result_free(&res[i]);
+        return r;
+    }
     for (i = 0; i < N; i++) {
         if (errs[i] < 0) {
             CHECK(!res[i].out && !res[i].err && !res[i].output);
@@ -294,7 +302,11 @@ static int sc_sleep(void)
 
     TRY(h = zmp_spawn("exit", args));
     TRY(zmp_sleep(30));
-    TRY(r = zmp_poll(h, &code));
+    /* The child may take longer than that to exec and exit on a loaded
+     * machine: sleep on until it has (the alarm bounds it). */
+    while ((r = zmp_poll(h, &code)) == 0)
+        TRY(zmp_sleep(5));
+    TRY(r);
     CHECK(r == 1 && code == 5);
     code = -1;
     TRY(zmp_wait(h, &code));
@@ -317,22 +329,41 @@ static int sc_deinit_reuse(void)
     return 0;
 }
 
+/* The interpreter by a bare name, found in PATH (the test's directory is
+ * put first in main), then the full path again. */
+static int sc_interp_path(void)
+{
+    const char *args[] = { "p", NULL };
+    zmp_result res;
+
+    TRY(zmp_set_interpreter("helper"));
+    TRY(zmp_run("echo", args, &res));
+    CHECK(result_is(&res, 0, "p\n", ""));
+    zmp_result_free(&res);
+    TRY(zmp_set_interpreter(helper));
+    return 0;
+}
+
+/* clean: the scenario holds no handle when a call fails, so no child of
+ * it may be left behind, even before zmp_deinit(). */
 static const struct scenario {
     const char *name;
     int (*fn)(void);
+    bool clean;
 } scenarios[] = {
-    { "run", sc_run },
-    { "run-both-streams", sc_run_both },
-    { "run_code", sc_run_code },
-    { "spawn-wait", sc_spawn_wait },
-    { "spawn-poll-kill", sc_spawn_poll_kill },
-    { "opts-input-cap", sc_opts_input },
-    { "opts-timeout", sc_opts_timeout },
-    { "opts-pipes-held", sc_opts_held },
-    { "start-collect", sc_start_collect },
-    { "batch", sc_batch },
-    { "sleep", sc_sleep },
-    { "deinit-reuse", sc_deinit_reuse },
+    { "run", sc_run, true },
+    { "run-both-streams", sc_run_both, true },
+    { "run_code", sc_run_code, true },
+    { "spawn-wait", sc_spawn_wait, false },
+    { "spawn-poll-kill", sc_spawn_poll_kill, false },
+    { "opts-input-cap", sc_opts_input, true },
+    { "opts-timeout", sc_opts_timeout, true },
+    { "opts-pipes-held", sc_opts_held, true },
+    { "start-collect", sc_start_collect, false },
+    { "batch", sc_batch, true },
+    { "sleep", sc_sleep, false },
+    { "deinit-reuse", sc_deinit_reuse, true },
+    { "interp-path", sc_interp_path, true },
 };
 
 /* --- the loop ------------------------------------------------------------- */
@@ -390,7 +421,6 @@ static void note_site(void)
     sites[i].hits++;
 }
 
-static const char *helper;
 static int base_fds;
 static size_t base_heap;
 static unsigned failures, errors_mapped;
@@ -408,7 +438,7 @@ static int fail(const char *what, int r)
 }
 
 /* What must hold after every run, faulted or not.  Returns 0 or -1. */
-static int check_after(int r, bool injected, int injected_errno)
+static int check_after(int r, bool injected, int injected_errno, bool clean)
 {
     const char *x[] = { "ok", NULL };
     zmp_result res;
@@ -435,6 +465,10 @@ static int check_after(int r, bool injected, int injected_errno)
                    cur_scenario, cur_n, hitbuf, strerrorname_np(-r));
         }
     }
+    /* A failed call must not leave its child behind (running, or a
+     * zombie) until some later call happens to reap it. */
+    if (clean && !no_children())
+        rc = fail("a child left behind by a failed call", r);
     zmp_deinit();
     if (!no_children())
         rc = fail("children left after zmp_deinit", r);
@@ -485,7 +519,7 @@ static unsigned long run_scenario(const struct scenario *sc, unsigned long burst
             printf("  [%s] %s N=%lu: %s at %s:%d -> %d\n", cur_engine, sc->name,
                    n, name, file, line, r);
         note_site();
-        check_after(r, injected, err);
+        check_after(r, injected, err, sc->clean);
         alarm(0);
         if (!injected)
             return n - 1;
@@ -497,7 +531,7 @@ int main(int argc, char **argv)
     static const char *const all_engines[] = { "io_uring", "poll" };
     const char *only_engine = NULL, *only_scenario = NULL;
     unsigned long burst = 1, points, total = 0, runs = 0;
-    char self[PATH_MAX], *slash;
+    char *slash, *path;
     ssize_t len;
     size_t e, i;
     int opt;
@@ -525,13 +559,18 @@ int main(int argc, char **argv)
 #endif
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGALRM, on_alarm);
-    len = readlink("/proc/self/exe", self, sizeof self - 1);
+    len = readlink("/proc/self/exe", helper, sizeof helper - 1);
     if (len < 0)
         return 2;
-    self[len] = '\0';
-    slash = strrchr(self, '/');
-    snprintf(slash + 1, sizeof self - (size_t)(slash + 1 - self), "helper");
-    helper = self;
+    helper[len] = '\0';
+    slash = strrchr(helper, '/');
+    *slash = '\0';
+    if (asprintf(&path, "PATH=%s:%s", helper, getenv("PATH") ? getenv("PATH") : "/bin") < 0)
+        return 2;
+    putenv(path);
+    snprintf(slash, sizeof helper - (size_t)(slash - helper), "/helper");
+    /* stdout's buffer is made now, before any heap baseline. */
+    printf("fault injection: every fallible call of the library, in turn\n");
     if (zmp_set_interpreter(helper) < 0)
         return 2;
 
