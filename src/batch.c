@@ -118,7 +118,7 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
 out:
     /* Only an engine failure leaves jobs here: do not leave them running. */
     for (k = 0; k < b.nrun; k++)
-        zmp__proc_signal(b.run[k], SIGKILL);
+        zmp__proc_abandon(b.run[k]);
     free(b.run);
     free(b.index);
     return r;

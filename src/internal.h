@@ -221,6 +221,7 @@ void zmp__ctx_stop(struct zmp__ctx *ctx);
 int  zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
                         const void *arg, int64_t deadline);
 bool zmp__job_done(const void *proc);
+void zmp__proc_abandon(struct zmp__proc *p);
 int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now);
 
 /* batch.c */
