@@ -212,7 +212,9 @@ static int sc_opts_timeout(void)
     zmp_info info;
 
     TRY(zmp_run_opts(&o, &res, &info));
-    CHECK(result_is(&res, -SIGTERM, "", ""));
+    /* A SIGTERM that could not be sent (an injected kill failure) is
+     * followed by the SIGKILL at the end of the sequence. */
+    CHECK(result_is(&res, -SIGTERM, "", "") || result_is(&res, -SIGKILL, "", ""));
     CHECK(info.flags == ZMP_TIMED_OUT);
     zmp_result_free(&res);
     return 0;
