@@ -585,6 +585,8 @@ int main(int argc, char **argv)
         zmp_deinit();
         if (zmp_set_backend(cur_engine) < 0 || strcmp(zmp_backend(), cur_engine)) {
             printf("SKIP [%s]: this engine cannot run here\n", cur_engine);
+            if (only_engine)
+                return 77;
             continue;
         }
         for (i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
