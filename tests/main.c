@@ -27,6 +27,7 @@ int main(int argc, char **argv)
     add_manual_tests();
     add_options_tests();
     add_batch_tests();
+    add_hostile_tests();
     engine = zmp_backend();
     printf("engine in use: %s\n", engine);
     zmp_deinit();
