@@ -261,9 +261,14 @@ bool zmp__have_pidfd(void)
         return false;
     if (known < 0) {
         fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-        known = fd >= 0;
         if (fd >= 0)
             close(fd);
+        /* Only a definite answer is kept: out of descriptors (EMFILE,
+         * ENFILE) says nothing about the kernel, and the spawn that
+         * follows meets the same shortage and reports it. */
+        else if (errno != ENOSYS && errno != EPERM)
+            return true;
+        known = fd >= 0;
     }
     return known;
 }
