@@ -530,6 +530,70 @@ static unsigned long run_scenario(const struct scenario *sc, unsigned long burst
     }
 }
 
+/*
+ * The first calls of a fresh process, where the library makes what it
+ * keeps for good (probes of kernel features, the engine): each failed in
+ * turn in a new process, after which a run must work, on the same engine.
+ * Returns the number of injection points.
+ */
+static unsigned long run_fresh(void)
+{
+    unsigned long n;
+    int status;
+    pid_t pid;
+
+    cur_scenario = "fresh-process";
+    zmp_deinit();
+    for (n = 1;; n++) {
+        cur_n = n;
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+            char arg[32];
+
+            /* exec: a fork would inherit what the parent has probed. */
+            snprintf(arg, sizeof arg, "%lu", n);
+            execl("/proc/self/exe", "fault", "-F", arg, "-e", cur_engine, (char *)NULL);
+            _exit(5);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || n > 10000) {
+            fail("the fresh process cannot run", 0);
+            return n;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 10)
+            return n - 1;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail(WIFEXITED(status) && WEXITSTATUS(status) == 4
+                     ? "the library does not work after a failed first call"
+                     : "a failed first call", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+}
+
+/* The child of run_fresh, in a new process: fail the nth call. */
+static int fresh_child(unsigned long n)
+{
+    const char *x[] = { "x", NULL };
+    zmp_result res;
+    int r;
+
+    {
+        {
+            zmp__fault_arm(n, 1);
+            r = zmp_run("echo", x, &res);
+            zmp__fault_disarm();
+            if (r == 0 && !result_is(&res, 0, "x\n", ""))
+                return 3;
+            zmp_result_free(&res);
+            if (zmp_run("echo", x, &res) != 0 || !result_is(&res, 0, "x\n", "") ||
+                strcmp(zmp_backend(), cur_engine))
+                return 4;
+            zmp_result_free(&res);
+            zmp_deinit();
+            return zmp__fault_calls() >= n ? 0 : 10;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const char *const all_engines[] = { "io_uring", "poll" };
@@ -540,8 +604,11 @@ int main(int argc, char **argv)
     size_t e, i;
     int opt;
 
-    while ((opt = getopt(argc, argv, "e:s:b:v")) != -1) {
+    unsigned long fresh = 0;
+
+    while ((opt = getopt(argc, argv, "e:s:b:vF:")) != -1) {
         switch (opt) {
+        case 'F': fresh = strtoul(optarg, NULL, 10); break;
         case 'e': only_engine = optarg; break;
         case 's': only_scenario = optarg; break;
         case 'b': burst = strtoul(optarg, NULL, 10); break;
@@ -573,6 +640,12 @@ int main(int argc, char **argv)
         return 2;
     putenv(path);
     snprintf(slash, sizeof helper - (size_t)(slash - helper), "/helper");
+    if (fresh) {
+        cur_engine = only_engine ? only_engine : "io_uring";
+        if (zmp_set_interpreter(helper) < 0 || zmp_set_backend(only_engine) < 0)
+            return 2;
+        return fresh_child(fresh);
+    }
     /* stdout's buffer is made now, before any heap baseline. */
     printf("fault injection: every fallible call of the library, in turn\n");
     if (zmp_set_interpreter(helper) < 0)
@@ -608,6 +681,13 @@ int main(int argc, char **argv)
             points = run_scenario(&scenarios[i], burst);
             printf("[%s] %-18s %3lu injection points\n", cur_engine,
                    scenarios[i].name, points);
+            total += points;
+            runs += points + 1;
+        }
+        if (!only_scenario || !strcmp(only_scenario, "fresh-process")) {
+            points = run_fresh();
+            printf("[%s] %-18s %3lu injection points\n", cur_engine,
+                   "fresh-process", points);
             total += points;
             runs += points + 1;
         }
