@@ -35,6 +35,20 @@ bool zmp__job_done(const void *proc)
     return p->flags & ZMP__PROC_CAPTURE ? zmp__proc_done(p) : proc_exited(p);
 }
 
+/*
+ * A child nobody will ask for (its call failed): kill it, reap it through
+ * the engine, which watches it, and free it.  When the engine fails again,
+ * the child stays on the context's list for zmp_deinit(), and is reaped
+ * by any later run of the engine meanwhile.
+ */
+void zmp__proc_abandon(struct zmp__proc *p)
+{
+    zmp__proc_signal(p, SIGKILL);
+    zmp__proc_drop_pipes(p);
+    if (zmp__ctx_run_until(p->ctx, proc_done, p, ZMP__FOREVER) == 0)
+        zmp__proc_free(p);
+}
+
 int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
 {
     struct zmp__ctx *ctx = &global;
@@ -52,8 +66,8 @@ int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
         return r;
     r = zmp__ctx_run_until(ctx, zmp__job_done, p, ZMP__FOREVER);
     if (r < 0) {
-        /* The engine broke down: do not leave the child behind. */
-        zmp__proc_signal(p, SIGKILL);
+        /* The engine failed: do not leave the child behind. */
+        zmp__proc_abandon(p);
         return r;
     }
     return zmp__proc_finish(p, res, info);
@@ -136,11 +150,7 @@ int zmp_start(const zmp_options *opts)
         return r;
     r = zmp__table_add(&ctx->table, p);
     if (r < 0) {
-        /* The engine watches it: kill, and reap through the engine. */
-        zmp__proc_signal(p, SIGKILL);
-        zmp__proc_drop_pipes(p);
-        if (zmp__ctx_run_until(ctx, proc_done, p, ZMP__FOREVER) == 0)
-            zmp__proc_free(p);
+        zmp__proc_abandon(p);
         return r;
     }
     p->handle = r;

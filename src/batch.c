@@ -209,7 +209,7 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
 out:
     /* Only an engine failure leaves jobs here: do not leave them running. */
     for (k = 0; k < s.nrun; k++)
-        zmp__proc_signal(s.run[k], SIGKILL);
+        zmp__proc_abandon(s.run[k]);
     if (s.waiting)
         ctx->engine->drop_fd(ctx);
     free(s.run);

@@ -237,6 +237,7 @@ void zmp__timer_init(struct zmp__proc *p);
 int  zmp__timer_reserve(struct zmp__ctx *ctx);
 void zmp__timer_unreserve(struct zmp__ctx *ctx);
 void zmp__timer_set(struct zmp__proc *p, int64_t when);
+void zmp__proc_abandon(struct zmp__proc *p);
 int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now);
 
 /* batch.c */
@@ -249,5 +250,8 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
 /* interp.c */
 const char *zmp__interp_name(const struct zmp__ctx *ctx);
 int zmp__resolve(struct zmp__ctx *ctx, const char *name, const char **ret_path);
+
+/* Last: in a fault-injection build it redirects the fallible calls. */
+#include "fault.h"
 
 #endif

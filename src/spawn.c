@@ -316,9 +316,14 @@ bool zmp__have_pidfd(void)
         return false;
     if (known < 0) {
         fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-        known = fd >= 0;
         if (fd >= 0)
             close(fd);
+        /* Only a definite answer is kept: out of descriptors (EMFILE,
+         * ENFILE) says nothing about the kernel, and the spawn that
+         * follows meets the same shortage and reports it. */
+        else if (errno != ENOSYS && errno != EPERM)
+            return true;
+        known = fd >= 0;
     }
     return known;
 }
@@ -377,7 +382,7 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
             ca.cgroup = (uint64_t)a->cgroup_fd;
             c.in_cgroup = true;
         }
-        pid = clone3_vfork(&ca, child_main, &c);
+        pid = ZMP__FAULT("clone3", EAGAIN, clone3_vfork(&ca, child_main, &c));
         if (a->cgroup_fd >= 0 && (pid == -EINVAL || pid == -E2BIG)) {
             /* A kernel before 5.7: join the cgroup from the child. */
             ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;

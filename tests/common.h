@@ -37,6 +37,7 @@ void add_manual_tests(void);
 void add_options_tests(void);
 void add_batch_tests(void);
 void add_stream_tests(void);
+void add_hostile_tests(void);
 
 /* Modes of this program run as a child by some tests (see main.c). */
 int child_mode(const char *mode);

@@ -16,6 +16,10 @@
  *   stdin                 read stdin to its end, print the byte count
  *   grandchild MS         leave a grandchild holding stdout and stderr for
  *                         MS milliseconds, and exit 0 at once
+ *   closeout MS           print "before", close stdout, sleep MS ms, then
+ *                         print "after" on stderr and exit 0
+ *   dieafter N            write N bytes of the stdout flood, then die by
+ *                         SIGKILL
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -177,6 +181,20 @@ int main(int argc, char **argv)
             _exit(0);
         }
         return 0;
+    }
+    if (!strcmp(mode, "closeout") && argc > 2) {
+        printf("before\n");
+        fflush(stdout);
+        close(1);
+        sleep_ms(atol(argv[2]));
+        fprintf(stderr, "after\n");
+        return 0;
+    }
+    if (!strcmp(mode, "dieafter") && argc > 2) {
+        flood(strtoull(argv[2], NULL, 0), 0);
+        signal(SIGKILL, SIG_DFL);
+        raise(SIGKILL);
+        return 3;
     }
     fprintf(stderr, "helper: unknown mode '%s'\n", mode);
     return 100;

@@ -28,6 +28,7 @@ int main(int argc, char **argv)
     add_options_tests();
     add_batch_tests();
     add_stream_tests();
+    add_hostile_tests();
     engine = zmp_backend();
     printf("engine in use: %s\n", engine);
     zmp_deinit();
