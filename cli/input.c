@@ -86,10 +86,15 @@ int input_next(struct input *in, const char **ret)
     }
     for (;;) {
         start = in->buf ? in->buf + in->off : NULL;
-        nl = in->len > in->off ? memchr(start, '\n', in->len - in->off) : NULL;
+        /* Only what came since the last look: a long line arriving in
+         * pieces is scanned once. */
+        nl = in->len > in->off + in->scanned
+                 ? memchr(start + in->scanned, '\n', in->len - in->off - in->scanned)
+                 : NULL;
         if (nl) {
             *nl = '\0';
             in->off = (size_t)(nl - in->buf) + 1;
+            in->scanned = 0;
             *ret = start;
             return 1;
         }
@@ -98,9 +103,11 @@ int input_next(struct input *in, const char **ret)
                 return 0;  /* (also when nothing was ever read: buf NULL) */
             in->buf[in->len] = '\0';  /* make_room left space for it */
             in->off = in->len;
+            in->scanned = 0;
             *ret = start;
             return 1;
         }
+        in->scanned = in->len - in->off;
         r = fill(in);
         if (r < 0)
             return r;

@@ -12,6 +12,7 @@ struct input {
     size_t nargs, next;
     char *buf;            /* bytes read, not yet handed out */
     size_t off, len, cap;
+    size_t scanned;       /* bytes after off known to hold no newline */
     bool eof;
 };
 

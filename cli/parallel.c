@@ -30,12 +30,14 @@ struct job {
     zmp_info info;
     int err;
     bool done;
+    bool cancelled;         /* never run: no output, no record */
 };
 
 struct run {
-    /* The jobs not printed yet, by number: win[i - base] is job i (NULL
-     * once printed and freed), so memory follows what is in flight, not
-     * how many jobs went by. */
+    /* The jobs from the oldest one not printed yet, by number:
+     * win[i - base] is job i, NULL once printed and freed.  A job's record
+     * lives from its input to its printing; behind a long-running job,
+     * the window keeps one pointer for each job since. */
     struct job **win;
     size_t base, nwin, wincap;
     struct input in;
@@ -94,14 +96,14 @@ static void print_job(struct run *r, size_t i)
 {
     struct job *j = *slot(r, i);
 
-    if (j->err)
+    if (j->err && !j->cancelled)
         fprintf(stderr, "zmp: job %zu (%s): %s\n", i + 1, j->argv[0],
                 zmp_strerror(j->err));
     fwrite(j->res.out, 1, j->res.out_len, stdout);
     fflush(stdout);
     fwrite(j->res.err, 1, j->res.err_len, stderr);
     fflush(stderr);
-    if (r->results_file)
+    if (r->results_file && !j->cancelled)
         write_result_json(r, i, j);
     zmp_result_free(&j->res);
     template_free(j->argv);
@@ -178,16 +180,21 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
 {
     struct run *r = arg;
     struct job *j = *slot(r, i);
+    /* Read, held back for want of a resource, then cancelled by
+     * --halt-on-error: never run, like the inputs never read. */
+    bool cancelled = err == -ECANCELED && !info;
     /* A job stopped by its timeout failed, whatever status it left. */
-    bool failed = err != 0 || !res->ok || (info && (info->flags & ZMP_TIMED_OUT));
+    bool failed = !cancelled &&
+                  (err != 0 || !res->ok || (info && (info->flags & ZMP_TIMED_OUT)));
 
     j->err = err;
+    j->cancelled = cancelled;
     if (res)
         j->res = *res;
     if (info)
         j->info = *info;
     j->done = true;
-    r->finished++;
+    r->finished += !cancelled;
     r->running--;
     r->failed += failed;
     if (r->progress)
@@ -284,6 +291,13 @@ int cmd_parallel(int argc, char **argv)
         }
         input_from_fd(&r.in, fd);
     } else {
+        /* A closed stdin would be taken by the next descriptor opened
+         * (the library's own): say so rather than read that. */
+        if (fcntl(0, F_GETFD) < 0) {
+            fprintf(stderr, "zmp parallel: cannot read standard input: %s\n",
+                    strerror(errno));
+            return EXIT_USAGE;
+        }
         input_from_fd(&r.in, 0);
     }
     if (cfg.results && !(r.results_file = fopen(cfg.results, "w"))) {

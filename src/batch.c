@@ -63,9 +63,11 @@ static bool take_job(struct stream *s)
 {
     int fd = -1, r;
 
+    if (s->ended)
+        return false;  /* a job held back is then reported cancelled */
     if (s->have_job)
         return true;
-    if (s->ended || (s->waiting && !s->ctx->src_ready))
+    if (s->waiting && !s->ctx->src_ready)
         return false;
     s->waiting = false;
     s->job = (zmp_options){ 0 };
@@ -247,6 +249,10 @@ static int batch_done(void *arg, size_t i, int err, zmp_result *res,
 
     if (b->errors)
         b->errors[i] = err;
+    /* Held back, then cancelled by a stop: as the jobs never taken, it is
+     * not reported. */
+    if (err == -ECANCELED && !res && !info)
+        return 0;
     if (res)
         b->results[i] = *res;
     if (info && b->infos)

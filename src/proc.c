@@ -35,10 +35,13 @@ static void note_done(struct zmp__proc *p);
 
 int zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret)
 {
-    struct zmp__proc *p = calloc(1, sizeof *p);
+    /* 16-byte aligned: the io_uring engine keeps a tag in the low bits of
+     * its address (malloc gives only 8 on some 32-bit systems). */
+    struct zmp__proc *p = aligned_alloc(16, (sizeof *p + 15) & ~(size_t)15);
 
     if (!p)
         return -ENOMEM;
+    memset(p, 0, sizeof *p);
     p->ctx = ctx;
     p->pid = -1;
     p->pidfd = -1;

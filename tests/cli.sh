@@ -43,6 +43,10 @@ for args in "--bogus" "" "frobnicate" "parallel" "parallel -- echo :::" \
     if [ $st -eq 2 ] && [ -s "$tmp/e" ]; then ok "usage error: zmp $args"; else bad "usage error: zmp $args (status $st)"; fi
 done
 
+$zmp parallel -- echo <&- > /dev/null 2> "$tmp/e"
+check "closed stdin: status 2" $? 2
+grep -q "standard input" "$tmp/e" && ok "closed stdin: message" || bad "closed stdin: message"
+
 # run and run-code pass output through and exit with the child's status.
 out=$($zmp -i sh run-code 'echo "$0 $1"; exit 3' a b); st=$?
 check "run-code output" "$out" "a b"
