@@ -37,6 +37,10 @@ void add_manual_tests(void);
 void add_options_tests(void);
 void add_batch_tests(void);
 
+/* Leave out the tests named in $ZMP_TEST_SKIP (skip.c); -1 for a name that
+ * matches none. */
+int skip_tests(void);
+
 /* Modes of this program run as a child by some tests (see main.c). */
 int child_mode(const char *mode);
 

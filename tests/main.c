@@ -27,6 +27,8 @@ int main(int argc, char **argv)
     add_manual_tests();
     add_options_tests();
     add_batch_tests();
+    if (skip_tests() < 0)
+        return 2;
     engine = zmp_backend();
     printf("engine in use: %s\n", engine);
     zmp_deinit();
