@@ -36,6 +36,7 @@ void add_misc_tests(void);
 void add_manual_tests(void);
 void add_options_tests(void);
 void add_batch_tests(void);
+void add_threads_tests(void);
 
 /* Leave out the tests named in $ZMP_TEST_SKIP (skip.c); -1 for a name that
  * matches none. */

@@ -27,6 +27,7 @@ int main(int argc, char **argv)
     add_manual_tests();
     add_options_tests();
     add_batch_tests();
+    add_threads_tests();
     if (skip_tests() < 0)
         return 2;
     engine = zmp_backend();
