@@ -5,6 +5,12 @@
  * Conventions: every int-returning function returns a value >= 0 on success
  * and a negative errno value on failure; errno itself is never the channel.
  * Strings passed in are copied or only read during the call.
+ *
+ * Threads: one process-wide context.  Calls from several threads must be
+ * serialized by the caller (a mutex around each); then any thread may use
+ * any handle, also one started by a thread that has since exited.
+ * zmp_cpu_count, zmp_strerror and zmp_version are safe anywhere.  Other
+ * threads are not disturbed by a spawn (see zmp(3), "Thread safety").
  */
 #ifndef ZMP_H
 #define ZMP_H

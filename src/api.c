@@ -3,7 +3,9 @@
  *
  * Thread safety: the functions share that context and are not safe to call
  * from several threads at once; a program that does must serialize them.
- * zmp_cpu_count, zmp_strerror and zmp_version are safe anywhere.
+ * Serialized, any thread may carry on what another began (see
+ * docs/design.md).  zmp_cpu_count, zmp_strerror and zmp_version are safe
+ * anywhere.
  */
 #include "config.h"
 

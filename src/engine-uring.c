@@ -280,6 +280,8 @@ static void on_send_cqe(struct uring *u, struct zmp__proc *p, int res)
 {
     int r;
 
+    if (res == -ECANCELED && !u->closing && !p->in_cancelled)
+        res = -EAGAIN;  /* as in on_read_cqe */
     if (res != -EINTR && res != -EAGAIN) {
         zmp__proc_input_done(p, res > 0 ? res : res == 0 ? -EPIPE : res);
         if (p->in_fd < 0)
@@ -324,19 +326,30 @@ static void on_exit_cqe(struct uring *u, struct zmp__proc *p, int res)
             return;
         res = -EBUSY;
     }
-    if (res == -ECANCELED)
+    if (res == -ECANCELED && u->closing)
         return;
+    /* io_uring ties a request to the thread that submitted it.  Once that
+     * thread has exited, a WAITID completes where it can neither write
+     * p->si (-EFAULT) nor see the child as its own (-ECHILD), the child
+     * left unreaped, and polls and reads are cancelled.  The thread running
+     * the engine now collects the exit by itself (a real -ECHILD, a child
+     * reaped behind our back, is found there too), or watches again. */
+    if (res == -EFAULT || res == -ECANCELED || res == -ECHILD) {
+        pidfd_ready(u, p);
+        return;
+    }
     p->error = res;
-    if (res == -ECHILD)
-        zmp__proc_exited(p, -SIGKILL);
-    else
-        zmp__proc_reap_now(p);
+    zmp__proc_reap_now(p);
 }
 
 static void on_read_cqe(struct uring *u, struct zmp__proc *p, int stream, int res)
 {
     int r;
 
+    /* Cancelled with the thread that submitted it (see on_exit_cqe), not
+     * by us: read again, from this thread. */
+    if (res == -ECANCELED && !u->closing && !p->cancelled[stream])
+        res = -EAGAIN;
     if (res != -EINTR && res != -EAGAIN) {
         zmp__proc_read_done(p, stream, res);
         if (res <= 0)
@@ -374,7 +387,8 @@ static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
         on_exit_cqe(u, p, cqe->res);
         break;
     case TAG_POLL:
-        if (cqe->res == -ECANCELED)
+        /* Cancelled by fini, or with its submitting thread: then look. */
+        if (cqe->res == -ECANCELED && u->closing)
             break;
         pidfd_ready(u, p);
         break;

@@ -8,11 +8,14 @@
  * so the child side touches no lock and no allocator: it only makes system
  * calls on data the parent prepared.
  *
- * An exec failure travels back as the child's errno on a close-on-exec
- * pipe (an int, written atomically); end of file means exec happened.
- * Shared memory could carry it too, but the pipe keeps working where
- * CLONE_VM is not honoured (valgrind runs the child as a plain fork), so
- * the parent always reports the real errno instead of guessing it.
+ * An exec failure travels back as the child's errno in the memory it
+ * shares with us, read once CLONE_VFORK lets us go.  Where CLONE_VM is not
+ * honoured (valgrind runs the child as a plain fork) the child's writes
+ * never reach us: then a close-on-exec pipe carries it (an int, written
+ * atomically) and end of file means exec happened.  The pipe is not read
+ * otherwise: its end of file waits for every copy of the write end, and a
+ * fork() by another thread while the child starts holds one for as long as
+ * that copy lives.
  *
  * Methods, best first, each remembered once it fails with ENOSYS or EPERM
  * (seccomp profiles answer either):
@@ -73,6 +76,8 @@ struct child_args {
     unsigned disabled;
     int errfd;   /* write end of the exec-error pipe */
     bool in_cgroup;   /* clone3 started it in a->cgroup_fd already */
+    int ran;     /* set by the child: we share its memory */
+    int err;     /* the child's errno when exec failed, else 0 */
 };
 
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
@@ -194,6 +199,7 @@ NO_SANITIZE static int child_main(void *arg)
     const struct zmp__spawn_args *a = c->a;
     int fd[3], i, err;
 
+    __atomic_store_n(&c->ran, 1, __ATOMIC_RELAXED);
     /* The error pipe must not sit where stdio is about to go. */
     if (c->errfd < 3) {
         i = fcntl(c->errfd, F_DUPFD_CLOEXEC, 3);
@@ -268,6 +274,7 @@ fds_done:
     execve(a->path, a->argv, a->envp);
 fail:
     err = errno ? errno : EIO;
+    __atomic_store_n(&c->err, err, __ATOMIC_RELAXED);
     while (write(c->errfd, &err, sizeof err) < 0 && errno == EINTR)
         ;
     _exit(127);
@@ -409,14 +416,19 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
         errno = saved_errno;
         return (int)pid;
     }
-    /* With CLONE_VFORK the child has exec'd or exited by now: this read
-     * does not wait. */
-    do
-        n = read(errpipe[0], &err, sizeof err);
-    while (n < 0 && errno == EINTR);
+    /* With CLONE_VFORK the child has exec'd or exited by now, and with
+     * CLONE_VM its word is in c (see the top of this file); else the pipe
+     * has it, or its end of file once the forked child has exec'd. */
+    if (__atomic_load_n(&c.ran, __ATOMIC_ACQUIRE)) {
+        err = __atomic_load_n(&c.err, __ATOMIC_RELAXED);
+    } else {
+        do
+            n = read(errpipe[0], &err, sizeof err);
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)sizeof err)
+            err = 0;
+    }
     close(errpipe[0]);
-    if (n != (ssize_t)sizeof err)
-        err = 0;
 
     /* Kernels before 5.2 ignore CLONE_PIDFD in clone(): no pidfd came. */
     if (want_pidfd && pidfd < 0) {

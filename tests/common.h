@@ -38,6 +38,11 @@ void add_options_tests(void);
 void add_batch_tests(void);
 void add_stream_tests(void);
 void add_hostile_tests(void);
+void add_threads_tests(void);
+
+/* Leave out the tests named in $ZMP_TEST_SKIP (skip.c); -1 for a name that
+ * matches none. */
+int skip_tests(void);
 
 /* Modes of this program run as a child by some tests (see main.c). */
 int child_mode(const char *mode);

@@ -29,6 +29,9 @@ int main(int argc, char **argv)
     add_batch_tests();
     add_stream_tests();
     add_hostile_tests();
+    add_threads_tests();
+    if (skip_tests() < 0)
+        return 2;
     engine = zmp_backend();
     printf("engine in use: %s\n", engine);
     zmp_deinit();

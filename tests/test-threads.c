@@ -1,0 +1,362 @@
+/*
+ * Threads: the contract of docs/design.md ("Thread safety") and nothing
+ * more.  The library has one process-wide context; calls from several
+ * threads are fine when the caller serializes them, any thread may carry on
+ * what another began (a handle, the engine, its ring), and threads that do
+ * not call zmp are never disturbed by a spawn, whatever locks they hold and
+ * whether they fork or exec themselves.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+extern char **environ;
+
+static pthread_mutex_t zmp_lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile int stop_flag;
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Byte i of the helper's floods (tests/helper.c). */
+static bool flood_ok(const zmp_result *r, size_t nout, size_t nerr)
+{
+    size_t i;
+
+    if (r->out_len != nout || r->err_len != nerr)
+        return false;
+    for (i = 0; i < nout; i++)
+        if (r->out[i] != (char)('a' + i % 26))
+            return false;
+    for (i = 0; i < nerr; i++)
+        if (r->err[i] != (char)('0' + i % 10))
+            return false;
+    return true;
+}
+
+/* ---- several threads, each call behind the caller's mutex ------------- */
+
+enum { SER_THREADS = 4, SER_ROUNDS = 24 };
+
+struct ser { int id; int bad; };
+
+static void *serialized_worker(void *arg)
+{
+    struct ser *s = arg;
+    char word[32], want[40];
+    int k, h = 0, code;
+
+    for (k = 0; k < SER_ROUNDS; k++) {
+        const char *argv[] = { helper_path(), "echo", word, NULL };
+        const char *fargv[] = { helper_path(), "flood", "70000", "50000", NULL };
+        zmp_options o = { .program = helper_path(), .argv = argv };
+        zmp_options jobs[3];
+        zmp_result res, bres[3];
+        int errs[3], i;
+
+        snprintf(word, sizeof word, "t%d-%d", s->id, k);
+        snprintf(want, sizeof want, "%s\n", word);
+        pthread_mutex_lock(&zmp_lock);
+        switch (k % 4) {
+        case 0:  /* a whole run in one call */
+            if (zmp_run_opts(&o, &res, NULL) != 0 || !res.out || strcmp(res.out, want))
+                s->bad++;
+            zmp_result_free(&res);
+            break;
+        case 1:  /* started now, collected in a later turn (below) */
+            o.argv = fargv;
+            h = zmp_start(&o);
+            if (h <= 0)
+                s->bad++;
+            break;
+        case 2:
+            if (zmp_collect(h, &res, NULL) != 0 || !flood_ok(&res, 70000, 50000))
+                s->bad++;
+            zmp_result_free(&res);
+            break;
+        case 3:  /* a batch */
+            for (i = 0; i < 3; i++)
+                jobs[i] = (zmp_options){ .program = helper_path(), .argv = argv };
+            if (zmp_run_batch(jobs, 3, 2, bres, NULL, errs, NULL, NULL) != 0)
+                s->bad++;
+            for (i = 0; i < 3; i++) {
+                if (errs[i] || !bres[i].out || strcmp(bres[i].out, want))
+                    s->bad++;
+                zmp_result_free(&bres[i]);
+            }
+            /* and a plain spawn, waited for */
+            h = zmp_spawn("exit", (const char *[]){ "7", NULL });
+            if (h <= 0 || zmp_wait(h, &code) != 0 || code != 7)
+                s->bad++;
+            break;
+        }
+        pthread_mutex_unlock(&zmp_lock);
+    }
+    return NULL;
+}
+
+static void test_serialized(void)
+{
+    pthread_t t[SER_THREADS];
+    struct ser s[SER_THREADS];
+    int i, bad = 0;
+
+    use_helper();
+    for (i = 0; i < SER_THREADS; i++) {
+        s[i] = (struct ser){ .id = i };
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, serialized_worker, &s[i]), 0);
+    }
+    for (i = 0; i < SER_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        bad += s[i].bad;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* ---- what a thread began, another finishes, after the first is gone --- */
+
+struct starter { int flood, late, plain, input; };
+
+static void *starter_thread(void *arg)
+{
+    struct starter *st = arg;
+    const char *fargv[] = { helper_path(), "flood", "1048576", "524288", NULL };
+    const char *largv[] = { helper_path(), "sleep", "300", "late", NULL };
+    zmp_options f = { .program = helper_path(), .argv = fargv };
+    zmp_options l = { .program = helper_path(), .argv = largv };
+    /* stdin read only after a while: the send is in flight meanwhile */
+    const char *iargv[] = { "sh", "-c", "sleep 0.3; exec \"$0\" stdin", helper_path(), NULL };
+    static char data[1 << 20];
+    zmp_options in = { .program = "/bin/sh", .argv = iargv, .input = data,
+                       .input_len = sizeof data };
+
+    st->flood = zmp_start(&f);
+    st->late = zmp_start(&l);
+    st->plain = zmp_spawn("exit", (const char *[]){ "5", NULL });
+    st->input = zmp_start(&in);
+    /* Run the engine here, so that this thread submits the requests that
+     * watch the jobs (io_uring ties a request to the task that submitted
+     * it) and some are still in flight when it exits. */
+    zmp_sleep(50);
+    return NULL;
+}
+
+static void test_handoff(void)
+{
+    struct starter st;
+    pthread_t t;
+    zmp_result res;
+    int code;
+
+    use_helper();
+    /* The engine is started by the thread that then exits. */
+    zmp_deinit();
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, starter_thread, &st), 0);
+    pthread_join(t, NULL);
+    CU_ASSERT_FATAL(st.flood > 0 && st.late > 0 && st.plain > 0 && st.input > 0);
+    CU_ASSERT_EQUAL(zmp_collect(st.flood, &res, NULL), 0);
+    CU_ASSERT_TRUE(flood_ok(&res, 1048576, 524288));
+    zmp_result_free(&res);
+    CU_ASSERT_EQUAL(zmp_collect(st.late, &res, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(res.out);
+    CU_ASSERT_STRING_EQUAL(res.out, "late\n");
+    zmp_result_free(&res);
+    CU_ASSERT_EQUAL(zmp_wait(st.plain, &code), 0);
+    CU_ASSERT_EQUAL(code, 5);
+    CU_ASSERT_EQUAL(zmp_collect(st.input, &res, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(res.out);
+    CU_ASSERT_STRING_EQUAL(res.out, "1048576\n");
+    zmp_result_free(&res);
+}
+
+/* ---- spawning while other threads hold locks -------------------------- */
+
+/* Allocates and frees without pause: the malloc arena lock is taken and
+ * released all the time, and held at any instant by chance. */
+static void *malloc_churn(void *arg)
+{
+    unsigned seed = 1;
+    void *keep[64] = { 0 };
+    size_t i;
+
+    (void)arg;
+    while (!__atomic_load_n(&stop_flag, __ATOMIC_RELAXED)) {
+        i = (size_t)rand_r(&seed) % 64;
+        free(keep[i]);
+        keep[i] = malloc((size_t)rand_r(&seed) % 100000 + 1);
+    }
+    for (i = 0; i < 64; i++)
+        free(keep[i]);
+    return NULL;
+}
+
+static pthread_mutex_t held_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t held_barrier;
+
+/* Takes the stdio locks and a mutex, and keeps them until told to stop. */
+static void *lock_holder(void *arg)
+{
+    (void)arg;
+    flockfile(stdout);
+    flockfile(stderr);
+    pthread_mutex_lock(&held_mutex);
+    pthread_barrier_wait(&held_barrier);
+    while (!__atomic_load_n(&stop_flag, __ATOMIC_RELAXED))
+        usleep(1000);
+    pthread_mutex_unlock(&held_mutex);
+    funlockfile(stderr);
+    funlockfile(stdout);
+    return NULL;
+}
+
+/* The child between clone and exec runs on the caller's memory while the
+ * other threads go on: it must take none of their locks.  Were it to, the
+ * spawn would hang here (and the alarm end the run). */
+static void test_locks_held(void)
+{
+    enum { N = 150 };
+    pthread_t churn[2], holder;
+    char want[16];
+    int i, bad = 0, code;
+
+    use_helper();
+    stop_flag = 0;
+    pthread_barrier_init(&held_barrier, NULL, 2);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&holder, NULL, lock_holder, NULL), 0);
+    pthread_barrier_wait(&held_barrier);
+    for (i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&churn[i], NULL, malloc_churn, NULL), 0);
+    for (i = 0; i < N; i++) {
+        const char *argv[] = { helper_path(), "echo", want, NULL };
+        zmp_options o = { .program = helper_path(), .argv = argv };
+        zmp_result res;
+        int h;
+
+        snprintf(want, sizeof want, "%d", i);
+        if (i % 3 == 2) {  /* uncaptured too */
+            h = zmp_spawn("exit", (const char *[]){ want, NULL });
+            bad += h <= 0 || zmp_wait(h, &code) != 0 || code != i % 256;
+            continue;
+        }
+        if (zmp_run_opts(&o, &res, NULL) != 0 || !res.out ||
+            strncmp(res.out, want, strlen(want)) || res.out[strlen(want)] != '\n')
+            bad++;
+        zmp_result_free(&res);
+    }
+    __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
+    for (i = 0; i < 2; i++)
+        pthread_join(churn[i], NULL);
+    pthread_join(holder, NULL);
+    pthread_barrier_destroy(&held_barrier);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* ---- spawning while other threads fork and exec ----------------------- */
+
+struct forker { int mode; int runs, bad; };
+
+/* mode 0: posix_spawn and waitpid (by pid: a wait(-1) would take zmp's
+ * children, as documented); mode 1: fork, and the child exits after a
+ * while without exec, holding whatever descriptors it inherited. */
+static void *forker_thread(void *arg)
+{
+    struct forker *f = arg;
+    char *const argv[] = { "true", NULL };
+    pid_t pid;
+    int st;
+
+    while (!__atomic_load_n(&stop_flag, __ATOMIC_RELAXED)) {
+        if (f->mode == 0) {
+            if (posix_spawn(&pid, "/bin/true", NULL, NULL, argv, environ) != 0) {
+                f->bad++;
+                continue;
+            }
+        } else {
+            pid = fork();
+            if (pid == 0) {
+                usleep(150 * 1000);
+                _exit(0);
+            }
+            if (pid < 0) {
+                f->bad++;
+                continue;
+            }
+        }
+        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+            f->bad++;
+        f->runs++;
+    }
+    return NULL;
+}
+
+static void test_others_fork(void)
+{
+    enum { N = 60 };
+    struct forker f[2] = { { .mode = 0 }, { .mode = 1 } };
+    pthread_t t[2];
+    double t0, slowest = 0;
+    char want[16];
+    int i, bad = 0, code;
+
+    use_helper();
+    stop_flag = 0;
+    for (i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, forker_thread, &f[i]), 0);
+    for (i = 0; i < N; i++) {
+        const char *argv[] = { helper_path(), "echo", want, NULL };
+        zmp_options o = { .program = helper_path(), .argv = argv };
+        zmp_result res;
+        int h;
+
+        snprintf(want, sizeof want, "%d", i);
+        /* Uncaptured: nothing to wait for but the start itself, which
+         * must not wait for a forked copy of the caller to go away. */
+        t0 = now();
+        h = zmp_spawn("exit", (const char *[]){ want, NULL });
+        if (now() - t0 > slowest)
+            slowest = now() - t0;
+        bad += h <= 0 || zmp_wait(h, &code) != 0 || code != i;
+        /* Captured: a forked copy may hold the pipes for its 150 ms
+         * (every runner built on pipes waits for it); the bytes are exact. */
+        if (zmp_run_opts(&o, &res, NULL) != 0 || !res.out ||
+            strncmp(res.out, want, strlen(want)) || res.out[strlen(want)] != '\n')
+            bad++;
+        zmp_result_free(&res);
+    }
+    __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
+    for (i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        CU_ASSERT_EQUAL(f[i].bad, 0);
+        CU_ASSERT_TRUE(f[i].runs > 0);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    if (slowest >= 0.1)
+        printf("\n  slowest zmp_spawn: %.3f s\n", slowest);
+    CU_ASSERT_TRUE(slowest < 0.1);
+}
+
+void add_threads_tests(void)
+{
+    CU_pSuite s = CU_add_suite("threads", suite_init, suite_clean);
+
+    CU_add_test(s, "serialized calls from 4 threads", test_serialized);
+    CU_add_test(s, "started in a thread that exits, finished in another", test_handoff);
+    CU_add_test(s, "spawning while other threads hold locks", test_locks_held);
+    CU_add_test(s, "spawning while other threads fork and exec", test_others_fork);
+    CU_add_test(s, "no leaks", test_no_leaks);
+}
