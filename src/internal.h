@@ -14,6 +14,11 @@
 
 #include "zmp.h"
 
+/* The size asked for the pipes of captured streams: 256 KiB keeps big
+ * writers moving without the cost 1 MiB pipes put on small ones, and stays
+ * within an unprivileged user's pipe budget. */
+#define ZMP__PIPE_SIZE (256 * 1024)
+
 /* A stream held by the engine outside the fd table: open, but no fd. */
 #define ZMP__FD_FIXED (-2)
 
@@ -78,6 +83,9 @@ struct zmp__proc {
     zmp_term_step *seq;    /* the timeout's signals, when there is one */
     size_t seq_len, step;
     int64_t drain_ns;      /* grace for pipes held open after the exit */
+    int64_t drain_end;     /* the grace is never extended past this */
+    size_t drained;        /* bytes read since the exit */
+    bool drain_checked;    /* the grace ran out once; one more look */
     size_t cap;            /* output cap per stream, or 0 */
     bool dropping[2];      /* the read in flight goes to the scratch area */
     bool cancelled[2];     /* drop_pipe asked: no further read */

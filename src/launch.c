@@ -14,9 +14,6 @@
 
 #include "internal.h"
 
-/* A 256 KiB pipe keeps big writers moving without the cost 1 MiB pipes
- * put on small ones, and within an unprivileged user's pipe budget. */
-#define PIPE_SIZE (256 * 1024)
 #define DRAIN_MS_DEFAULT 200
 
 extern char **environ;
@@ -87,7 +84,7 @@ static int make_pipe(int fds[2])
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
     /* Best effort: a user over its pipe budget keeps the default size. */
-    (void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);
+    (void)fcntl(fds[1], F_SETPIPE_SZ, ZMP__PIPE_SIZE);
     return 0;
 }
 

@@ -224,13 +224,9 @@ int main(int argc, char **argv)
                 /* Hanging jobs end by their timeout; for the others it is
                  * far and must not fire. */
                 .timeout_ms = jb->hang ? 200 + (unsigned long)(rn.first + i) % 300 : 120000,
-                /* The drain grace runs from the exit, not from the last
-                 * byte: a loaded parent can take longer than the default
-                 * 200 ms to read the up to 256 KiB a dead child left in a
-                 * pipe, and the rest is dropped as if a descendant held
-                 * it (docs/reliability.md, "Stress").  A long grace here
-                 * keeps that apart from what this program checks. */
-                .drain_ms = jb->hang ? 0 : 10000,
+                /* The default drain grace: what a dead child left in its
+                 * pipes must come whole however loaded the parent is (the
+                 * grace restarts with each read after the exit). */
             };
         }
         r = zmp_run_batch(opts, m, parallel, res, infos, errs, check, &rn);
