@@ -96,7 +96,7 @@ cli() {
     run_cli 0 parallel -k -j 3 --results "$log.r" -- "$h" echo '{#}:{}' ::: a b c d e f
     run_cli 1 parallel --timeout 2 --results "$log.r" -- "$h" sleep '{}' ::: 10 30000
     run_cli 0 parallel --output-cap 1000 --results "$log.r" -- "$h" flood '{}' 10 ::: 300000 5
-    run_cli 3 parallel -j 1 --halt-on-error -- "$h" exit '{}' ::: 0 1 0 0
+    run_cli 1 parallel -j 1 --halt-on-error -- "$h" exit '{}' ::: 0 1 0 0
     printf '1\n2\n3\n' > "$log.in"
     run_cli 0 parallel -a "$log.in" -- "$h" echo '{}'
     rm -f "$log.r" "$log.in"
