@@ -91,11 +91,6 @@ static void run_zmp(size_t n, unsigned par)
 
 /* ---- the floor -------------------------------------------------------- */
 
-struct clone_args_ {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack,
-        stack_size, tls, set_tid, set_tid_size, cgroup;
-};
-
 struct slot {
     int out, err, pidfd, open;   /* open: how many of the three are left */
     uint32_t gen;                /* bumped at each start of the slot */
@@ -114,32 +109,6 @@ static int floor_child(void *arg)
         return 127;
     syscall(SYS_execve, cmd[0], cmd, environ);
     return 127;
-}
-
-/* clone3 returns in the child on the new stack, where no C frame exists:
- * its first instructions must call fn and exit (as src/spawn.c does). */
-static long clone3_vfork(struct clone_args_ *ca, int (*fn)(void *), void *arg)
-{
-    register long rax __asm__("rax") = SYS_clone3;
-    register void *r12 __asm__("r12") = (void *)fn;
-    register void *r13 __asm__("r13") = arg;
-
-    __asm__ volatile(
-        "syscall\n\t"
-        "testq %%rax, %%rax\n\t"
-        "jnz 1f\n\t"
-        "xorl %%ebp, %%ebp\n\t"
-        "movq %%r13, %%rdi\n\t"
-        "callq *%%r12\n\t"
-        "movl %%eax, %%edi\n\t"
-        "movl $60, %%eax\n\t"
-        "syscall\n\t"
-        "hlt\n"
-        "1:\n\t"
-        : "+r"(rax)
-        : "D"(ca), "S"(sizeof *ca), "r"(r12), "r"(r13)
-        : "rcx", "r11", "memory", "cc");
-    return rax;
 }
 
 static char floor_stack[64 * 1024] __attribute__((aligned(16)));
