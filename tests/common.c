@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include "common.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -83,21 +82,6 @@ char *make_file(const char *name, const char *text, int mode)
     fclose(f);
     chmod(path, (mode_t)mode);
     return path;
-}
-
-int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *de;
-    int n = 0;
-
-    if (!d)
-        return -1;
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;  /* the directory's own descriptor */
 }
 
 bool no_children(void)

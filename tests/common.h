@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "fds.h"
 #include "zmp.h"
 
 /* Path of the helper program (tests/helper beside this binary). */
@@ -16,8 +17,6 @@ void use_helper(void);
 const char *tmp_dir(void);
 /* Write text to a new file in tmp_dir() with the given mode; returns its path. */
 char *make_file(const char *name, const char *text, int mode);
-/* The number of open descriptors of this process. */
-int count_fds(void);
 /* True when this process has no child at all, running or zombie. */
 bool no_children(void);
 /* Path of this test program, for tests that re-run it in a mode. */

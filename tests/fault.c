@@ -24,7 +24,6 @@
 #define ZMP_FAULT_NO_WRAP
 #include "fault.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -36,6 +35,7 @@
 #include <unistd.h>
 
 #include "zmp.h"
+#include "fds.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -67,21 +67,6 @@ static bool verbose;
         if (r_ < 0) \
             return r_; \
     } while (0)
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *de;
-    int n = 0;
-
-    if (!d)
-        return -1;
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
 
 static bool no_children(void)
 {
