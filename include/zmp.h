@@ -37,7 +37,12 @@ extern "C" {
  * out, err   everything the child wrote to stdout and stderr, NUL-terminated
  *            (the NUL is not counted in the length; the data may itself
  *            contain NUL bytes).
- * output     stdout and stderr merged in the order the bytes arrived.
+ * output     stdout and stderr together, as runs of each stream in the
+ *            order zmp read them from their two pipes.  That is not
+ *            always the order the child wrote them: whatever sat in both
+ *            pipes when zmp got to read comes stdout first.  For the exact
+ *            order, run with ZMP_MERGE_STDERR (zmp_run_opts): both streams
+ *            then share one pipe, out holds everything and err is empty.
  *
  * Release the buffers with zmp_result_free(), never with free(): when only
  * one stream has bytes, output is that stream's buffer itself (no copy).
@@ -189,6 +194,24 @@ ZMP_EXTERN const char *zmp_backend(void);
 ZMP_EXTERN int zmp_set_backend(const char *name);
 
 /*
+ * Send sig to every child the library has started and not yet reaped:
+ * zmp_spawn() and zmp_start() jobs and the jobs of running batches and
+ * streams; a child started with ZMP_NEW_PGROUP gets it as a whole group,
+ * and with SIGKILL a job with a cgroup loses its whole cgroup.  Signals
+ * go through pidfds, so they never reach a recycled pid (kernels before
+ * 5.3, without pidfds, signal by pid).  The children are then reaped as
+ * usual by the call that waits for them.
+ *
+ * Async-signal-safe, and safe from any thread: it is meant to be called
+ * from a signal handler, to pass Ctrl-C, a SIGTERM or a SIGTSTP on to the
+ * jobs.  A child started or reaped by another thread at the same moment
+ * may be missed or told in vain.  sig 0 only counts.
+ * Returns how many children it was sent to, or -EINVAL for a bad signal
+ * number.
+ */
+ZMP_EXTERN int zmp_signal_all(int sig);
+
+/*
  * A message for a negative errno value returned by this library.
  */
 ZMP_EXTERN const char *zmp_strerror(int err);
@@ -211,6 +234,10 @@ ZMP_EXTERN const char *zmp_version(void);
                                        while the leader lives (once it is
                                        reaped its pgid may be reused) */
 #define ZMP_NO_CAPTURE   (1u << 2)  /* stdio inherited, nothing captured */
+#define ZMP_MERGE_STDERR (1u << 3)  /* stdout and stderr share one pipe, as
+                                       with `2>&1`: out (and output) holds
+                                       both in the exact order written, err
+                                       stays empty */
 
 /* One step of the sequence a timeout sends: signal, then wait ms. */
 typedef struct zmp_term_step {

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -57,34 +58,67 @@ int64_t zmp__ms_to_ns(unsigned long ms)
 }
 
 /*
- * Out of descriptors: raise the soft RLIMIT_NOFILE to the hard limit, once
- * (as Go's runtime does), so that thousands of captured children fit.
- * Only on demand: a program that never runs out keeps its limit, and a
+ * Out of descriptors: raise the soft RLIMIT_NOFILE to the hard limit (as
+ * Go's runtime does), so that thousands of captured children fit.  Only
+ * on demand: a program that never runs out keeps its limit, and a
  * select()-based host is not handed descriptors past FD_SETSIZE for
- * nothing.  Children get the original soft limit back before exec.
+ * nothing.  Children get the caller's limit back before exec.
  * Returns true when the limit went up.
  */
-static struct rlimit nofile_orig;
+static pthread_mutex_t nofile_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rlimit nofile_orig;  /* the caller's, from before the raise */
+static rlim_t nofile_set;          /* the soft limit the raise set */
 static int nofile_raised;
 
 bool zmp__raise_nofile(void)
 {
     struct rlimit rl;
+    bool up = false;
 
-    if (__atomic_load_n(&nofile_raised, __ATOMIC_ACQUIRE) ||
-        getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-        return false;
-    nofile_orig = rl;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return false;
-    __atomic_store_n(&nofile_raised, 1, __ATOMIC_RELEASE);
-    return true;
+    pthread_mutex_lock(&nofile_lock);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        /* Raised before, and the caller has lowered it since: what it
+         * set is its limit now. */
+        if (!nofile_raised || rl.rlim_cur != nofile_set)
+            nofile_orig = rl;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            nofile_set = rl.rlim_cur;
+            __atomic_store_n(&nofile_raised, 1, __ATOMIC_RELEASE);
+            up = true;
+        }
+    }
+    pthread_mutex_unlock(&nofile_lock);
+    return up;
 }
 
-const struct rlimit *zmp__nofile_orig(void)
+/*
+ * The RLIMIT_NOFILE a child must be given, as the caller's limit is when
+ * the child starts: false when it inherits the right one (nothing was
+ * raised, or the caller has set its own limit since), else true with the
+ * limit from before the raise in *ret.
+ */
+bool zmp__nofile_for_child(struct rlimit *ret)
 {
-    return __atomic_load_n(&nofile_raised, __ATOMIC_ACQUIRE) ? &nofile_orig : NULL;
+    struct rlimit now;
+    bool give = false;
+
+    if (!__atomic_load_n(&nofile_raised, __ATOMIC_ACQUIRE))
+        return false;
+    pthread_mutex_lock(&nofile_lock);
+    if (nofile_raised) {
+        if (getrlimit(RLIMIT_NOFILE, &now) == 0 &&
+            (now.rlim_cur != nofile_set || now.rlim_max != nofile_orig.rlim_max)) {
+            /* The caller set a limit of its own after the raise: that is
+             * what its children get, and a later shortage raises anew. */
+            __atomic_store_n(&nofile_raised, 0, __ATOMIC_RELEASE);
+        } else {
+            *ret = nofile_orig;
+            give = true;
+        }
+    }
+    pthread_mutex_unlock(&nofile_lock);
+    return give;
 }
 
 int64_t zmp__now_ns(void)

@@ -64,6 +64,7 @@ struct zmp__proc {
     int exit_code;         /* 0..255 or -signal, once EXITED */
     int error;             /* first error met while capturing, or 0 */
     int handle;            /* > 0 while the handle table holds it */
+    int reg;               /* its entry in the registry (registry.c) */
     unsigned inflight;     /* engine requests still pointing at this proc */
     int eslot[4];          /* engine bookkeeping, one per watched object */
     int in_fd;             /* our end of the stdin socket, -1 once closed */
@@ -177,7 +178,7 @@ unsigned zmp__disabled(void);
 int64_t zmp__now_ns(void);
 int64_t zmp__ms_to_ns(unsigned long ms);
 bool zmp__raise_nofile(void);
-const struct rlimit *zmp__nofile_orig(void);
+bool zmp__nofile_for_child(struct rlimit *ret);
 
 /* buf.c */
 int  zmp__buf_reserve(struct zmp__buf *b, size_t room);
@@ -205,6 +206,17 @@ struct zmp__spawn_args {
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd);
 bool zmp__have_pidfd(void);
 
+/* pidref.c: a child by pidfd, or by pid without one; async-signal-safe. */
+int  zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig);
+int  zmp__pidref_wait(int pidfd, pid_t pid, siginfo_t *si, int options);
+
+/* registry.c: the live children, as zmp_signal_all() reads them. */
+int  zmp__reg_reserve(void);
+void zmp__reg_set(int i, pid_t pid, int pidfd, int cgfd, bool group);
+void zmp__reg_clear(int i);
+void zmp__reg_release(int i);
+void zmp__reg_forget(void);
+
 /* cgroup.c */
 int  zmp__cgroup_create(const char *parent, char **ret_path, int *ret_fd);
 void zmp__cgroup_kill(int dirfd);
@@ -223,7 +235,6 @@ void zmp__proc_reap_now(struct zmp__proc *p);
 void zmp__proc_exited(struct zmp__proc *p, int exit_code);
 int  zmp__proc_collect(struct zmp__proc *p);
 int  zmp__exit_code_from_siginfo(const siginfo_t *si);
-int  zmp__exit_code_from_status(int status);
 void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
                          size_t *ret_len);
 void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n);

@@ -52,29 +52,83 @@ static size_t name_len(const char *entry)
     return eq ? (size_t)(eq - entry) : strlen(entry);
 }
 
-/* The caller's environment with env's entries added (overriding those of
- * the same name), or env alone.  Only pointers are copied: the strings
- * need to live until exec, which happens before zmp__spawn returns. */
+/* Order "NAME=value" entries by NAME alone. */
+static int cmp_name(const char *a, const char *b)
+{
+    size_t la = name_len(a), lb = name_len(b);
+    int c = memcmp(a, b, la < lb ? la : lb);
+
+    return c ? c : (la > lb) - (la < lb);
+}
+
+/* env's entries, as indexes sorted by name and, for one name, by place. */
+static int cmp_env_index(const void *x, const void *y, void *arg)
+{
+    const char *const *env = arg;
+    size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    int c = cmp_name(env[a], env[b]);
+
+    return c ? c : (a > b) - (a < b);
+}
+
+/* Is there an entry named like `entry` in the sorted index? */
+static bool named_in(const char *entry, const char *const *env,
+                     const size_t *sorted, size_t n)
+{
+    size_t lo = 0, hi = n, mid;
+    int c;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        c = cmp_name(entry, env[sorted[mid]]);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return false;
+}
+
+/*
+ * The caller's environment with env's entries added (overriding those of
+ * the same name), or env alone.  Of several env entries with one name the
+ * last wins.  O((n + m) log m): a sorted index of env, looked up for each
+ * inherited entry.  Only pointers are copied: the strings need to live
+ * until exec, which happens before zmp__spawn returns.
+ */
 static int build_env(const char *const *env, bool replace, char ***ret)
 {
     size_t ne = count(env), nc = replace ? 0 : count((const char *const *)environ);
-    size_t i, k, n = 0;
+    size_t i, n = 0, *sorted;
+    bool *shadowed;
     char **a;
 
     a = malloc((ne + nc + 1) * sizeof *a);
-    if (!a)
+    sorted = malloc((ne ? ne : 1) * sizeof *sorted);
+    shadowed = calloc(ne ? ne : 1, sizeof *shadowed);
+    if (!a || !sorted || !shadowed) {
+        free(a);
+        free(sorted);
+        free(shadowed);
         return -ENOMEM;
-    for (i = 0; i < nc; i++) {
-        size_t len = name_len(environ[i]);
-        for (k = 0; k < ne; k++)
-            if (name_len(env[k]) == len && !strncmp(env[k], environ[i], len))
-                break;
-        if (k == ne)
-            a[n++] = environ[i];
     }
-    for (k = 0; k < ne; k++)
-        a[n++] = (char *)env[k];
+    for (i = 0; i < ne; i++)
+        sorted[i] = i;
+    qsort_r(sorted, ne, sizeof *sorted, cmp_env_index, (void *)env);
+    for (i = 0; i + 1 < ne; i++)
+        if (cmp_name(env[sorted[i]], env[sorted[i + 1]]) == 0)
+            shadowed[sorted[i]] = true;
+    for (i = 0; i < nc; i++)
+        if (!named_in(environ[i], env, sorted, ne))
+            a[n++] = environ[i];
+    for (i = 0; i < ne; i++)
+        if (!shadowed[i])
+            a[n++] = (char *)env[i];
     a[n] = NULL;
+    free(sorted);
+    free(shadowed);
     *ret = a;
     return 0;
 }
@@ -90,6 +144,8 @@ static int make_pipe(int fds[2])
 
 static int check_opts(const zmp_options *o)
 {
+    size_t i;
+
     if (!o || !o->argv || !o->argv[0])
         return -EINVAL;
     if (!o->program && !*o->argv[0])
@@ -102,11 +158,17 @@ static int check_opts(const zmp_options *o)
         return -EINVAL;
     if (o->term_seq_len && !o->term_seq)
         return -EINVAL;
+    for (i = 0; i < o->term_seq_len; i++)
+        if (o->term_seq[i].signal <= 0 || o->term_seq[i].signal >= NSIG)
+            return -EINVAL;
     if (o->input_len && !o->input)
         return -EINVAL;
     if (o->input_len && (o->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
-    if (o->flags & ~(ZMP_ENV_REPLACE | ZMP_NEW_PGROUP | ZMP_NO_CAPTURE))
+    if (o->flags & ~(ZMP_ENV_REPLACE | ZMP_NEW_PGROUP | ZMP_NO_CAPTURE |
+                     ZMP_MERGE_STDERR))
+        return -EINVAL;
+    if ((o->flags & ZMP_MERGE_STDERR) && (o->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
     return 0;
 }
@@ -135,15 +197,149 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
     return 0;
 }
 
+/* The descriptors of one start: for each of stdout, stderr and stdin, our
+ * end and the child's, or -1. */
+struct fds {
+    int out[2], err[2], in[2];
+};
+
+static void close_fds(struct fds *f)
+{
+    int *all = &f->out[0];
+    size_t i;
+
+    for (i = 0; i < sizeof *f / sizeof *all; i++)
+        if (all[i] >= 0) {
+            close(all[i]);
+            all[i] = -1;
+        }
+}
+
+/*
+ * The child's stdio: a pipe per captured stream (one for both with
+ * ZMP_MERGE_STDERR, as `2>&1` does), and a socket for input.  stdio[] gets
+ * the child's ends; f keeps them all until the spawn is over.
+ */
+static int open_stdio(struct zmp__ctx *ctx, const zmp_options *o, struct fds *f,
+                      int stdio[3])
+{
+    int r;
+
+    if (!(o->flags & ZMP_NO_CAPTURE)) {
+        if ((r = make_pipe(f->out)) < 0)
+            return r;
+        stdio[0] = ctx->devnull;
+        stdio[1] = f->out[1];
+        stdio[2] = f->out[1];
+        if (!(o->flags & ZMP_MERGE_STDERR)) {
+            if ((r = make_pipe(f->err)) < 0)
+                return r;
+            stdio[2] = f->err[1];
+        }
+    }
+    if (o->input_len) {
+        /* A socket, not a pipe: send(MSG_NOSIGNAL) to a child that closed
+         * its stdin fails with EPIPE instead of raising SIGPIPE in the
+         * caller, which a library must never do. */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->in) < 0)
+            return -errno;
+        (void)shutdown(f->in[1], SHUT_WR);
+        (void)shutdown(f->in[0], SHUT_RD);
+        stdio[0] = f->in[1];
+    }
+    return 0;
+}
+
+/* The child runs: its ends are closed here, ours move to the proc. */
+static void adopt_fds(struct zmp__proc *p, struct fds *f)
+{
+    p->fd[ZMP__OUT] = f->out[0];
+    p->fd[ZMP__ERR] = f->err[0];
+    p->in_fd = f->in[0];
+    f->out[0] = f->err[0] = f->in[0] = -1;
+    close_fds(f);
+}
+
+/* The record of a child about to start, with what the options ask. */
+static int new_proc(struct zmp__ctx *ctx, const zmp_options *o,
+                    struct zmp__proc **ret)
+{
+    struct zmp__proc *p;
+    struct timespec ts;
+    int r;
+
+    r = zmp__proc_new(ctx, !(o->flags & ZMP_NO_CAPTURE), &p);
+    if (r < 0)
+        return r;
+    p->start_ns = zmp__now_ns();
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (o->input_len) {
+        p->in_data = malloc(o->input_len);
+        if (!p->in_data) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        memcpy(p->in_data, o->input, o->input_len);
+        p->in_len = o->input_len;
+    }
+    if ((r = apply_limits(p, o)) < 0)
+        goto fail;
+    if (o->cgroup && (r = zmp__cgroup_create(o->cgroup, &p->cg_path, &p->cg_fd)) < 0)
+        goto fail;
+    *ret = p;
+    return 0;
+fail:
+    zmp__proc_free(p);
+    return r;
+}
+
+/*
+ * Hand a started child to the engine.  Once its exit is watched, a
+ * failure to watch a pipe or the input kills the child and leaves the
+ * engine to finish it (the error is kept in p->error); before that, the
+ * child is reaped here and the start fails.
+ */
+static int watch_child(struct zmp__ctx *ctx, struct zmp__proc *p)
+{
+    int r, i;
+
+    r = ctx->engine->watch_exit(ctx, p);
+    if (r < 0) {
+        zmp__proc_reap_now(p);
+        return r;
+    }
+    for (i = 0; i < 2; i++) {
+        if (p->fd[i] < 0)
+            continue;
+        r = ctx->engine->watch_pipe(ctx, p, i);
+        if (r < 0) {
+            /* The engine may already hold the pipe (a fixed file). */
+            ctx->engine->close_pipe(ctx, p, i);
+            p->fd[i] = -1;
+            if (!p->error)
+                p->error = r;
+            zmp__proc_signal(p, SIGKILL);
+        }
+    }
+    if (p->in_fd >= 0) {
+        r = ctx->engine->watch_input(ctx, p);
+        if (r < 0) {
+            zmp__proc_input_done(p, r);
+            zmp__proc_signal(p, SIGKILL);
+        }
+    }
+    return 0;
+}
+
 static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
 {
-    struct zmp__spawn_args a = { .stdio = { -1, -1, -1 } };
-    int out[2] = { -1, -1 }, err[2] = { -1, -1 }, in[2] = { -1, -1 };
-    bool capture = !(o && (o->flags & ZMP_NO_CAPTURE));
+    struct zmp__spawn_args a = { .stdio = { -1, -1, -1 }, .cgroup_fd = -1 };
+    struct fds f = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
     const char *interp = NULL, *path;
     struct zmp__proc *p = NULL;
     char **argv = NULL, **envp = NULL;
-    int r, i;
+    int r;
 
     r = check_opts(o);
     if (r < 0)
@@ -160,112 +356,32 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
         goto fail;
     if (o->env && (r = build_env(o->env, o->flags & ZMP_ENV_REPLACE, &envp)) < 0)
         goto fail;
-    if (capture) {
-        if ((r = make_pipe(out)) < 0 || (r = make_pipe(err)) < 0)
-            goto fail;
-        a.stdio[0] = ctx->devnull;
-        a.stdio[1] = out[1];
-        a.stdio[2] = err[1];
-    }
-    if (o->input_len) {
-        /* A socket, not a pipe: send(MSG_NOSIGNAL) to a child that closed
-         * its stdin fails with EPIPE instead of raising SIGPIPE in the
-         * caller, which a library must never do. */
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0) {
-            r = -errno;
-            goto fail;
-        }
-        (void)shutdown(in[1], SHUT_WR);
-        (void)shutdown(in[0], SHUT_RD);
-        a.stdio[0] = in[1];
-    }
-    r = zmp__proc_new(ctx, capture, &p);
-    if (r < 0)
+    if ((r = open_stdio(ctx, o, &f, a.stdio)) < 0)
         goto fail;
-    p->start_ns = zmp__now_ns();
-    {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        p->started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-    }
-    if (o->input_len) {
-        p->in_data = malloc(o->input_len);
-        if (!p->in_data) {
-            r = -ENOMEM;
-            goto fail;
-        }
-        memcpy(p->in_data, o->input, o->input_len);
-        p->in_len = o->input_len;
-    }
-    if ((r = apply_limits(p, o)) < 0)
+    if ((r = new_proc(ctx, o, &p)) < 0)
         goto fail;
     a.path = path;
     a.argv = argv;
     a.envp = envp ? envp : environ;
     a.cwd = o->cwd;
     a.new_pgroup = p->pgroup;
-    a.cgroup_fd = -1;
-    if (o->cgroup) {
-        r = zmp__cgroup_create(o->cgroup, &p->cg_path, &p->cg_fd);
-        if (r < 0)
-            goto fail;
-        a.cgroup_fd = p->cg_fd;
-    }
+    a.cgroup_fd = p->cg_fd;
     r = zmp__spawn(&a, &p->pid, &p->pidfd);
-    free(argv);
-    free(envp);
-    argv = envp = NULL;
     if (r < 0)
         goto fail;
-    if (capture) {
-        close(out[1]);
-        close(err[1]);
-        out[1] = err[1] = -1;
-        p->fd[ZMP__OUT] = out[0];
-        p->fd[ZMP__ERR] = err[0];
-        out[0] = err[0] = -1;
-    }
-    if (in[0] >= 0) {
-        close(in[1]);
-        p->in_fd = in[0];
-        in[0] = in[1] = -1;
-    }
-    r = ctx->engine->watch_exit(ctx, p);
+    zmp__reg_set(p->reg, p->pid, p->pidfd, p->cg_fd, p->pgroup);
+    adopt_fds(p, &f);
+    free(argv);
+    free(envp);
+    r = watch_child(ctx, p);
     if (r < 0) {
-        /* Nothing watches the child: reap it ourselves before failing. */
-        zmp__proc_reap_now(p);
-        goto fail;
-    }
-    for (i = 0; capture && i < 2; i++) {
-        r = ctx->engine->watch_pipe(ctx, p, i);
-        if (r < 0) {
-            /* The exit is watched: kill, and let the loop finish it. */
-            close(p->fd[i]);
-            p->fd[i] = -1;
-            if (!p->error)
-                p->error = r;
-            zmp__proc_signal(p, SIGKILL);
-        }
-    }
-    if (p->in_fd >= 0) {
-        r = ctx->engine->watch_input(ctx, p);
-        if (r < 0) {
-            zmp__proc_input_done(p, r);
-            zmp__proc_signal(p, SIGKILL);
-        }
+        zmp__proc_free(p);
+        return r;
     }
     *ret = p;
     return 0;
 fail:
-    for (i = 0; i < 2; i++) {
-        if (out[i] >= 0)
-            close(out[i]);
-        if (err[i] >= 0)
-            close(err[i]);
-        if (in[i] >= 0)
-            close(in[i]);
-    }
+    close_fds(&f);
     free(argv);
     free(envp);
     if (p)

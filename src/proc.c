@@ -15,21 +15,11 @@
 
 #include "internal.h"
 
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
+static void note_done(struct zmp__proc *p);
 
 /* Reads grow with the buffer, from 16 KiB up to the 256 KiB pipe size:
  * small outputs stay small, big ones are read in large pieces (reads of
  * 64 KiB and more keep up with a plain read() loop). */
-#ifndef PIDFD_SIGNAL_PROCESS_GROUP
-#define PIDFD_SIGNAL_PROCESS_GROUP (1U << 2)
-#endif
-
-static int no_pgroup_pidfd;
-
-static void note_done(struct zmp__proc *p);
-
 #define READ_MIN (16 * 1024)
 #define READ_MAX (256 * 1024)
 
@@ -38,11 +28,18 @@ int zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret)
     /* 16-byte aligned: the io_uring engine keeps a tag in the low bits of
      * its address (malloc gives only 8 on some 32-bit systems). */
     struct zmp__proc *p = aligned_alloc(16, (sizeof *p + 15) & ~(size_t)15);
+    int reg;
 
     if (!p)
         return -ENOMEM;
+    reg = zmp__reg_reserve();
+    if (reg < 0) {
+        free(p);
+        return reg;
+    }
     memset(p, 0, sizeof *p);
     p->ctx = ctx;
+    p->reg = reg;
     p->pid = -1;
     p->pidfd = -1;
     p->fd[0] = p->fd[1] = -1;
@@ -75,6 +72,7 @@ void zmp__proc_free(struct zmp__proc *p)
         ctx->procs = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    zmp__reg_release(p->reg);
     for (i = 0; i < 2; i++) {
         if (p->fd[i] >= 0)  /* a fixed one went with the engine */
             close(p->fd[i]);
@@ -108,35 +106,10 @@ int zmp__proc_signal(struct zmp__proc *p, int sig)
     /* A SIGKILL takes the job's whole cgroup, escaped descendants too. */
     if (sig == SIGKILL && p->cg_fd >= 0)
         zmp__cgroup_kill(p->cg_fd);
+    /* Reaped: its pid may belong to another process by now. */
     if (p->flags & ZMP__PROC_EXITED)
         return 0;
-    if (p->pidfd >= 0) {
-        /* A group leader's signal reaches its group: through the pidfd
-         * (6.9+), else kill(-pgid), safe while the leader is unreaped. */
-        if (p->pgroup && !no_pgroup_pidfd) {
-            if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL,
-                        PIDFD_SIGNAL_PROCESS_GROUP) == 0)
-                return 0;
-            if (errno != EINVAL && errno != ENOSYS)
-                return errno == ESRCH ? 0 : -errno;
-            no_pgroup_pidfd = 1;
-        }
-        if (!p->pgroup &&
-            syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
-            return 0;
-        if (!p->pgroup && errno != ENOSYS)
-            return errno == ESRCH ? 0 : -errno;
-    }
-    if (p->pgroup) {
-        if (kill(-p->pid, sig) == 0 || errno == ESRCH)
-            return 0;
-        return -errno;
-    }
-    /* No pidfd (kernel before 5.3): the child is not reaped yet (we are its
-     * only reaper), so its pid cannot have been recycled. */
-    if (kill(p->pid, sig) == 0 || errno == ESRCH)
-        return 0;
-    return -errno;
+    return zmp__pidref_signal(p->pidfd, p->pid, p->pgroup, sig);
 }
 
 /* Kill and reap a child that no engine watches yet (a start that failed
@@ -147,12 +120,8 @@ void zmp__proc_reap_now(struct zmp__proc *p)
     int r;
 
     zmp__proc_signal(p, SIGKILL);
-    do {
-        if (p->pidfd >= 0)
-            r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED);
-        else
-            r = waitid(P_PID, (id_t)p->pid, &si, WEXITED);
-    } while (r < 0 && errno == EINTR);
+    zmp__reg_clear(p->reg);
+    r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED);
     zmp__proc_exited(p, r == 0 ? zmp__exit_code_from_siginfo(&si) : -SIGKILL);
 }
 
@@ -162,34 +131,29 @@ void zmp__proc_reap_now(struct zmp__proc *p)
  */
 int zmp__proc_collect(struct zmp__proc *p)
 {
-    siginfo_t si = { 0 };
-    int status, r = -1;
+    siginfo_t si;
+    int r;
 
     if (p->flags & ZMP__PROC_EXITED)
         return 1;
-    if (p->pidfd >= 0) {
-        r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
-        if (r == 0 && si.si_pid == 0)
-            return 0;
-        if (r == 0) {
-            zmp__proc_exited(p, zmp__exit_code_from_siginfo(&si));
-            return 1;
-        }
-        /* waitid(P_PIDFD) came in 5.4, a release after pidfd polling. */
-        if (errno != EINVAL)
-            goto lost;
-    }
-    r = waitpid(p->pid, &status, WNOHANG);
-    if (r == 0)
+    /* Without a pidfd, zmp_signal_all() signals by pid: the registry must
+     * let go of the child before it is reaped, so look first (WNOWAIT).
+     * A pidfd never reaches a recycled pid, reaped or not. */
+    r = zmp__pidref_wait(p->pidfd, p->pid, &si,
+                         WEXITED | WNOHANG | (p->pidfd < 0 ? WNOWAIT : 0));
+    if (r == 0 && si.si_pid == 0)
         return 0;
-    if (r > 0) {
-        zmp__proc_exited(p, zmp__exit_code_from_status(status));
+    if (r == 0 && p->pidfd < 0) {
+        zmp__reg_clear(p->reg);
+        r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED | WNOHANG);
+    }
+    if (r == 0 && si.si_pid != 0) {
+        zmp__proc_exited(p, zmp__exit_code_from_siginfo(&si));
         return 1;
     }
-lost:
     /* Someone else reaped our child: a wait(-1) elsewhere in the program,
      * or SIGCHLD set to SIG_IGN.  Its status is gone. */
-    p->error = -errno;
+    p->error = r < 0 ? r : -ECHILD;
     zmp__proc_exited(p, -SIGKILL);
     return 1;
 }
@@ -199,13 +163,6 @@ int zmp__exit_code_from_siginfo(const siginfo_t *si)
     if (si->si_code == CLD_EXITED)
         return si->si_status & 0xff;
     return -si->si_status;
-}
-
-int zmp__exit_code_from_status(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return -WTERMSIG(status);
 }
 
 /*
@@ -236,6 +193,7 @@ static void drain_progress(struct zmp__proc *p, size_t n)
 /* The child is reaped: its pid is gone, so its pidfd has no further use. */
 void zmp__proc_exited(struct zmp__proc *p, int exit_code)
 {
+    zmp__reg_clear(p->reg);
     p->flags |= ZMP__PROC_EXITED;
     p->exit_code = exit_code;
     if (p->pidfd >= 0) {

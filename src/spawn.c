@@ -72,7 +72,8 @@ static int no_close_range;
 
 struct child_args {
     const struct zmp__spawn_args *a;
-    const struct rlimit *nofile;   /* the caller's own limit, to restore */
+    struct rlimit nofile;  /* the caller's own limit, to restore ... */
+    bool set_nofile;       /* ... when zmp raised the soft limit */
     unsigned disabled;
     int errfd;   /* write end of the exec-error pipe */
     bool in_cgroup;   /* clone3 started it in a->cgroup_fd already */
@@ -268,8 +269,8 @@ fds_done:
     }
     /* zmp raised the soft limit for itself; the program gets the one its
      * caller had (a lower soft limit is always allowed). */
-    if (c->nofile)
-        (void)setrlimit(RLIMIT_NOFILE, c->nofile);
+    if (c->set_nofile)
+        (void)setrlimit(RLIMIT_NOFILE, &c->nofile);
     reset_signals();
     execve(a->path, a->argv, a->envp);
 fail:
@@ -340,22 +341,15 @@ static void reap_failed(pid_t pid, int pidfd)
     siginfo_t si;
 
     /* The child has already exited: CLONE_VFORK returned after its exit. */
-    if (pidfd >= 0) {
-        while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 &&
-               errno == EINTR)
-            ;
+    (void)zmp__pidref_wait(pidfd, pid, &si, WEXITED);
+    if (pidfd >= 0)
         close(pidfd);
-        return;
-    }
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
 }
 
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
 {
     char stack[CHILD_STACK] __attribute__((aligned(64)));
-    struct child_args c = { .a = a, .disabled = zmp__disabled(),
-                            .nofile = zmp__nofile_orig() };
+    struct child_args c = { .a = a, .disabled = zmp__disabled() };
     /* CLONE_PIDFD came in 5.2, but a pidfd only polls from 5.3, the
      * release that brought pidfd_open: ask for one only where it works. */
     bool want_pidfd = zmp__have_pidfd();
@@ -367,6 +361,7 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
     if (pipe2(errpipe, O_CLOEXEC) < 0)
         return -errno;
     c.errfd = errpipe[1];
+    c.set_nofile = zmp__nofile_for_child(&c.nofile);
 
     /* Nothing may be delivered to a parent's handler while the child runs
      * on the parent's memory; the child resets and unblocks before exec. */
@@ -402,6 +397,9 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
 #endif
     if (pid == -ENOSYS || pid == -EPERM) {
         int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+
+        /* clone() has no CLONE_INTO_CGROUP: the child joins by itself. */
+        c.in_cgroup = false;
 
         if (want_pidfd && !no_clone_pidfd)
             flags |= CLONE_PIDFD;

@@ -1,0 +1,95 @@
+/*
+ * A child named by its pidfd, or by its pid on kernels without pidfds
+ * (before 5.3): signal it and wait for it, preferring the pidfd, which can
+ * never name a recycled pid (systemd's pidref is the model).
+ *
+ * Everything here is async-signal-safe (plain system calls, relaxed
+ * atomics): zmp_signal_all() runs it from signal handlers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef PIDFD_SIGNAL_PROCESS_GROUP
+#define PIDFD_SIGNAL_PROCESS_GROUP (1U << 2)
+#endif
+
+/* Kernel features found missing, so they are not tried again. */
+static int no_pgroup_pidfd;  /* PIDFD_SIGNAL_PROCESS_GROUP (6.9) */
+static int no_waitid_pidfd;  /* waitid(P_PIDFD) (5.4), a release after
+                                pidfds themselves */
+
+static int pidfd_signal(int pidfd, int sig, unsigned flags)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, flags);
+}
+
+/*
+ * Send sig to the child, or with group to its process group (it leads
+ * one).  A child that has already died (ESRCH) is not an error.
+ *
+ * A group is signalled through the pidfd (6.9+); before that by
+ * kill(-pgid), but only once the pidfd says the leader is not reaped yet:
+ * while it is not, its pgid cannot have been handed to another group.
+ * Without a pidfd the caller vouches that the pid is not reaped.
+ */
+int zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig)
+{
+    if (pidfd >= 0 && group && !__atomic_load_n(&no_pgroup_pidfd, __ATOMIC_RELAXED)) {
+        if (pidfd_signal(pidfd, sig, PIDFD_SIGNAL_PROCESS_GROUP) == 0 || errno == ESRCH)
+            return 0;
+        if (errno != EINVAL && errno != ENOSYS)
+            return -errno;
+        __atomic_store_n(&no_pgroup_pidfd, 1, __ATOMIC_RELAXED);
+    }
+    if (pidfd >= 0) {
+        if (pidfd_signal(pidfd, group ? 0 : sig, 0) == 0) {
+            if (!group)
+                return 0;
+        } else if (errno == ESRCH) {
+            return 0;
+        } else if (errno != ENOSYS) {
+            return -errno;
+        }
+    }
+    if (kill(group ? -pid : pid, sig) == 0 || errno == ESRCH)
+        return 0;
+    return -errno;
+}
+
+/*
+ * waitid() on the child: through the pidfd where the kernel can, else by
+ * pid (a child of ours that we have not reaped).  si is zeroed first, so
+ * with WNOHANG si->si_pid == 0 means "not yet".  EINTR is retried.
+ * Returns 0 or -errno.
+ */
+int zmp__pidref_wait(int pidfd, pid_t pid, siginfo_t *si, int options)
+{
+    int r;
+
+    memset(si, 0, sizeof *si);
+    if (pidfd >= 0 && !__atomic_load_n(&no_waitid_pidfd, __ATOMIC_RELAXED)) {
+        do
+            r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, si, options);
+        while (r < 0 && errno == EINTR);
+        if (r == 0)
+            return 0;
+        if (errno != EINVAL)
+            return -errno;
+        __atomic_store_n(&no_waitid_pidfd, 1, __ATOMIC_RELAXED);
+    }
+    do
+        r = waitid(P_PID, (id_t)pid, si, options);
+    while (r < 0 && errno == EINTR);
+    return r == 0 ? 0 : -errno;
+}
