@@ -19,6 +19,14 @@
 
 static struct zmp__ctx global = { .devnull = -1 };
 
+/* The context, after a fork() noticed: every entry point that touches
+ * the engine or the children comes through here. */
+static struct zmp__ctx *ctx_get(void)
+{
+    zmp__ctx_check_fork(&global);
+    return &global;
+}
+
 static bool proc_done(const void *p)
 {
     return zmp__proc_done(p);
@@ -53,7 +61,7 @@ void zmp__proc_abandon(struct zmp__proc *p)
 
 int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
 {
-    struct zmp__ctx *ctx = &global;
+    struct zmp__ctx *ctx = ctx_get();
     struct zmp__proc *p;
     int r;
 
@@ -143,7 +151,7 @@ void zmp_result_free(zmp_result *res)
 
 int zmp_start(const zmp_options *opts)
 {
-    struct zmp__ctx *ctx = &global;
+    struct zmp__ctx *ctx = ctx_get();
     struct zmp__proc *p;
     int r;
 
@@ -176,7 +184,9 @@ int zmp_spawn(const char *script, const char *const *args)
 
 static struct zmp__proc *lookup(int handle)
 {
-    return global.engine ? zmp__table_get(&global.table, handle) : NULL;
+    struct zmp__ctx *ctx = ctx_get();
+
+    return ctx->engine ? zmp__table_get(&ctx->table, handle) : NULL;
 }
 
 int zmp_collect(int handle, zmp_result *res, zmp_info *info)
@@ -270,14 +280,14 @@ int zmp_run_batch(const zmp_options *jobs, size_t n, unsigned parallel,
                   zmp_result *results, zmp_info *infos, int *errors,
                   zmp_progress_fn progress, void *arg)
 {
-    return zmp__batch(&global, jobs, n, parallel, results, infos, errors,
+    return zmp__batch(ctx_get(), jobs, n, parallel, results, infos, errors,
                       progress, arg);
 }
 
 int zmp_run_stream(unsigned parallel, zmp_next_fn next, zmp_progress_fn done,
                    void *arg)
 {
-    return zmp__stream(&global, parallel, next, done, arg);
+    return zmp__stream(ctx_get(), parallel, next, done, arg);
 }
 
 int zmp_cpu_count(void)
@@ -311,7 +321,7 @@ int zmp_sleep(unsigned long ms)
     int64_t deadline;
     int r;
 
-    r = zmp__ctx_start(&global);
+    r = zmp__ctx_start(ctx_get());
     if (r < 0)
         return r;
     deadline = zmp__now_ns() + zmp__ms_to_ns(ms);
@@ -321,7 +331,19 @@ int zmp_sleep(unsigned long ms)
 
 void zmp_deinit(void)
 {
-    zmp__ctx_stop(&global);
+    struct zmp__ctx *ctx = ctx_get();
+    struct zmp__proc *p;
+
+    if (!ctx->busy) {
+        zmp__ctx_stop(ctx);
+        return;
+    }
+    /* From a batch's or stream's callback: the stream is still using the
+     * engine.  Kill every child now; the stream stops taking jobs, reports
+     * the killed ones, and tears everything down as it returns. */
+    ctx->deinit_pending = true;
+    for (p = ctx->procs; p; p = p->next)
+        zmp__proc_signal(p, SIGKILL);
 }
 
 int zmp_set_interpreter(const char *path)
@@ -344,9 +366,11 @@ const char *zmp_interpreter(void)
 
 const char *zmp_backend(void)
 {
-    if (zmp__ctx_start(&global) < 0)
+    struct zmp__ctx *ctx = ctx_get();
+
+    if (zmp__ctx_start(ctx) < 0)
         return "none";
-    return global.engine->name;
+    return ctx->engine->name;
 }
 
 int zmp_set_backend(const char *name)
@@ -366,24 +390,12 @@ int zmp_set_backend(const char *name)
 #endif
         name = known[i];
     }
-    if (global.procs)
+    if (ctx_get()->procs || global.busy)
         return -EBUSY;
     /* Restart on the next call, with the new choice. */
     zmp__ctx_stop(&global);
     global.forced = name;
     return 0;
-}
-
-const char *zmp_strerror(int err)
-{
-#ifdef HAVE_STRERRORDESC_NP
-    /* glibc 2.32+: a constant string, safe from any thread. */
-    const char *s = strerrordesc_np(err < 0 ? -err : err);
-
-    return s ? s : "Unknown error";
-#else
-    return strerror(err < 0 ? -err : err);
-#endif
 }
 
 const char *zmp_version(void)

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,14 @@ static bool take_job(struct stream *s)
         return true;
     if (s->waiting && !s->ctx->src_ready)
         return false;
+    if (s->waiting && s->ctx->src_error) {
+        /* The fd the source named could not be watched (closed): asking
+         * again would spin. */
+        s->waiting = false;
+        s->error = s->ctx->src_error;
+        s->ended = true;
+        return false;
+    }
     s->waiting = false;
     s->job = (zmp_options){ 0 };
     r = s->next(s->arg, s->count, &s->job, &fd);
@@ -79,7 +88,9 @@ static bool take_job(struct stream *s)
     }
     if (r == ZMP_STREAM_WAIT && fd >= 0) {
         s->ctx->src_ready = false;
-        r = s->ctx->engine->watch_fd(s->ctx, fd);
+        s->ctx->src_error = 0;
+        /* A descriptor that is not open fails now, not in a busy loop. */
+        r = fcntl(fd, F_GETFD) < 0 ? -errno : s->ctx->engine->watch_fd(s->ctx, fd);
         if (r == 0) {
             s->waiting = true;
             return false;
@@ -179,12 +190,21 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
 
     if (!next)
         return -EINVAL;
+    /* From a callback: the engine has one source watch, and the stream
+     * that runs the callback is using it. */
+    if (ctx->busy)
+        return -EBUSY;
     s.parallel = parallel ? parallel : (unsigned)zmp_cpu_count();
     r = zmp__ctx_start(ctx);
     if (r < 0)
         return r;
     ctx->src_ready = false;
+    ctx->busy++;
     for (;;) {
+        /* zmp_deinit() from a callback: its jobs are being killed; take
+         * no more, and tear down once the last is reported. */
+        if (ctx->deinit_pending && !s.ended)
+            stop_source(&s);
         r = start_jobs(&s);
         if (r < 0)
             goto out;
@@ -216,6 +236,11 @@ out:
         ctx->engine->drop_fd(ctx);
     free(s.run);
     free(s.index);
+    ctx->busy--;
+    if (ctx->deinit_pending) {
+        ctx->deinit_pending = false;
+        zmp__ctx_stop(ctx);
+    }
     return r;
 }
 

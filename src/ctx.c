@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,8 +45,74 @@ static const char *wanted_engine(const struct zmp__ctx *ctx)
     return s;
 }
 
+/*
+ * fork() copies the context, but not what it stands for: the children
+ * are the parent's, and the io_uring ring is shared memory that both
+ * processes would reap from.  The child of a fork notices (a counter
+ * bumped by an atfork handler, read without a system call) and forgets
+ * everything it inherited before its first use of the library.
+ */
+static unsigned fork_gen;
+
+static void on_fork_child(void)
+{
+    __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+    zmp__reg_forget();
+}
+
+static void watch_forks(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+void zmp__ctx_check_fork(struct zmp__ctx *ctx)
+{
+    unsigned gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+
+    if (gen == ctx->fork_gen)
+        return;
+    ctx->fork_gen = gen;
+    zmp__ctx_forget(ctx);
+}
+
+/*
+ * In the child of a fork: let go of the parent's children, pipes and ring
+ * without a signal, a wait, a cancel or an rmdir, which would all act on
+ * the parent's behalf.  Memory is freed and descriptors closed (they are
+ * this process's copies).
+ */
+void zmp__ctx_forget(struct zmp__ctx *ctx)
+{
+    struct zmp__proc *p;
+    size_t i;
+
+    while ((p = ctx->procs)) {
+        p->reg = -1;           /* the registry was emptied at the fork */
+        p->inflight = 0;
+        if (p->cg_path) {      /* the parent's cgroup: leave it be */
+            close(p->cg_fd);
+            free(p->cg_path);
+            p->cg_path = NULL;
+            p->cg_fd = -1;
+        }
+        zmp__proc_free(p);
+    }
+    if (ctx->engine)
+        ctx->engine->forget(ctx);
+    ctx->engine = NULL;
+    for (i = 0; i < ctx->ncg; i++)
+        free(ctx->cg[i]);
+    free(ctx->cg);
+    ctx->cg = NULL;
+    ctx->ncg = ctx->cg_cap = 0;
+    ctx->busy = 0;
+    ctx->deinit_pending = false;
+    zmp__ctx_stop(ctx);
+}
+
 int zmp__ctx_start(struct zmp__ctx *ctx)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     const struct zmp__engine *e;
     const char *want;
     size_t i;
@@ -53,6 +120,7 @@ int zmp__ctx_start(struct zmp__ctx *ctx)
 
     if (ctx->engine)
         return 0;
+    pthread_once(&once, watch_forks);
     if (!ctx->scratch) {
         ctx->scratch = malloc(ZMP__SCRATCH_SIZE);
         if (!ctx->scratch)

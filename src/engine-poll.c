@@ -248,6 +248,8 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
     if (nfds > st->n && st->pfd[st->n].revents) {
         st->src_fd = -1;
         ctx->src_ready = true;
+        if (st->pfd[st->n].revents & POLLNVAL)
+            ctx->src_error = -EBADF;
         r--;
         n++;
     }
@@ -304,6 +306,7 @@ const struct zmp__engine zmp__engine_poll = {
     .name = "poll",
     .init = poll_init,
     .fini = poll_fini,
+    .forget = poll_fini,  /* only memory: nothing to leave alone */
     .watch_exit = poll_watch_exit,
     .watch_pipe = poll_watch_pipe,
     .drop_pipe = poll_drop_pipe,

@@ -374,8 +374,11 @@ static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
     case TAG_IGNORE:
         return;
     case TAG_FD:
-        if (ud >> TAG_BITS == u->fd_gen && cqe->res != -ECANCELED)
+        if (ud >> TAG_BITS == u->fd_gen && cqe->res != -ECANCELED) {
             u->ctx->src_ready = true;
+            if (cqe->res < 0)
+                u->ctx->src_error = cqe->res;
+        }
         return;
     case TAG_CLOSE:
         u->free_slots[u->nfree++] = (unsigned)(ud >> TAG_BITS);
@@ -518,6 +521,22 @@ static void uring_fini(struct zmp__ctx *ctx)
     ctx->engine_state = NULL;
 }
 
+/* In the child of a fork, the ring's memory is shared with the parent,
+ * which still runs it: unmap this process's view and close its
+ * descriptor, reading and submitting nothing.  The parent's requests and
+ * fixed files stay the parent's. */
+static void uring_forget(struct zmp__ctx *ctx)
+{
+    struct uring *u = ctx->engine_state;
+
+    if (!u)
+        return;
+    io_uring_queue_exit(&u->ring);
+    free(u->free_slots);
+    free(u);
+    ctx->engine_state = NULL;
+}
+
 /* Cancel the read in flight.  It completes with -ECANCELED, or with data
  * if it won the race; either way `cancelled` keeps it from being re-armed,
  * and the stream is closed. */
@@ -564,6 +583,7 @@ const struct zmp__engine zmp__engine_uring = {
     .name = "io_uring",
     .init = uring_init,
     .fini = uring_fini,
+    .forget = uring_forget,
     .watch_exit = uring_watch_exit,
     .watch_pipe = uring_watch_pipe,
     .drop_pipe = uring_drop_pipe,

@@ -111,6 +111,9 @@ struct zmp__engine {
     int  (*init)(struct zmp__ctx *ctx);
     /* Drop every request still pending and release the engine's state. */
     void (*fini)(struct zmp__ctx *ctx);
+    /* In the child of a fork: release this process's copy of the state
+     * without touching what the parent still uses (no cancel, no reap). */
+    void (*forget)(struct zmp__ctx *ctx);
     /* Report the exit of p, which has p->pid and maybe p->pidfd. */
     int  (*watch_exit)(struct zmp__ctx *ctx, struct zmp__proc *p);
     /* Read p->fd[stream] until end of file. */
@@ -140,14 +143,13 @@ struct zmp__engine {
 extern const struct zmp__engine zmp__engine_uring;
 extern const struct zmp__engine zmp__engine_poll;
 
-/* Handles: a slot table with a generation count so stale handles fail. */
+/* Handles: numbers in sequence, mapped to children by a hash table. */
 struct zmp__table {
-    struct zmp__slot { struct zmp__proc *p; unsigned gen; } *slots;
-    unsigned cap;
+    struct zmp__slot { int handle; struct zmp__proc *p; } *slots;  /* 0: empty */
+    unsigned cap;     /* 1 << bits, or 0 */
+    unsigned bits;
     unsigned used;
-    unsigned cursor;
-    unsigned seed;    /* generation of new slots */
-    unsigned max_gen; /* highest generation handed out */
+    int next;         /* the next handle to hand out */
 };
 
 struct zmp__ctx {
@@ -162,6 +164,11 @@ struct zmp__ctx {
     size_t ntimers, timers_cap;
     size_t ntimed;            /* children with a timeout: room reserved */
     bool src_ready;           /* the fd given to watch_fd became ready */
+    int src_error;            /* ... or could not be watched: -errno */
+    unsigned busy;            /* streams and batches running (callbacks
+                                 may be running inside them) */
+    bool deinit_pending;      /* zmp_deinit() was called while busy */
+    unsigned fork_gen;        /* the fork count this context belongs to */
     char **cg;                /* job cgroups still to remove */
     size_t ncg, cg_cap;
     char *scratch;            /* where discarded output is read */
@@ -247,6 +254,8 @@ void zmp__proc_drop_pipes(struct zmp__proc *p);
 /* ctx.c: engine choice and the wait loop. */
 int  zmp__ctx_start(struct zmp__ctx *ctx);
 void zmp__ctx_stop(struct zmp__ctx *ctx);
+void zmp__ctx_check_fork(struct zmp__ctx *ctx);
+void zmp__ctx_forget(struct zmp__ctx *ctx);
 int  zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
                         const void *arg, int64_t deadline);
 bool zmp__job_done(const void *proc);
