@@ -38,12 +38,18 @@ void add_batch_tests(void);
 void add_stream_tests(void);
 void add_hostile_tests(void);
 void add_threads_tests(void);
+void add_reliability_tests(void);
+
+/* A new writable cgroup v2 directory (test-reliability.c), or NULL. */
+char *test_cgroup_dir(void);
+/* Child modes of test-reliability.c; -1 for a mode it does not know. */
+int reliability_child_mode(const char *mode, const char *arg);
 
 /* Leave out the tests named in $ZMP_TEST_SKIP (skip.c); -1 for a name that
  * matches none. */
 int skip_tests(void);
 
 /* Modes of this program run as a child by some tests (see main.c). */
-int child_mode(const char *mode);
+int child_mode(const char *mode, const char *arg);
 
 #endif

@@ -17,7 +17,7 @@ int main(int argc, char **argv)
     const char *engine;
 
     if (argc > 1 && !strncmp(argv[1], "--child-", 8))
-        return child_mode(argv[1] + 8);
+        return child_mode(argv[1] + 8, argc > 2 ? argv[2] : NULL);
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
@@ -30,6 +30,7 @@ int main(int argc, char **argv)
     add_stream_tests();
     add_hostile_tests();
     add_threads_tests();
+    add_reliability_tests();
     if (skip_tests() < 0)
         return 2;
     engine = zmp_backend();

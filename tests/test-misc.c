@@ -348,7 +348,7 @@ static int deny_io_uring_setup(void)
     return 0;
 }
 
-int child_mode(const char *mode)
+int child_mode(const char *mode, const char *arg)
 {
     const char *args[] = { "hi", NULL };
     zmp_result res;
@@ -446,6 +446,9 @@ int child_mode(const char *mode)
         zmp_deinit();
         return 0;
     }
+    r = reliability_child_mode(mode, arg);
+    if (r >= 0)
+        return r;
     fprintf(stderr, "unknown child mode %s\n", mode);
     return 2;
 }

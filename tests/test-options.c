@@ -314,27 +314,6 @@ static void test_wait_captured_job(void)
     CU_ASSERT_TRUE(t1.tv_sec - t0.tv_sec < 2);
 }
 
-/* A writable cgroup v2 directory for the test, or NULL. */
-static char *cgroup_dir(void)
-{
-    char mnt[512], type[64], *path = NULL;
-    FILE *f = fopen("/proc/self/mounts", "r");
-
-    while (f && fscanf(f, "%*s %511s %63s %*[^\n]", mnt, type) == 2) {
-        if (strcmp(type, "cgroup2"))
-            continue;
-        if (asprintf(&path, "%s/zmp-test-%d", mnt, (int)getpid()) < 0)
-            path = NULL;
-        if (path && mkdir(path, 0755) == 0)
-            break;
-        free(path);
-        path = NULL;
-    }
-    if (f)
-        fclose(f);
-    return path;
-}
-
 /* Descendants that escape with setsid die with the job's cgroup, whose
  * directory is removed after; with a timeout, escaped pipe holders do not
  * keep the run waiting. */
@@ -343,7 +322,7 @@ static void test_cgroup(void)
     const char *esc[] = { "sh", "-c", "setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!", NULL };
     const char *hold[] = { "sh", "-c", "setsid sleep 30 & echo held", NULL };
     zmp_options o = { .program = "/bin/sh", .argv = esc };
-    char *dir = cgroup_dir(), stat[64], buf[512], state = 0;
+    char *dir = test_cgroup_dir(), stat[64], buf[512], state = 0;
     zmp_result res;
     zmp_info info;
     int pid, i;
