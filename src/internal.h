@@ -216,6 +216,7 @@ bool zmp__have_pidfd(void);
 /* pidref.c: a child by pidfd, or by pid without one; async-signal-safe. */
 int  zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig);
 int  zmp__pidref_wait(int pidfd, pid_t pid, siginfo_t *si, int options);
+int  zmp__pidref_exit_status(int pidfd, int *ret_status);
 
 /* registry.c: the live children, as zmp_signal_all() reads them. */
 int  zmp__reg_reserve(void);

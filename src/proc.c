@@ -132,7 +132,7 @@ void zmp__proc_reap_now(struct zmp__proc *p)
 int zmp__proc_collect(struct zmp__proc *p)
 {
     siginfo_t si;
-    int r;
+    int r, status;
 
     if (p->flags & ZMP__PROC_EXITED)
         return 1;
@@ -152,7 +152,12 @@ int zmp__proc_collect(struct zmp__proc *p)
         return 1;
     }
     /* Someone else reaped our child: a wait(-1) elsewhere in the program,
-     * or SIGCHLD set to SIG_IGN.  Its status is gone. */
+     * or the kernel, with SIGCHLD set to SIG_IGN.  The pidfd may still
+     * know how it ended (6.15+); else its status is gone. */
+    if (zmp__pidref_exit_status(p->pidfd, &status) == 0) {
+        zmp__proc_exited(p, WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+        return 1;
+    }
     p->error = r < 0 ? r : -ECHILD;
     zmp__proc_exited(p, -SIGKILL);
     return 1;

@@ -42,6 +42,8 @@ void add_reliability_tests(void);
 
 /* A new writable cgroup v2 directory (test-reliability.c), or NULL. */
 char *test_cgroup_dir(void);
+/* Does the kernel keep a reaped child's exit status for zmp (6.15+)? */
+bool kernel_keeps_exit_status(void);
 /* Child modes of test-reliability.c; -1 for a mode it does not know. */
 int reliability_child_mode(const char *mode, const char *arg);
 

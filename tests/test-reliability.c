@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -416,6 +417,88 @@ static void test_old_kernel(void)
     }
 }
 
+/* Does a pidfd keep the exit status of a child reaped by someone else
+ * (PIDFD_INFO_EXIT, 6.15), and does zmp use pidfds in this run? */
+bool kernel_keeps_exit_status(void)
+{
+    struct utsname u;
+    int major = 0, minor = 0;
+    const char *off = getenv("ZMP_DISABLE");
+
+    if (off && strstr(off, "pidfd"))
+        return false;
+    if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+        return false;
+    return major > 6 || (major == 6 && minor >= 15);
+}
+
+/* SIGCHLD ignored: the kernel reaps the children itself.  Their output
+ * is kept, and their exit codes too where the pidfd knows them; else the
+ * call says the code is lost (-ECHILD). */
+static void test_sigchld_ignored(void)
+{
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+    const char *args[] = { "hi", NULL };
+    zmp_result res;
+    int r, h, code = 99;
+
+    use_helper();
+    sigaction(SIGCHLD, &ign, &old);
+    r = zmp_run("echo", args, &res);
+    if (kernel_keeps_exit_status()) {
+        CU_ASSERT_EQUAL(r, 0);
+        CU_ASSERT_STRING_EQUAL(res.out, "hi\n");
+        CU_ASSERT_EQUAL(res.exit_code, 0);
+    } else {
+        CU_ASSERT_EQUAL(r, -ECHILD);
+    }
+    zmp_result_free(&res);
+    h = zmp_spawn("exit", (const char *[]){ "7", NULL });
+    CU_ASSERT_TRUE_FATAL(h > 0);
+    r = zmp_wait(h, &code);
+    CU_ASSERT_TRUE(kernel_keeps_exit_status() ? r == 0 && code == 7
+                                              : r == -ECHILD && code == 99);
+    sigaction(SIGCHLD, &old, NULL);
+}
+
+/* More jobs at once than descriptors allow (2,000 under a hard limit of
+ * 1,024, in a fresh process: child mode "fdlimit"): they queue, all run. */
+static void test_fd_limit_queue(void)
+{
+    zmp_result res;
+
+    CU_ASSERT_EQUAL_FATAL(zmp_set_interpreter(self_path()), 0);
+    CU_ASSERT_EQUAL_FATAL(zmp_run("--child-fdlimit", NULL, &res), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "fdlimit: 0 ok: 2000\n");
+    if (res.exit_code)
+        fprintf(stderr, "%s", res.output);
+    zmp_result_free(&res);
+}
+
+static int fd_limit_mode(void)
+{
+    enum { N = 2000 };
+    const char *argv[] = { "true", NULL };
+    struct rlimit rl = { 1024, 1024 };
+    static zmp_options jobs[N];
+    static zmp_result rs[N];
+    static int errs[N];
+    int i, r, ok = 0;
+
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 10;
+    for (i = 0; i < N; i++)
+        jobs[i] = (zmp_options){ .program = "/bin/true", .argv = argv };
+    r = zmp_run_batch(jobs, N, N, rs, NULL, errs, NULL, NULL);
+    for (i = 0; i < N; i++) {
+        ok += errs[i] == 0 && rs[i].ok;
+        zmp_result_free(&rs[i]);
+    }
+    printf("fdlimit: %d ok: %d\n", r, ok);
+    zmp_deinit();
+    return 0;
+}
+
 static int deny_old_kernel_calls(void)
 {
     struct sock_filter filter[] = {
@@ -442,6 +525,8 @@ int reliability_child_mode(const char *mode, const char *arg)
     zmp_result res;
     int r, h;
 
+    if (!strcmp(mode, "fdlimit"))
+        return fd_limit_mode();
     if (strcmp(mode, "oldkernel"))
         return -1;
     if (deny_old_kernel_calls() < 0)
@@ -520,5 +605,7 @@ void add_reliability_tests(void)
     CU_add_test(s, "both streams on one pipe", test_merge_stderr);
     CU_add_test(s, "bad timeout signal", test_bad_term_signal);
     CU_add_test(s, "no clone3, no waitid(P_PIDFD)", test_old_kernel);
+    CU_add_test(s, "SIGCHLD ignored", test_sigchld_ignored);
+    CU_add_test(s, "2,000 at once under 1,024 fds", test_fd_limit_queue);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
