@@ -9,8 +9,14 @@
  * Threads: one process-wide context.  Calls from several threads must be
  * serialized by the caller (a mutex around each); then any thread may use
  * any handle, also one started by a thread that has since exited.
- * zmp_cpu_count, zmp_strerror and zmp_version are safe anywhere.  Other
- * threads are not disturbed by a spawn (see zmp(3), "Thread safety").
+ * zmp_cpu_count, zmp_strerror, zmp_version and zmp_signal_all are safe
+ * anywhere (zmp_signal_all in signal handlers too).  Other threads are not
+ * disturbed by a spawn (see zmp(3), "Thread safety").
+ *
+ * fork(): the child of a fork forgets what it inherited (the parent's
+ * children, pipes and ring) at its first call, and starts afresh.
+ * Callbacks of a batch or stream may run single children and the engine;
+ * a nested batch or stream is -EBUSY, zmp_deinit() is deferred (zmp(3)).
  */
 #ifndef ZMP_H
 #define ZMP_H
@@ -95,8 +101,10 @@ ZMP_EXTERN void zmp_result_free(zmp_result *res);
  * stderr inherited, and return at once.
  *
  * Returns a handle > 0 for zmp_wait(), zmp_poll() and zmp_kill(), or the
- * errors of zmp_run().  Handles are not reused soon: a removed handle stays
- * invalid (-ECHILD) rather than naming another child.
+ * errors of zmp_run().  Handles come in sequence (1, 2, 3... to INT_MAX,
+ * then from 1 again, skipping those held), across zmp_deinit() too: a
+ * removed handle stays invalid (-ECHILD) until about two billion more
+ * children have started.
  */
 ZMP_EXTERN int zmp_spawn(const char *script, const char *const *args);
 
@@ -107,8 +115,8 @@ ZMP_EXTERN int zmp_spawn(const char *script, const char *const *args);
  *
  * Returns 0, or -ECHILD for an unknown or already removed handle, and also
  * when something else in the program reaped the child first (a wait(-1),
- * or SIGCHLD set to SIG_IGN), so its exit code is lost; the handle is
- * removed then too.  For a zmp_start() job, a capture error (-ENOMEM) is
+ * or SIGCHLD set to SIG_IGN) and the kernel kept no exit code for it (its
+ * pidfd keeps one from Linux 6.15); the handle is removed then too.  For a zmp_start() job, a capture error (-ENOMEM) is
  * returned and the handle removed as well.  Any other negative errno means
  * the engine failed; the handle is kept.
  */
@@ -363,8 +371,14 @@ typedef int (*zmp_progress_fn)(void *arg, size_t index, int err,
  * empty result; when the cause is a resource that running jobs hold
  * (-EMFILE, -ENFILE, -EAGAIN, -ENOMEM), the job waits for one of them to
  * finish and is tried again, and fails only when nothing is in flight.
- * Returns 0 once every job is accounted for, -EINVAL for NULL arrays, or
- * a negative errno if the engine fails (jobs still running are killed).
+ * Out of descriptors, the soft RLIMIT_NOFILE is raised to the hard limit
+ * once; children still get the caller's limit (zmp_options(3)).
+ * The progress callback may run single children and the engine
+ * (zmp_run, zmp_wait, zmp_sleep...); zmp_deinit() from it kills every
+ * child, and the batch tears down as it returns (zmp_run_batch(3)).
+ * Returns 0 once every job is accounted for, -EINVAL for NULL arrays,
+ * -EBUSY from a callback of another batch or stream, or a negative errno
+ * if the engine fails (jobs still running are killed).
  */
 ZMP_EXTERN int zmp_run_batch(const zmp_options *jobs, size_t n,
                              unsigned parallel, zmp_result *results,
@@ -401,11 +415,13 @@ typedef int (*zmp_next_fn)(void *arg, size_t index, zmp_options *job,
  * the stream: next is not asked again, a job taken but not started is
  * reported with -ECANCELED, running jobs finish and are reported.
  * A job that cannot start for want of a resource running jobs hold is
- * retried as in zmp_run_batch().  Callbacks must not start another
- * stream or batch.
+ * retried as in zmp_run_batch().  Callbacks may run single children and
+ * the engine (zmp_run, zmp_wait, zmp_sleep...); zmp_deinit() from one
+ * kills every child, stops the stream and tears down as it returns.
  * Returns 0, next's negative errno if it failed, -EINVAL for a NULL next
- * or a bad return from it, or a negative errno if the engine fails (jobs
- * still running are killed).
+ * or a bad return from it, -EBADF when the fd next named is not open,
+ * -EBUSY from a callback of another stream or batch, or a negative errno
+ * if the engine fails (jobs still running are killed).
  */
 ZMP_EXTERN int zmp_run_stream(unsigned parallel, zmp_next_fn next,
                               zmp_progress_fn done, void *arg);
