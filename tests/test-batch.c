@@ -209,7 +209,7 @@ static void test_raise_nofile(void)
     rl = old;
     rl.rlim_cur = (rlim_t)count_fds() + 20;  /* room for ~4 jobs */
     if (rl.rlim_cur + 200 > rl.rlim_max) {
-        printf("\n  SKIP: the hard RLIMIT_NOFILE is too low to raise into\n");
+        test_skip("the hard RLIMIT_NOFILE is too low to raise into");
         return;
     }
     setrlimit(RLIMIT_NOFILE, &rl);
