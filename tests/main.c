@@ -74,6 +74,7 @@ int main(int argc, char **argv)
     CU_pTest test = NULL;
     unsigned run, failed, skipped, left_out;
     const char *engine, *forced;
+    char want[32];
     int r;
 
     if (argc > 1 && !strncmp(argv[1], "--child-", 8))
@@ -119,6 +120,18 @@ int main(int argc, char **argv)
             CU_cleanup_registry();
             return 2;
         }
+    }
+    /* The library this runs with is the one just built (configure checks
+     * the header against configure.ac; this, the library against both). */
+    snprintf(want, sizeof want, "%d.%d.%d", ZMP_VERSION_MAJOR,
+             ZMP_VERSION_MINOR, ZMP_VERSION_PATCH);
+    if (strcmp(zmp_version(), want) != 0 ||
+        ZMP_VERSION_NUMBER != (ZMP_VERSION_MAJOR << 16 | ZMP_VERSION_MINOR << 8 |
+                               ZMP_VERSION_PATCH)) {
+        fprintf(stderr, "zmp-test: zmp.h says %s, the library %s\n", want,
+                zmp_version());
+        CU_cleanup_registry();
+        return 2;
     }
     if (skip_tests() < 0) {
         CU_cleanup_registry();
