@@ -107,7 +107,8 @@ int main(int argc, char **argv)
     if (argc > 1) {
         suite = CU_get_suite(argv[1]);
         if (!suite) {
-            fprintf(stderr, "zmp-test: no suite named '%s' (see --list)\n", argv[1]);
+            fprintf(stderr, "zmp-test: no suite named '%s' (see --list)\n",
+                    argv[1]);
             CU_cleanup_registry();
             return 2;
         }
@@ -126,8 +127,8 @@ int main(int argc, char **argv)
     snprintf(want, sizeof want, "%d.%d.%d", ZMP_VERSION_MAJOR,
              ZMP_VERSION_MINOR, ZMP_VERSION_PATCH);
     if (strcmp(zmp_version(), want) != 0 ||
-        ZMP_VERSION_NUMBER != (ZMP_VERSION_MAJOR << 16 | ZMP_VERSION_MINOR << 8 |
-                               ZMP_VERSION_PATCH)) {
+        ZMP_VERSION_NUMBER != (ZMP_VERSION_MAJOR << 16 |
+                               ZMP_VERSION_MINOR << 8 | ZMP_VERSION_PATCH)) {
         fprintf(stderr, "zmp-test: zmp.h says %s, the library %s\n", want,
                 zmp_version());
         CU_cleanup_registry();
@@ -147,8 +148,8 @@ int main(int argc, char **argv)
         bool skip = forced && !strcmp(forced, "io_uring");
 
         fprintf(skip ? stdout : stderr, "%sengine %s cannot start here: %s\n",
-                skip ? "SKIP: " : "zmp-test: ", forced && *forced ? forced : "auto",
-                zmp_strerror(r));
+                skip ? "SKIP: " : "zmp-test: ",
+                forced && *forced ? forced : "auto", zmp_strerror(r));
         if (skip)
             closing_line(forced, 0, 0, test ? 1 : count_tests(suite, false));
         CU_cleanup_registry();

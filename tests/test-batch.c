@@ -29,8 +29,8 @@ static int on_progress(void *arg, size_t index, int err, zmp_result *res,
 
 /* Stop after the first failure; count the reports before and after. */
 struct stop {
-    size_t calls, after;   /* reports in all, and after the stop */
-    size_t stopped_at;     /* index of the job whose report stopped it */
+    size_t calls, after; /* reports in all, and after the stop */
+    size_t stopped_at;   /* index of the job whose report stopped it */
     bool stopped;
 };
 
@@ -69,13 +69,13 @@ static void test_stop(void)
     zmp_options jobs[N];
     zmp_result res[N];
     struct stop st = { 0 };
-    int errs[N], i, ran = 0, prefix = 1, empty = 1;
+    int errs[N], i, r, ran = 0, prefix = 1, empty = 1;
 
     use_helper();
     for (i = 0; i < N; i++)
         jobs[i] = (zmp_options){ .argv = i == 3 ? bad : ok };
-    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, N, PARALLEL, res, NULL, errs,
-                                        stop_on_failure, &st), 0);
+    r = zmp_run_batch(jobs, N, PARALLEL, res, NULL, errs, stop_on_failure, &st);
+    CU_ASSERT_EQUAL_FATAL(r, 0);
     CU_ASSERT_TRUE(st.stopped);
     CU_ASSERT_EQUAL(st.stopped_at, 3);
     CU_ASSERT_EQUAL(res[3].exit_code, 1);
