@@ -229,6 +229,19 @@ ZMP_EXTERN const char *zmp_strerror(int err);
  */
 ZMP_EXTERN const char *zmp_version(void);
 
+/*
+ * The version of this header, the one a program is compiled against
+ * (zmp_version() names the library it runs with).  ZMP_VERSION_NUMBER is
+ * (MAJOR << 16 | MINOR << 8 | PATCH), for tests such as
+ * `#if ZMP_VERSION_NUMBER >= 0x000200`.  configure fails when these do not
+ * say the version in configure.ac.
+ */
+#define ZMP_VERSION_MAJOR 0
+#define ZMP_VERSION_MINOR 1
+#define ZMP_VERSION_PATCH 0
+#define ZMP_VERSION_NUMBER \
+    ((ZMP_VERSION_MAJOR << 16) | (ZMP_VERSION_MINOR << 8) | ZMP_VERSION_PATCH)
+
 
 /* ----------------------------------------------------------------------
  * Beyond the manual: one options form for every way of running a child,

@@ -50,6 +50,11 @@ int reliability_child_mode(const char *mode, const char *arg);
 /* Leave out the tests named in $ZMP_TEST_SKIP (skip.c); -1 for a name that
  * matches none. */
 int skip_tests(void);
+/* A test that finds what it needs missing calls this and returns: it is
+ * reported, and counted as skipped in the closing line, not as passed. */
+void test_skip(const char *why);
+/* How many tests called test_skip. */
+unsigned tests_skipped(void);
 
 /* Modes of this program run as a child by some tests (see main.c). */
 int child_mode(const char *mode, const char *arg);

@@ -5,6 +5,9 @@
  * valgrind and for the ones too slow there whose code others cover.  A
  * skipped test is reported as such, never as a pass; a name that matches
  * no test is an error, so a renamed test cannot slip back in unnoticed.
+ *
+ * Also the skips decided by a test itself (test_skip): a kernel feature or
+ * a limit the machine does not have.
  */
 #define _GNU_SOURCE
 #include <CUnit/CUnit.h>
@@ -48,4 +51,17 @@ int skip_tests(void)
         }
     }
     return bad ? -1 : 0;
+}
+
+static unsigned nskipped;
+
+void test_skip(const char *why)
+{
+    printf("\n  SKIP: %s\n", why);
+    nskipped++;
+}
+
+unsigned tests_skipped(void)
+{
+    return nskipped;
 }
