@@ -1,67 +1,75 @@
 /*
- * The public functions, on one process-wide context.
+ * The public functions: a thin layer over the one process-wide context.
  *
- * Thread safety: the functions share that context and are not safe to call
- * from several threads at once; a program that does must serialize them.
- * Serialized, any thread may carry on what another began (see
- * docs/design.md).  zmp_cpu_count, zmp_strerror and zmp_version are safe
- * anywhere.
+ * Every call enters the context (its lock, the fork check, the count of
+ * calls inside) and leaves it; what it waits for, it waits for through
+ * loop.c, where one thread drives the engine while the others sleep.  So
+ * any thread may call anything at any time, and a blocking call blocks
+ * only its caller.  See zmp(3), "Thread safety", and docs/design.md.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 
-static struct zmp__ctx global = { .devnull = -1 };
+static struct zmp__ctx global = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+    .devnull = -1,
+};
 
-/* The context, after a fork() noticed: every entry point that touches
- * the engine or the children comes through here. */
-static struct zmp__ctx *ctx_get(void)
-{
-    zmp__ctx_check_fork(&global);
-    return &global;
-}
-
-static bool proc_done(const void *p)
-{
-    return zmp__proc_done(p);
-}
-
-static bool proc_exited(const void *p)
-{
-    return ((const struct zmp__proc *)p)->flags & ZMP__PROC_EXITED;
-}
-
-/* Done for its handle: a captured job when its output is read too. */
-bool zmp__job_done(const void *proc)
-{
-    const struct zmp__proc *p = proc;
-
-    return p->flags & ZMP__PROC_CAPTURE ? zmp__proc_done(p) : proc_exited(p);
-}
+/* This thread's calls inside the library: more than one when a batch's
+ * callback calls in. */
+static __thread unsigned depth;
 
 /*
- * A child nobody will ask for (its call failed): kill it, reap it through
- * the engine, which watches it, and free it.  When the engine fails again,
- * the child stays on the context's list for zmp_deinit(), and is reaped
- * by any later run of the engine meanwhile.
+ * Enter the context, locked.  While zmp_deinit() waits for the calls
+ * inside to leave, new calls wait for it to finish, except those made
+ * from inside a call (a callback), which the deinit is waiting for.
  */
-void zmp__proc_abandon(struct zmp__proc *p)
+static struct zmp__ctx *enter(void)
 {
-    zmp__proc_signal(p, SIGKILL);
-    zmp__proc_drop_pipes(p);
-    if (zmp__ctx_run_until(p->ctx, proc_done, p, ZMP__FOREVER) == 0)
-        zmp__proc_free(p);
+    struct zmp__ctx *ctx = &global;
+
+    zmp__lock(ctx);
+    zmp__ctx_check_fork(ctx);
+    while (ctx->stopping && depth == 0)
+        pthread_cond_wait(&ctx->cond, &ctx->lock);
+    ctx->calls++;
+    depth++;
+    return ctx;
+}
+
+/* Leave: the last call out carries out a zmp_deinit() made from a
+ * callback. */
+static void leave(struct zmp__ctx *ctx)
+{
+    depth--;
+    if (--ctx->calls == 0 && ctx->deinit_pending && !ctx->stopping) {
+        ctx->deinit_pending = false;
+        zmp__ctx_stop(ctx);
+    }
+    /* A zmp_deinit() waits for the calls to leave: tell it, even when it
+     * is the thread blocked in the kernel. */
+    if (ctx->stopping && ctx->engine)
+        zmp__ctx_kick(ctx);
+    else if (ctx->stopping)
+        pthread_cond_broadcast(&ctx->cond);
+    zmp__unlock(ctx);
+}
+
+static int leave_with(struct zmp__ctx *ctx, int r)
+{
+    leave(ctx);
+    return r;
 }
 
 int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
 {
-    struct zmp__ctx *ctx = ctx_get();
+    struct zmp__ctx *ctx;
     struct zmp__proc *p;
     int r;
 
@@ -71,16 +79,19 @@ int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
         *info = (zmp_info){ 0 };
     if (!res)
         return -EINVAL;
+    ctx = enter();
+    zmp__unlock(ctx);
     r = zmp__launch(ctx, opts, &p);
+    zmp__lock(ctx);
     if (r < 0)
-        return r;
+        return leave_with(ctx, r);
     r = zmp__ctx_run_until(ctx, zmp__job_done, p, ZMP__FOREVER);
     if (r < 0) {
         /* The engine failed: do not leave the child behind. */
         zmp__proc_abandon(p);
-        return r;
+        return leave_with(ctx, r);
     }
-    return zmp__proc_finish(p, res, info);
+    return leave_with(ctx, zmp__proc_finish(p, res, info));
 }
 
 /* What follows the interpreter for zmp_run, zmp_run_code and zmp_spawn:
@@ -137,34 +148,24 @@ int zmp_run_code(const char *code, const char *const *args, zmp_result *res)
     return run_simple("-c", code, args, res);
 }
 
-void zmp_result_free(zmp_result *res)
-{
-    if (!res)
-        return;
-    /* output may be out or err itself (one stream only): free it once. */
-    if (res->output != res->out && res->output != res->err)
-        free(res->output);
-    free(res->out);
-    free(res->err);
-    *res = (zmp_result){ 0 };
-}
-
 int zmp_start(const zmp_options *opts)
 {
-    struct zmp__ctx *ctx = ctx_get();
+    struct zmp__ctx *ctx = enter();
     struct zmp__proc *p;
     int r;
 
+    zmp__unlock(ctx);
     r = zmp__launch(ctx, opts, &p);
+    zmp__lock(ctx);
     if (r < 0)
-        return r;
+        return leave_with(ctx, r);
     r = zmp__table_add(&ctx->table, p);
     if (r < 0) {
         zmp__proc_abandon(p);
-        return r;
+        return leave_with(ctx, r);
     }
     p->handle = r;
-    return r;
+    return leave_with(ctx, r);
 }
 
 int zmp_spawn(const char *script, const char *const *args)
@@ -182,220 +183,277 @@ int zmp_spawn(const char *script, const char *const *args)
     return r;
 }
 
-static struct zmp__proc *lookup(int handle)
+/*
+ * The job of a handle, held for this call: several threads may wait on,
+ * poll, kill or collect one handle at once.  The first to finish removes
+ * the handle (a later call gets -ECHILD); the last lets the job go.
+ */
+static struct zmp__proc *hold(struct zmp__ctx *ctx, int handle)
 {
-    struct zmp__ctx *ctx = ctx_get();
+    struct zmp__proc *p = ctx->engine ? zmp__table_get(&ctx->table, handle) : NULL;
 
-    return ctx->engine ? zmp__table_get(&ctx->table, handle) : NULL;
+    if (p)
+        p->users++;
+    return p;
+}
+
+/* Done with a held job; remove its handle when asked. */
+static void release(struct zmp__proc *p, bool remove)
+{
+    struct zmp__ctx *ctx = p->ctx;
+
+    if (remove && p->handle > 0) {
+        zmp__table_del(&ctx->table, p->handle);
+        p->handle = 0;
+    }
+    if (--p->users == 0 && p->handle == 0)
+        zmp__proc_free(p);
 }
 
 int zmp_collect(int handle, zmp_result *res, zmp_info *info)
 {
-    struct zmp__proc *p = lookup(handle);
+    struct zmp__ctx *ctx;
+    struct zmp__proc *p;
     int r;
 
     if (res)
         *res = (zmp_result){ 0 };
     if (info)
         *info = (zmp_info){ 0 };
+    ctx = enter();
+    p = hold(ctx, handle);
     if (!p)
-        return -ECHILD;
-    r = zmp__ctx_run_until(&global, zmp__job_done, p, ZMP__FOREVER);
-    if (r < 0)
-        return r;
-    return zmp__proc_finish(p, res, info);
+        return leave_with(ctx, -ECHILD);
+    r = zmp__ctx_run_until(ctx, zmp__job_done, p, ZMP__FOREVER);
+    if (r < 0) {
+        release(p, false);
+        return leave_with(ctx, r);
+    }
+    if (p->handle == 0) {  /* another thread took it meanwhile */
+        release(p, false);
+        return leave_with(ctx, -ECHILD);
+    }
+    /* Ours: the handle goes now; a thread still waiting on the job gets
+     * its exit code, and the last one out frees it. */
+    r = zmp__proc_take(p, res, info);
+    release(p, true);
+    return leave_with(ctx, r);
 }
 
 /* Wait for the child's exit only: what a descendant may still write into
  * its pipes is dropped, not waited for. */
-static int reap(struct zmp__proc *p)
+static int reap(struct zmp__ctx *ctx, struct zmp__proc *p)
 {
-    int r = zmp__ctx_run_until(&global, proc_exited, p, ZMP__FOREVER);
+    int r = zmp__ctx_run_until(ctx, zmp__proc_exited_cond, p, ZMP__FOREVER);
 
     if (r < 0)
         return r;
     zmp__proc_drop_pipes(p);
-    return zmp__ctx_run_until(&global, proc_done, p, ZMP__FOREVER);
+    zmp__ctx_kick(ctx);
+    return zmp__ctx_run_until(ctx, zmp__proc_done_cond, p, ZMP__FOREVER);
 }
 
 int zmp_wait(int handle, int *exit_code)
 {
-    struct zmp__proc *p = lookup(handle);
+    struct zmp__ctx *ctx = enter();
+    struct zmp__proc *p = hold(ctx, handle);
     int r;
 
     if (!p)
-        return -ECHILD;
-    r = reap(p);
-    if (r < 0)
-        return r;
+        return leave_with(ctx, -ECHILD);
+    r = reap(ctx, p);
+    if (r < 0) {
+        release(p, false);
+        return leave_with(ctx, r);
+    }
     r = p->error;
     if (r == 0 && exit_code)
         *exit_code = p->exit_code;
-    zmp__proc_free(p);
-    return r;
+    release(p, true);
+    return leave_with(ctx, r);
 }
 
 int zmp_poll(int handle, int *exit_code)
 {
-    struct zmp__proc *p = lookup(handle);
+    struct zmp__ctx *ctx = enter();
+    struct zmp__proc *p = hold(ctx, handle);
     int r;
 
     if (!p)
-        return -ECHILD;
+        return leave_with(ctx, -ECHILD);
     if (!zmp__job_done(p)) {
         /* Timeouts fire here too: a caller that only polls still gets
-         * them. */
-        zmp__ctx_fire_timers(&global, zmp__now_ns());
-        r = global.engine->run(&global, ZMP__NOWAIT);
-        if (r < 0 && r != -EINTR)
-            return r;
-        if (!zmp__job_done(p))
-            return 0;
+         * them.  Another thread driving the engine handles it. */
+        r = zmp__ctx_run_nowait(ctx);
+        if (r < 0) {
+            release(p, false);
+            return leave_with(ctx, r);
+        }
     }
-    if (p->error)
-        return p->error;
-    if (exit_code)
+    if (!zmp__job_done(p))
+        r = 0;
+    else if (p->error)
+        r = p->error;
+    else
+        r = 1;
+    if (r == 1 && exit_code)
         *exit_code = p->exit_code;
-    return 1;
+    release(p, false);
+    return leave_with(ctx, r);
 }
 
 int zmp_kill(int handle)
 {
-    struct zmp__proc *p = lookup(handle);
+    struct zmp__ctx *ctx = enter();
+    struct zmp__proc *p = hold(ctx, handle);
     int r;
 
     if (!p)
-        return -ECHILD;
+        return leave_with(ctx, -ECHILD);
     r = zmp__proc_signal(p, SIGKILL);
-    if (r < 0)
-        return r;
-    r = reap(p);
-    if (r < 0)
-        return r;
-    zmp__proc_free(p);
-    return 0;
+    if (r == 0)
+        r = reap(ctx, p);
+    release(p, r == 0);
+    return leave_with(ctx, r);
 }
 
 int zmp_run_batch(const zmp_options *jobs, size_t n, unsigned parallel,
                   zmp_result *results, zmp_info *infos, int *errors,
                   zmp_progress_fn progress, void *arg)
 {
-    return zmp__batch(ctx_get(), jobs, n, parallel, results, infos, errors,
-                      progress, arg);
+    struct zmp__ctx *ctx;
+
+    /* From a callback: the library holds no state for nested batches. */
+    if (depth > 0)
+        return -EBUSY;
+    ctx = enter();
+    return leave_with(ctx, zmp__batch(ctx, jobs, n, parallel, results, infos,
+                                      errors, progress, arg));
 }
 
 int zmp_run_stream(unsigned parallel, zmp_next_fn next, zmp_progress_fn done,
                    void *arg)
 {
-    return zmp__stream(ctx_get(), parallel, next, done, arg);
-}
+    struct zmp__ctx *ctx;
 
-int zmp_cpu_count(void)
-{
-    cpu_set_t *set;
-    size_t size;
-    int n, ncpu;
-
-    /* The mask can be larger than cpu_set_t's 1024 CPUs: grow until the
-     * kernel takes it. */
-    for (ncpu = 1024; ncpu <= (1 << 20); ncpu *= 2) {
-        set = CPU_ALLOC(ncpu);
-        if (!set)
-            break;
-        size = CPU_ALLOC_SIZE(ncpu);
-        if (sched_getaffinity(0, size, set) == 0) {
-            n = CPU_COUNT_S(size, set);
-            CPU_FREE(set);
-            return n > 0 ? n : 1;
-        }
-        CPU_FREE(set);
-        if (errno != EINVAL)
-            break;
-    }
-    n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? n : 1;
+    if (depth > 0)
+        return -EBUSY;
+    ctx = enter();
+    return leave_with(ctx, zmp__stream(ctx, parallel, next, done, arg));
 }
 
 int zmp_sleep(unsigned long ms)
 {
+    struct zmp__ctx *ctx = enter();
     int64_t deadline;
     int r;
 
-    r = zmp__ctx_start(ctx_get());
+    r = zmp__ctx_start(ctx);
     if (r < 0)
-        return r;
+        return leave_with(ctx, r);
     deadline = zmp__now_ns() + zmp__ms_to_ns(ms);
-    r = zmp__ctx_run_until(&global, NULL, NULL, deadline);
-    return r == -ETIME ? 0 : r;
+    r = zmp__ctx_run_until(ctx, NULL, NULL, deadline);
+    return leave_with(ctx, r == -ETIME ? 0 : r);
 }
 
+static bool no_calls(const void *arg)
+{
+    return ((const struct zmp__ctx *)arg)->calls == 0;
+}
+
+/*
+ * Kill every child, then, once no other call is inside (they return as
+ * their children die), release everything.  Calls made meanwhile wait.
+ * From a callback, the calls it runs in cannot leave first: the last of
+ * them releases everything as it leaves.
+ */
 void zmp_deinit(void)
 {
-    struct zmp__ctx *ctx = ctx_get();
+    struct zmp__ctx *ctx = &global;
     struct zmp__proc *p;
 
-    if (!ctx->busy) {
-        zmp__ctx_stop(ctx);
+    zmp__lock(ctx);
+    zmp__ctx_check_fork(ctx);
+    if (!ctx->engine && !ctx->procs && ctx->calls == 0) {
+        zmp__ctx_stop(ctx);  /* caches, /dev/null */
+        zmp__unlock(ctx);
         return;
     }
-    /* From a batch's or stream's callback: the stream is still using the
-     * engine.  Kill every child now; the stream stops taking jobs, reports
-     * the killed ones, and tears everything down as it returns. */
-    ctx->deinit_pending = true;
     for (p = ctx->procs; p; p = p->next)
         zmp__proc_signal(p, SIGKILL);
+    if (depth > 0 || ctx->stopping) {
+        ctx->deinit_pending = true;
+        if (ctx->engine)
+            zmp__ctx_kick(ctx);
+        pthread_cond_broadcast(&ctx->cond);
+        zmp__unlock(ctx);
+        return;
+    }
+    ctx->stopping = true;
+    if (ctx->engine) {
+        zmp__ctx_kick(ctx);
+        pthread_cond_broadcast(&ctx->cond);
+        (void)zmp__ctx_run_until(ctx, no_calls, ctx, ZMP__FOREVER);
+    }
+    while (ctx->calls > 0)
+        pthread_cond_wait(&ctx->cond, &ctx->lock);
+    ctx->deinit_pending = false;
+    zmp__ctx_stop(ctx);
+    ctx->stopping = false;
+    pthread_cond_broadcast(&ctx->cond);
+    zmp__unlock(ctx);
 }
 
 int zmp_set_interpreter(const char *path)
 {
-    char *s = NULL;
+    struct zmp__ctx *ctx;
+    char *s = NULL, *old;
 
     if (path && !*path)
         return -EINVAL;
     if (path && !(s = strdup(path)))
         return -ENOMEM;
-    free(global.interp);
-    global.interp = s;
+    ctx = enter();
+    old = ctx->interp;
+    ctx->interp = s;
+    leave(ctx);
+    free(old);
     return 0;
 }
 
 const char *zmp_interpreter(void)
 {
-    return zmp__interp_name(&global);
+    struct zmp__ctx *ctx = enter();
+    const char *s = zmp__interp_name(ctx);
+
+    leave(ctx);
+    return s;
 }
 
 const char *zmp_backend(void)
 {
-    struct zmp__ctx *ctx = ctx_get();
+    struct zmp__ctx *ctx = enter();
+    const char *name = zmp__ctx_start(ctx) < 0 ? "none" : ctx->engine->name;
 
-    if (zmp__ctx_start(ctx) < 0)
-        return "none";
-    return ctx->engine->name;
+    leave(ctx);
+    return name;
 }
 
 int zmp_set_backend(const char *name)
 {
-    static const char *const known[] = { "io_uring", "poll", "auto" };
-    size_t i;
+    struct zmp__ctx *ctx;
+    int r = 0;
 
-    if (name) {
-        for (i = 0; i < sizeof known / sizeof known[0]; i++)
-            if (!strcmp(name, known[i]))
-                break;
-        if (i == sizeof known / sizeof known[0])
-            return -EINVAL;
-#ifndef HAVE_URING
-        if (i == 0)
-            return -ENOTSUP;
-#endif
-        name = known[i];
-    }
-    if (ctx_get()->procs || global.busy)
-        return -EBUSY;
+    if (name && !(name = zmp__engine_name(name, &r)))
+        return r;
+    ctx = enter();
+    /* Children, or other calls, are using the engine. */
+    if (ctx->procs || ctx->calls > 1)
+        return leave_with(ctx, -EBUSY);
     /* Restart on the next call, with the new choice. */
-    zmp__ctx_stop(&global);
-    global.forced = name;
-    return 0;
+    zmp__ctx_stop(ctx);
+    ctx->forced = name;
+    return leave_with(ctx, 0);
 }
 
 const char *zmp_version(void)

@@ -28,15 +28,24 @@ struct stream {
     zmp_options job;          /* taken, not started yet (when have_job) */
     bool have_job;
     bool ended;               /* the source said END, failed, or we stop */
+    int watch;                /* our slot in ctx->watches, or -1 */
     bool waiting;             /* the engine watches the source's fd */
     int error;                /* the source's error */
 };
 
+/*
+ * The stream runs with ctx->lock held, and lets go of it for the source,
+ * the callbacks and each start (zmp__launch locks for itself): the
+ * caller's code may call the library, and other threads go on meanwhile.
+ */
 static bool something_happened(const void *arg)
 {
     const struct stream *s = arg;
+    const struct zmp__ctx *ctx = s->ctx;
 
-    return s->ctx->ndone != s->seen || (s->waiting && s->ctx->src_ready);
+    return ctx->ndone != s->seen ||
+           (!s->ended && (ctx->stopping || ctx->deinit_pending)) ||
+           (s->waiting && ctx->watches[s->watch].ready);
 }
 
 /* Out of a resource that finishing jobs give back: wait, do not fail. */
@@ -45,56 +54,90 @@ static bool transient(int r)
     return r == -EMFILE || r == -ENFILE || r == -EAGAIN || r == -ENOMEM;
 }
 
-/* Tell the caller of a job that will not run; true when it asks to stop. */
-static bool report_failed(struct stream *s, size_t i, int err)
+/* Tell the caller (unlocked) about job i; true when it asks to stop. */
+static bool report(struct stream *s, size_t i, int err, zmp_result *res,
+                   const zmp_info *info)
 {
-    return s->done && s->done(s->arg, i, err, NULL, NULL) != 0;
+    int stop;
+
+    if (!s->done) {
+        zmp_result_free(res);
+        return false;
+    }
+    zmp__unlock(s->ctx);
+    stop = s->done(s->arg, i, err, res, info);
+    zmp__lock(s->ctx);
+    return stop != 0;
 }
 
 static void stop_source(struct stream *s)
 {
     s->ended = true;
     if (s->waiting)
-        s->ctx->engine->drop_fd(s->ctx);
+        s->ctx->engine->drop_fd(s->ctx, (unsigned)s->watch);
     s->waiting = false;
+}
+
+/* Have the engine watch the source's fd; 0 or -errno. */
+static int watch_source(struct stream *s, int fd)
+{
+    struct zmp__ctx *ctx = s->ctx;
+    int r;
+
+    /* A descriptor that is not open fails now, not in a busy loop. */
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
+    if (s->watch < 0) {
+        r = zmp__watch_new(ctx, fd);
+        if (r < 0)
+            return r;
+        s->watch = r;
+    }
+    ctx->watches[s->watch] = (struct zmp__watch){ .fd = fd, .gen = ctx->watches[s->watch].gen };
+    r = ctx->engine->watch_fd(ctx, (unsigned)s->watch);
+    if (r == 0) {
+        s->waiting = true;
+        zmp__ctx_kick(ctx);
+    }
+    return r;
 }
 
 /* Ask the source for a job; false when there is none to start now. */
 static bool take_job(struct stream *s)
 {
+    struct zmp__watch *x;
     int fd = -1, r;
 
     if (s->ended)
         return false;  /* a job held back is then reported cancelled */
     if (s->have_job)
         return true;
-    if (s->waiting && !s->ctx->src_ready)
-        return false;
-    if (s->waiting && s->ctx->src_error) {
-        /* The fd the source named could not be watched (closed): asking
-         * again would spin. */
+    if (s->waiting) {
+        x = &s->ctx->watches[s->watch];
+        if (!x->ready)
+            return false;
         s->waiting = false;
-        s->error = s->ctx->src_error;
-        s->ended = true;
-        return false;
+        if (x->error) {
+            /* The fd could not be watched (closed): asking again would
+             * spin. */
+            s->error = x->error;
+            s->ended = true;
+            return false;
+        }
     }
-    s->waiting = false;
     s->job = (zmp_options){ 0 };
+    zmp__unlock(s->ctx);
     r = s->next(s->arg, s->count, &s->job, &fd);
+    zmp__lock(s->ctx);
     if (r == ZMP_STREAM_JOB) {
         s->have_job = true;
         s->count++;
         return true;
     }
     if (r == ZMP_STREAM_WAIT && fd >= 0) {
-        s->ctx->src_ready = false;
-        s->ctx->src_error = 0;
-        /* A descriptor that is not open fails now, not in a busy loop. */
-        r = fcntl(fd, F_GETFD) < 0 ? -errno : s->ctx->engine->watch_fd(s->ctx, fd);
-        if (r == 0) {
-            s->waiting = true;
+        r = watch_source(s, fd);
+        if (r == 0)
             return false;
-        }
     } else if (r == ZMP_STREAM_WAIT || (r > 0 && r != ZMP_STREAM_END)) {
         r = -EINVAL;
     }
@@ -136,12 +179,14 @@ static int start_jobs(struct stream *s)
         r = room(s);
         if (r < 0)
             return r;
+        zmp__unlock(s->ctx);
         r = zmp__launch(s->ctx, &s->job, &p);
+        zmp__lock(s->ctx);
         if (r < 0 && transient(r) && s->nrun > 0)
             return 0;  /* tried again once a job in flight gives back */
         s->have_job = false;
         if (r < 0) {
-            if (report_failed(s, s->count - 1, r))
+            if (report(s, s->count - 1, r, NULL, NULL))
                 stop_source(s);
             continue;
         }
@@ -171,39 +216,31 @@ static size_t collect_jobs(struct stream *s)
         s->run[k] = s->run[s->nrun];
         s->index[k] = s->index[s->nrun];
         n++;
-        if (!s->done) {
-            zmp_result_free(&res);
-            continue;
-        }
-        if (s->done(s->arg, i, r, r == 0 ? &res : NULL, &info) != 0)
+        if (report(s, i, r, r == 0 ? &res : NULL, &info))
             stop_source(s);
     }
     return n;
 }
 
+/* Run a stream; called with ctx->lock held, and returns with it held. */
 int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
                 zmp_progress_fn done, void *arg)
 {
-    struct stream s = { .ctx = ctx, .next = next, .done = done, .arg = arg };
+    struct stream s = { .ctx = ctx, .next = next, .done = done, .arg = arg,
+                        .watch = -1 };
     size_t k;
     int r;
 
     if (!next)
         return -EINVAL;
-    /* From a callback: the engine has one source watch, and the stream
-     * that runs the callback is using it. */
-    if (ctx->busy)
-        return -EBUSY;
     s.parallel = parallel ? parallel : (unsigned)zmp_cpu_count();
     r = zmp__ctx_start(ctx);
     if (r < 0)
         return r;
-    ctx->src_ready = false;
-    ctx->busy++;
     for (;;) {
-        /* zmp_deinit() from a callback: its jobs are being killed; take
-         * no more, and tear down once the last is reported. */
-        if (ctx->deinit_pending && !s.ended)
+        /* zmp_deinit() was called: its jobs are being killed; take no
+         * more, and report them as they die. */
+        if ((ctx->deinit_pending || ctx->stopping) && !s.ended)
             stop_source(&s);
         r = start_jobs(&s);
         if (r < 0)
@@ -211,13 +248,13 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
         if (s.ended && s.have_job) {
             /* Taken but never started: the caller asked to stop. */
             s.have_job = false;
-            report_failed(&s, s.count - 1, -ECANCELED);
+            report(&s, s.count - 1, -ECANCELED, NULL, NULL);
         }
         if (s.ended && !s.have_job && s.nrun == 0)
             break;
-        /* A callback may itself run the engine (zmp_sleep...): completions
-         * it causes move ndone past `seen`, so the wait below returns at
-         * once for them. */
+        /* A callback may itself run the engine (zmp_sleep...), and other
+         * threads do: completions move ndone past `seen`, so the wait
+         * below returns at once for them. */
         s.seen = ctx->ndone;
         if (collect_jobs(&s))
             continue;
@@ -232,15 +269,10 @@ out:
     /* Only an engine failure leaves jobs here: do not leave them running. */
     for (k = 0; k < s.nrun; k++)
         zmp__proc_abandon(s.run[k]);
-    if (s.waiting)
-        ctx->engine->drop_fd(ctx);
+    if (s.watch >= 0)
+        zmp__watch_free(ctx, (unsigned)s.watch);
     free(s.run);
     free(s.index);
-    ctx->busy--;
-    if (ctx->deinit_pending) {
-        ctx->deinit_pending = false;
-        zmp__ctx_stop(ctx);
-    }
     return r;
 }
 

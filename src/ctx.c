@@ -1,5 +1,7 @@
 /*
- * The context: which engine runs, and the loop that drives it.
+ * The context: which engine runs, starting and stopping it, the job
+ * sources' watch slots, and what a fork() leaves behind.  Everything
+ * here is called with ctx->lock held.
  */
 #include "config.h"
 
@@ -34,6 +36,19 @@ static int engine_by_name(const char *name, const struct zmp__engine **ret)
     return !strcmp(name, "io_uring") ? -ENOTSUP : -EINVAL;
 }
 
+/* The name an engine choice may use, as stored (a constant string), or
+ * NULL with -EINVAL (unknown) or -ENOTSUP (left out of this build) in
+ * *ret_err.  "auto" is a name too. */
+const char *zmp__engine_name(const char *name, int *ret_err)
+{
+    const struct zmp__engine *e;
+
+    if (!strcmp(name, "auto"))
+        return "auto";
+    *ret_err = engine_by_name(name, &e);
+    return *ret_err == 0 ? e->name : NULL;
+}
+
 /* The engine name asked for: zmp_set_backend() first, then $ZMP_BACKEND.
  * "auto" and the empty string mean the first engine that starts. */
 static const char *wanted_engine(const struct zmp__ctx *ctx)
@@ -50,19 +65,38 @@ static const char *wanted_engine(const struct zmp__ctx *ctx)
  * are the parent's, and the io_uring ring is shared memory that both
  * processes would reap from.  The child of a fork notices (a counter
  * bumped by an atfork handler, read without a system call) and forgets
- * everything it inherited before its first use of the library.
+ * everything it inherited before its first use of the library.  Around
+ * the fork the context's lock is held, so the child never inherits it
+ * held by a thread that did not come along, nor a half-changed context.
  */
 static unsigned fork_gen;
+static struct zmp__ctx *fork_ctx;  /* the context to hold across fork() */
 
-static void on_fork_child(void)
+static void before_fork(void)
+{
+    if (fork_ctx)
+        zmp__lock(fork_ctx);
+}
+
+static void after_fork_parent(void)
+{
+    if (fork_ctx)
+        zmp__unlock(fork_ctx);
+}
+
+static void after_fork_child(void)
 {
     __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
     zmp__reg_forget();
+    if (fork_ctx) {
+        pthread_mutex_init(&fork_ctx->lock, NULL);
+        pthread_cond_init(&fork_ctx->cond, NULL);
+    }
 }
 
 static void watch_forks(void)
 {
-    (void)pthread_atfork(NULL, NULL, on_fork_child);
+    (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 void zmp__ctx_check_fork(struct zmp__ctx *ctx)
@@ -105,8 +139,13 @@ void zmp__ctx_forget(struct zmp__ctx *ctx)
     free(ctx->cg);
     ctx->cg = NULL;
     ctx->ncg = ctx->cg_cap = 0;
-    ctx->busy = 0;
-    ctx->deinit_pending = false;
+    free(ctx->watches);
+    ctx->watches = NULL;
+    ctx->nwatches = 0;
+    /* Threads of the parent that were inside the library did not come
+     * along: none of their calls is in progress here. */
+    ctx->leading = ctx->in_kernel = ctx->stopping = ctx->deinit_pending = false;
+    ctx->calls = 0;
     zmp__ctx_stop(ctx);
 }
 
@@ -120,6 +159,7 @@ int zmp__ctx_start(struct zmp__ctx *ctx)
 
     if (ctx->engine)
         return 0;
+    fork_ctx = ctx;  /* one context: the library's */
     pthread_once(&once, watch_forks);
     if (!ctx->scratch) {
         ctx->scratch = malloc(ZMP__SCRATCH_SIZE);
@@ -167,15 +207,16 @@ void zmp__ctx_stop(struct zmp__ctx *ctx)
         for (p = ctx->procs; p; p = p->next)
             zmp__proc_signal(p, SIGKILL);
         for (p = ctx->procs; p; p = p->next) {
-            while (!(p->flags & ZMP__PROC_EXITED)) {
-                r = ctx->engine->run(ctx, ZMP__FOREVER);
-                if (r < 0 && r != -EINTR)
-                    break;
-            }
+            r = zmp__ctx_run_until(ctx, zmp__proc_exited_cond, p, ZMP__FOREVER);
+            if (r < 0)
+                break;
         }
         ctx->engine->fini(ctx);
         ctx->engine = NULL;
     }
+    free(ctx->watches);
+    ctx->watches = NULL;
+    ctx->nwatches = 0;
     for (p = ctx->procs; p; p = next) {
         next = p->next;
         /* A run that failed above leaves a child unreaped: reap it here. */
@@ -200,32 +241,33 @@ void zmp__ctx_stop(struct zmp__ctx *ctx)
     ctx->resolved_name = ctx->resolved_pathenv = ctx->resolved_path = NULL;
 }
 
-/*
- * Drive the engine until cond(p) holds or the deadline passes (-ETIME).
- * A NULL cond never holds: the loop then only ends at the deadline.
- * Children's timeouts fire on the way, whoever is waited for.
- */
-int zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
-                       const void *p, int64_t deadline)
+/* A watch slot for a job source's fd (not armed yet), or -ENOMEM. */
+int zmp__watch_new(struct zmp__ctx *ctx, int fd)
 {
-    int64_t now, wake;
-    int r;
+    struct zmp__watch *a;
+    size_t i;
 
-    for (;;) {
-        if (cond && cond(p))
-            return 0;
-        now = zmp__now_ns();
-        if (deadline != ZMP__FOREVER && now >= deadline)
-            return -ETIME;
-        wake = zmp__ctx_fire_timers(ctx, now);
-        if (ctx->ncg)
-            zmp__cgroup_sweep(ctx, false);
-        if (cond && cond(p))
-            return 0;
-        if (wake == ZMP__FOREVER || (deadline != ZMP__FOREVER && deadline < wake))
-            wake = deadline;
-        r = ctx->engine->run(ctx, wake);
-        if (r < 0 && r != -EINTR)
-            return r;
+    for (i = 0; i < ctx->nwatches; i++)
+        if (ctx->watches[i].fd < 0)
+            break;
+    if (i == ctx->nwatches) {
+        a = realloc(ctx->watches, (i + 1) * sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        ctx->watches = a;
+        ctx->nwatches = i + 1;
+        ctx->watches[i].gen = 0;
     }
+    ctx->watches[i].fd = fd;
+    ctx->watches[i].armed = ctx->watches[i].ready = false;
+    ctx->watches[i].error = 0;
+    return (int)i;
+}
+
+void zmp__watch_free(struct zmp__ctx *ctx, unsigned w)
+{
+    if (ctx->watches[w].armed)
+        ctx->engine->drop_fd(ctx, w);
+    ctx->watches[w].armed = false;
+    ctx->watches[w].fd = -1;
 }

@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,12 +29,21 @@ struct watch {
 };
 
 struct pollst {
-    struct pollfd *pfd;     /* handed to ppoll as it is */
+    struct pollfd *pfd;     /* the children's pipes and pidfds */
     struct watch *w;        /* who each pollfd is for */
     size_t n, cap;
     struct zmp__proc **bypid;  /* children without a pidfd */
     size_t npid, pidcap;
-    int src_fd;                /* a job source's fd, polled after pfd[n] */
+    /* What ppoll gets: a copy of pfd, the armed job sources' fds and the
+     * wake eventfd, so it can block with the lock released while other
+     * threads change pfd.  mods counts those changes: a result taken
+     * across one is dropped (readiness is level-triggered: the next poll
+     * sees it again). */
+    struct pollfd *wait;
+    unsigned *wait_src;        /* the watch slot of each source entry */
+    size_t wait_cap;
+    unsigned long mods;
+    int wake_fd;
 };
 
 /* Room for one more pollfd. */
@@ -67,6 +78,7 @@ static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd,
     st->w[st->n] = (struct watch){ p, kind };
     p->eslot[kind] = (int)st->n;
     st->n++;
+    st->mods++;
     return 0;
 }
 
@@ -77,6 +89,7 @@ static void del(struct pollst *st, size_t i)
 
     w->p->eslot[w->kind] = -1;
     st->n--;
+    st->mods++;
     if (i != st->n) {
         st->pfd[i] = st->pfd[st->n];
         st->w[i] = st->w[st->n];
@@ -90,7 +103,11 @@ static int poll_init(struct zmp__ctx *ctx)
 
     if (!st)
         return -ENOMEM;
-    st->src_fd = -1;
+    st->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (st->wake_fd < 0) {
+        free(st);
+        return -errno;
+    }
     ctx->engine_state = st;
     return 0;
 }
@@ -104,6 +121,9 @@ static void poll_fini(struct zmp__ctx *ctx)
     free(st->pfd);
     free(st->w);
     free(st->bypid);
+    free(st->wait);
+    free(st->wait_src);
+    close(st->wake_fd);
     free(st);
     ctx->engine_state = NULL;
 }
@@ -212,13 +232,44 @@ static void on_input(struct pollst *st, size_t i)
     zmp__proc_input_done(p, n < 0 ? -errno : n);
 }
 
+/* The set ppoll gets (see struct pollst); its size, or -ENOMEM. */
+static int build_wait_set(struct zmp__ctx *ctx, struct pollst *st)
+{
+    size_t need = st->n + ctx->nwatches + 1, k = st->n, i;
+
+    if (need > st->wait_cap) {
+        struct pollfd *w = realloc(st->wait, need * sizeof *w);
+        unsigned *ws;
+
+        if (!w)
+            return -ENOMEM;
+        st->wait = w;
+        ws = realloc(st->wait_src, need * sizeof *ws);
+        if (!ws)
+            return -ENOMEM;
+        st->wait_src = ws;
+        st->wait_cap = need;
+    }
+    if (st->n)
+        memcpy(st->wait, st->pfd, st->n * sizeof *st->pfd);
+    for (i = 0; i < ctx->nwatches; i++)
+        if (ctx->watches[i].armed) {
+            st->wait_src[k] = (unsigned)i;
+            st->wait[k++] = (struct pollfd){ .fd = ctx->watches[i].fd, .events = POLLIN };
+        }
+    st->wait[k++] = (struct pollfd){ .fd = st->wake_fd, .events = POLLIN };
+    return (int)k;
+}
+
 static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
 {
     struct pollst *st = ctx->engine_state;
     struct timespec ts, *tsp = NULL;
     int64_t wait = -1, now;
-    int r, n;
-    size_t i, nfds;
+    unsigned long mods;
+    uint64_t drain;
+    int r, n, nset;
+    size_t i;
 
     n = check_bypid(st);
     if (n > 0 || deadline == ZMP__NOWAIT) {
@@ -234,29 +285,43 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
         ts.tv_nsec = wait % 1000000000;
         tsp = &ts;
     }
-    /* The source fd rides in the spare entry past the children's. */
-    nfds = st->n;
-    if (st->src_fd >= 0) {
-        r = grow(st);
-        if (r < 0)
-            return r;
-        st->pfd[nfds++] = (struct pollfd){ .fd = st->src_fd, .events = POLLIN };
+    nset = build_wait_set(ctx, st);
+    if (nset < 0)
+        return nset;
+    mods = st->mods;
+    if (wait != 0) {
+        ctx->in_kernel = true;
+        zmp__unlock(ctx);
     }
-    r = ppoll(st->pfd, nfds, tsp, NULL);
+    r = ppoll(st->wait, (nfds_t)nset, tsp, NULL);
+    if (wait != 0) {
+        zmp__lock(ctx);
+        ctx->in_kernel = false;
+    }
     if (r < 0)
         return errno == EINTR ? n : -errno;
-    if (nfds > st->n && st->pfd[st->n].revents) {
-        st->src_fd = -1;
-        ctx->src_ready = true;
-        if (st->pfd[st->n].revents & POLLNVAL)
-            ctx->src_error = -EBADF;
-        r--;
+    if (st->wait[nset - 1].revents)
+        while (read(st->wake_fd, &drain, sizeof drain) > 0)
+            ;
+    /* The sources' entries: each slot may have been freed or re-armed
+     * meanwhile; a report for a slot no longer armed is dropped. */
+    for (i = st->n; i < (size_t)nset - 1; i++) {
+        struct zmp__watch *x = &ctx->watches[st->wait_src[i]];
+
+        if (!st->wait[i].revents || !x->armed)
+            continue;
+        x->armed = false;
+        x->ready = true;
+        if (st->wait[i].revents & POLLNVAL)
+            x->error = -EBADF;
         n++;
     }
-    for (i = st->n; r > 0 && i-- > 0;) {
-        if (!st->pfd[i].revents)
+    if (st->mods != mods)
+        return n;  /* pfd changed under ppoll: look again next turn */
+    for (i = st->n; i-- > 0;) {
+        if (!st->wait[i].revents)
             continue;
-        r--;
+        st->pfd[i].revents = st->wait[i].revents;
         n++;
         if (st->w[i].kind == KIND_EXIT) {
             struct zmp__proc *p = st->w[i].p;
@@ -278,6 +343,16 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
     return n;
 }
 
+/* The leader blocks in ppoll() on a set made before: wake it to make a
+ * new one (new pipes, sooner timers). */
+static void poll_wake(struct zmp__ctx *ctx)
+{
+    struct pollst *st = ctx->engine_state;
+    uint64_t one = 1;
+
+    (void)!write(st->wake_fd, &one, sizeof one);
+}
+
 static void poll_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
 {
     struct pollst *st = ctx->engine_state;
@@ -287,19 +362,17 @@ static void poll_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream
     zmp__proc_read_done(p, stream, -ECANCELED);
 }
 
-static int poll_watch_fd(struct zmp__ctx *ctx, int fd)
+/* A job source's fd rides in the wait set while armed. */
+static int poll_watch_fd(struct zmp__ctx *ctx, unsigned w)
 {
-    struct pollst *st = ctx->engine_state;
-
-    st->src_fd = fd;
+    ctx->watches[w].gen++;
+    ctx->watches[w].armed = true;
     return 0;
 }
 
-static void poll_drop_fd(struct zmp__ctx *ctx)
+static void poll_drop_fd(struct zmp__ctx *ctx, unsigned w)
 {
-    struct pollst *st = ctx->engine_state;
-
-    st->src_fd = -1;
+    ctx->watches[w].armed = false;
 }
 
 const struct zmp__engine zmp__engine_poll = {
@@ -316,4 +389,5 @@ const struct zmp__engine zmp__engine_poll = {
     .watch_fd = poll_watch_fd,
     .drop_fd = poll_drop_fd,
     .run = poll_run,
+    .wake = poll_wake,
 };

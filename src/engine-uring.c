@@ -43,7 +43,6 @@ struct uring {
     bool timer_armed;
     int64_t timer_deadline;
     uint64_t timer_gen;
-    uint64_t fd_gen;   /* of the source fd poll: a stale one is ignored */
     struct __kernel_timespec ts;
     /* Pipe read ends live in the ring's fixed-file table, outside the fd
      * table: a parent with thousands of children in flight keeps a small
@@ -360,6 +359,29 @@ static void on_read_cqe(struct uring *u, struct zmp__proc *p, int stream, int re
         zmp__proc_read_done(p, stream, r);
 }
 
+/* A job source's fd: user_data holds its watch slot and the generation
+ * of the arming, so a report of an arming since dropped is ignored. */
+static uint64_t ud_fd(unsigned w, uint32_t gen)
+{
+    return ((uint64_t)w << 32) | ((uint64_t)(gen & 0xfffffff) << TAG_BITS) | TAG_FD;
+}
+
+static void on_fd_cqe(struct zmp__ctx *ctx, uint64_t ud, int res)
+{
+    unsigned w = (unsigned)(ud >> 32);
+    struct zmp__watch *x;
+
+    if (w >= ctx->nwatches)
+        return;
+    x = &ctx->watches[w];
+    if (!x->armed || ud != ud_fd(w, x->gen) || res == -ECANCELED)
+        return;
+    x->armed = false;
+    x->ready = true;
+    if (res < 0)
+        x->error = res;
+}
+
 static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -374,11 +396,7 @@ static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
     case TAG_IGNORE:
         return;
     case TAG_FD:
-        if (ud >> TAG_BITS == u->fd_gen && cqe->res != -ECANCELED) {
-            u->ctx->src_ready = true;
-            if (cqe->res < 0)
-                u->ctx->src_error = cqe->res;
-        }
+        on_fd_cqe(u->ctx, ud, cqe->res);
         return;
     case TAG_CLOSE:
         u->free_slots[u->nfree++] = (unsigned)(ud >> TAG_BITS);
@@ -462,8 +480,18 @@ static int uring_run(struct zmp__ctx *ctx, int64_t deadline)
     }
     n = reap_cqes(u);
     if (n == 0 && deadline != ZMP__NOWAIT) {
-        r = io_uring_submit_and_wait(&u->ring, 1);
-        if (r < 0 && r != -EINTR && r != -ETIME)
+        r = io_uring_submit(&u->ring);
+        if (r < 0 && r != -EINTR)
+            return r;
+        /* Wait with the lock released: other threads queue and submit
+         * their requests meanwhile (under the lock; the kernel takes its
+         * own for submissions), and only this thread reaps. */
+        ctx->in_kernel = true;
+        zmp__unlock(ctx);
+        r = io_uring_enter(u->ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS, NULL);
+        zmp__lock(ctx);
+        ctx->in_kernel = false;
+        if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY)
             return r;
         n = reap_cqes(u);
     } else if (n == 0 && io_uring_cq_has_overflow(&u->ring)) {
@@ -479,6 +507,25 @@ static int uring_run(struct zmp__ctx *ctx, int64_t deadline)
             return r;
     }
     return n;
+}
+
+/*
+ * The leader waits in io_uring_enter() for a completion.  What other
+ * threads queued is submitted here, and its completions will wake it; a
+ * timer due sooner than it waits for is armed in its place (it re-arms
+ * its own when it wakes).
+ */
+static void uring_wake(struct zmp__ctx *ctx)
+{
+    struct uring *u = ctx->engine_state;
+    int64_t next = ctx->ntimers ? ctx->timers[0]->timer : ZMP__FOREVER;
+
+    if (next != ZMP__FOREVER &&
+        (ctx->leader_wake == ZMP__FOREVER || next < ctx->leader_wake) &&
+        arm_timer(u, next) == 0)
+        ctx->leader_wake = next;
+    if (io_uring_sq_ready(&u->ring))
+        (void)io_uring_submit(&u->ring);
 }
 
 /* Cancel what is still in flight and wait for it, so the kernel writes no
@@ -554,29 +601,33 @@ static void uring_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int strea
 }
 
 /* A job source's fd: one poll, reported once. */
-static int uring_watch_fd(struct zmp__ctx *ctx, int fd)
+static int uring_watch_fd(struct zmp__ctx *ctx, unsigned w)
 {
     struct uring *u = ctx->engine_state;
     struct io_uring_sqe *sqe = get_sqe(u);
+    struct zmp__watch *x = &ctx->watches[w];
 
     if (!sqe)
         return -EBUSY;
-    u->fd_gen++;
-    io_uring_prep_poll_add(sqe, fd, POLLIN);
-    io_uring_sqe_set_data64(sqe, (u->fd_gen << TAG_BITS) | TAG_FD);
+    x->gen++;
+    io_uring_prep_poll_add(sqe, x->fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, ud_fd(w, x->gen));
+    x->armed = true;
     return 0;
 }
 
-static void uring_drop_fd(struct zmp__ctx *ctx)
+static void uring_drop_fd(struct zmp__ctx *ctx, unsigned w)
 {
     struct uring *u = ctx->engine_state;
     struct io_uring_sqe *sqe = get_sqe(u);
+    struct zmp__watch *x = &ctx->watches[w];
 
     if (sqe) {
-        io_uring_prep_poll_remove(sqe, (u->fd_gen << TAG_BITS) | TAG_FD);
+        io_uring_prep_poll_remove(sqe, ud_fd(w, x->gen));
         io_uring_sqe_set_data64(sqe, TAG_IGNORE);
     }
-    u->fd_gen++;  /* whatever comes back now is stale */
+    x->armed = false;  /* whatever comes back now is ignored */
+    x->gen++;
 }
 
 const struct zmp__engine zmp__engine_uring = {
@@ -593,4 +644,5 @@ const struct zmp__engine zmp__engine_uring = {
     .watch_fd = uring_watch_fd,
     .drop_fd = uring_drop_fd,
     .run = uring_run,
+    .wake = uring_wake,
 };

@@ -3,11 +3,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -127,4 +130,31 @@ int64_t zmp__now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The CPUs this process may run on (its affinity mask). */
+int zmp_cpu_count(void)
+{
+    cpu_set_t *set;
+    size_t size;
+    int n, ncpu;
+
+    /* The mask can be larger than cpu_set_t's 1024 CPUs: grow until the
+     * kernel takes it. */
+    for (ncpu = 1024; ncpu <= (1 << 20); ncpu *= 2) {
+        set = CPU_ALLOC(ncpu);
+        if (!set)
+            break;
+        size = CPU_ALLOC_SIZE(ncpu);
+        if (sched_getaffinity(0, size, set) == 0) {
+            n = CPU_COUNT_S(size, set);
+            CPU_FREE(set);
+            return n > 0 ? n : 1;
+        }
+        CPU_FREE(set);
+        if (errno != EINVAL)
+            break;
+    }
+    n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
 }

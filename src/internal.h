@@ -5,6 +5,7 @@
 #ifndef ZMP_INTERNAL_H
 #define ZMP_INTERNAL_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,6 +66,10 @@ struct zmp__proc {
     int error;             /* first error met while capturing, or 0 */
     int handle;            /* > 0 while the handle table holds it */
     int reg;               /* its entry in the registry (registry.c) */
+    bool attached;         /* on ctx->procs (once started) */
+    bool timer_room;       /* room is reserved in the timer heap */
+    unsigned users;        /* calls waiting on it by its handle */
+    int64_t timeout_at;    /* when the timeout fires, or 0 */
     unsigned inflight;     /* engine requests still pointing at this proc */
     int eslot[4];          /* engine bookkeeping, one per watched object */
     int in_fd;             /* our end of the stdin socket, -1 once closed */
@@ -123,10 +128,11 @@ struct zmp__engine {
     /* Stop reading p->fd[stream]: the engine ends with
      * zmp__proc_read_done(p, stream, -ECANCELED), now or in a later run. */
     void (*drop_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
-    /* Watch fd (not a child's) until it is readable or hung up, once: then
-     * set ctx->src_ready.  drop_fd forgets it; a late report is harmless. */
-    int  (*watch_fd)(struct zmp__ctx *ctx, int fd);
-    void (*drop_fd)(struct zmp__ctx *ctx);
+    /* Watch ctx->watches[w].fd (not a child's) until it is readable or
+     * hung up, once: then set its ready (and error, when the fd cannot be
+     * watched).  drop_fd forgets it; a late report is harmless. */
+    int  (*watch_fd)(struct zmp__ctx *ctx, unsigned w);
+    void (*drop_fd)(struct zmp__ctx *ctx, unsigned w);
     /* Send p->in_data to p->in_fd; ends with zmp__proc_input_done(p, n <= 0). */
     int  (*watch_input)(struct zmp__ctx *ctx, struct zmp__proc *p);
     /* Stop sending: the engine ends with zmp__proc_input_done(p, -ECANCELED). */
@@ -134,10 +140,14 @@ struct zmp__engine {
     /*
      * Handle the events that are ready.  When none is, block until one is
      * or until deadline (ZMP__FOREVER, ZMP__NOWAIT, or absolute monotonic
-     * ns).  Returns the number of events handled, or -errno; -EINTR is
-     * not an error (the caller loops).
+     * ns), with ctx->lock released and ctx->in_kernel set while blocked.
+     * Returns the number of events handled, or -errno; -EINTR is not an
+     * error (the caller loops).  Only the leader runs it (loop.c).
      */
     int  (*run)(struct zmp__ctx *ctx, int64_t deadline);
+    /* Make the thread blocked in run() look again: what the engine
+     * watches changed, or a timer is now due sooner than it waits for. */
+    void (*wake)(struct zmp__ctx *ctx);
 };
 
 extern const struct zmp__engine zmp__engine_uring;
@@ -152,7 +162,28 @@ struct zmp__table {
     int next;         /* the next handle to hand out */
 };
 
+/* A job source's descriptor, watched for one stream. */
+struct zmp__watch {
+    int fd;                   /* -1: the slot is free */
+    bool armed;               /* the engine watches it */
+    bool ready;               /* it became readable or hung up ... */
+    int error;                /* ... or cannot be watched: -errno */
+    uint32_t gen;             /* of the arming: late reports are ignored */
+};
+
+/*
+ * The context.  Everything in it, and in the procs on its list, is
+ * guarded by `lock`; the engine runs with it held, except while blocked
+ * in the kernel (loop.c).
+ */
 struct zmp__ctx {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;      /* the leader's turn ended, or states moved */
+    bool leading;             /* a thread drives the engine (loop.c) */
+    bool in_kernel;           /* ... and is blocked in the kernel */
+    int64_t leader_wake;      /* the deadline it blocks until */
+    unsigned calls;           /* public calls inside now, all threads */
+    bool stopping;            /* zmp_deinit() waits for the calls to leave */
     const struct zmp__engine *engine;  /* NULL until started */
     const char *forced;       /* engine name asked for, or NULL for auto */
     void *engine_state;
@@ -163,11 +194,10 @@ struct zmp__ctx {
     struct zmp__proc **timers; /* min-heap of the children's armed timers */
     size_t ntimers, timers_cap;
     size_t ntimed;            /* children with a timeout: room reserved */
-    bool src_ready;           /* the fd given to watch_fd became ready */
-    int src_error;            /* ... or could not be watched: -errno */
-    unsigned busy;            /* streams and batches running (callbacks
-                                 may be running inside them) */
-    bool deinit_pending;      /* zmp_deinit() was called while busy */
+    struct zmp__watch *watches; /* job sources' fds, one slot per stream */
+    size_t nwatches;
+    bool deinit_pending;      /* zmp_deinit() from a callback: tear down
+                                 when the last call leaves */
     unsigned fork_gen;        /* the fork count this context belongs to */
     char **cg;                /* job cgroups still to remove */
     size_t ncg, cg_cap;
@@ -236,6 +266,7 @@ int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **r
 
 /* proc.c: the child record, and what engines call back. */
 int  zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret);
+void zmp__proc_attach(struct zmp__proc *p);
 void zmp__proc_free(struct zmp__proc *p);
 bool zmp__proc_done(const struct zmp__proc *p);
 int  zmp__proc_signal(struct zmp__proc *p, int sig);
@@ -248,25 +279,45 @@ void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
 void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n);
 void zmp__proc_input_done(struct zmp__proc *p, ssize_t n);
 int  zmp__proc_take_result(struct zmp__proc *p, zmp_result *res);
+int  zmp__proc_take(struct zmp__proc *p, zmp_result *res, zmp_info *info);
 int  zmp__proc_finish(struct zmp__proc *p, zmp_result *res, zmp_info *info);
 void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now);
 void zmp__proc_drop_pipes(struct zmp__proc *p);
 
-/* ctx.c: engine choice and the wait loop. */
+/* ctx.c: engine choice, start and stop, fork.  Called with ctx->lock. */
 int  zmp__ctx_start(struct zmp__ctx *ctx);
 void zmp__ctx_stop(struct zmp__ctx *ctx);
 void zmp__ctx_check_fork(struct zmp__ctx *ctx);
+const char *zmp__engine_name(const char *name, int *ret_err);
 void zmp__ctx_forget(struct zmp__ctx *ctx);
+int  zmp__watch_new(struct zmp__ctx *ctx, int fd);
+void zmp__watch_free(struct zmp__ctx *ctx, unsigned w);
+
+/* loop.c: waiting, one leader at a time.  Called with ctx->lock. */
 int  zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
                         const void *arg, int64_t deadline);
+int  zmp__ctx_run_nowait(struct zmp__ctx *ctx);
+void zmp__ctx_kick(struct zmp__ctx *ctx);
 bool zmp__job_done(const void *proc);
+bool zmp__proc_exited_cond(const void *proc);
+bool zmp__proc_done_cond(const void *proc);
+void zmp__proc_abandon(struct zmp__proc *p);
+
+static inline void zmp__lock(struct zmp__ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+}
+
+static inline void zmp__unlock(struct zmp__ctx *ctx)
+{
+    pthread_mutex_unlock(&ctx->lock);
+}
 
 /* timer.c: the children's timers, a heap. */
 void zmp__timer_init(struct zmp__proc *p);
 int  zmp__timer_reserve(struct zmp__ctx *ctx);
 void zmp__timer_unreserve(struct zmp__ctx *ctx);
 void zmp__timer_set(struct zmp__proc *p, int64_t when);
-void zmp__proc_abandon(struct zmp__proc *p);
 int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now);
 
 /* batch.c */

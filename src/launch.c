@@ -173,12 +173,12 @@ static int check_opts(const zmp_options *o)
     return 0;
 }
 
-/* What the options say about time and size, kept on the proc. */
+/* What the options say about time and size, kept on the proc (still
+ * private to the starting thread). */
 static int apply_limits(struct zmp__proc *p, const zmp_options *o)
 {
     const zmp_term_step *seq = o->term_seq_len ? o->term_seq : default_seq;
     size_t n = o->term_seq_len ? o->term_seq_len : 1;
-    int r;
 
     p->cap = o->output_cap;
     p->pgroup = (o->flags & ZMP_NEW_PGROUP) != 0;
@@ -187,13 +187,10 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
     p->seq = malloc(n * sizeof *seq);
     if (!p->seq)
         return -ENOMEM;
-    r = zmp__timer_reserve(p->ctx);
-    if (r < 0)
-        return r;
     memcpy(p->seq, seq, n * sizeof *seq);
-    p->seq_len = n;  /* from now on, proc_free gives the room back */
+    p->seq_len = n;
     p->drain_ns = zmp__ms_to_ns(o->drain_ms ? o->drain_ms : DRAIN_MS_DEFAULT);
-    zmp__timer_set(p, p->start_ns + zmp__ms_to_ns(o->timeout_ms));
+    p->timeout_at = p->start_ns + zmp__ms_to_ns(o->timeout_ms);
     return 0;
 }
 
@@ -220,15 +217,14 @@ static void close_fds(struct fds *f)
  * ZMP_MERGE_STDERR, as `2>&1` does), and a socket for input.  stdio[] gets
  * the child's ends; f keeps them all until the spawn is over.
  */
-static int open_stdio(struct zmp__ctx *ctx, const zmp_options *o, struct fds *f,
-                      int stdio[3])
+static int open_stdio(int devnull, const zmp_options *o, struct fds *f, int stdio[3])
 {
     int r;
 
     if (!(o->flags & ZMP_NO_CAPTURE)) {
         if ((r = make_pipe(f->out)) < 0)
             return r;
-        stdio[0] = ctx->devnull;
+        stdio[0] = devnull;
         stdio[1] = f->out[1];
         stdio[2] = f->out[1];
         if (!(o->flags & ZMP_MERGE_STDERR)) {
@@ -260,38 +256,62 @@ static void adopt_fds(struct zmp__proc *p, struct fds *f)
     close_fds(f);
 }
 
-/* The record of a child about to start, with what the options ask. */
-static int new_proc(struct zmp__ctx *ctx, const zmp_options *o,
-                    struct zmp__proc **ret)
+/* What the options ask of the child's record: its input, its limits, its
+ * cgroup.  Unlocked: the record is still the starting thread's alone. */
+static int fill_proc(struct zmp__proc *p, const zmp_options *o)
 {
-    struct zmp__proc *p;
     struct timespec ts;
     int r;
 
-    r = zmp__proc_new(ctx, !(o->flags & ZMP_NO_CAPTURE), &p);
-    if (r < 0)
-        return r;
     p->start_ns = zmp__now_ns();
     clock_gettime(CLOCK_REALTIME, &ts);
     p->started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     if (o->input_len) {
         p->in_data = malloc(o->input_len);
-        if (!p->in_data) {
-            r = -ENOMEM;
-            goto fail;
-        }
+        if (!p->in_data)
+            return -ENOMEM;
         memcpy(p->in_data, o->input, o->input_len);
         p->in_len = o->input_len;
     }
     if ((r = apply_limits(p, o)) < 0)
-        goto fail;
+        return r;
     if (o->cgroup && (r = zmp__cgroup_create(o->cgroup, &p->cg_path, &p->cg_fd)) < 0)
-        goto fail;
-    *ret = p;
+        return r;
     return 0;
-fail:
-    zmp__proc_free(p);
-    return r;
+}
+
+/*
+ * What a start needs from the context, taken under its lock: the engine
+ * started, the program's path and the interpreter's name (copies, for
+ * the unlocked part), /dev/null, and room in the timer heap for a
+ * timeout, so that nothing can fail once the child runs.
+ */
+static int prepare(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *p,
+                   char **ret_path, char **ret_interp, int *ret_devnull)
+{
+    const char *interp = NULL, *path;
+    int r;
+
+    r = zmp__ctx_start(ctx);
+    if (r < 0)
+        return r;
+    if (!o->program)
+        interp = o->interpreter ? o->interpreter : zmp__interp_name(ctx);
+    r = zmp__resolve(ctx, o->program ? o->program : interp, &path);
+    if (r < 0)
+        return r;
+    *ret_path = strdup(path);
+    *ret_interp = interp ? strdup(interp) : NULL;
+    if (!*ret_path || (interp && !*ret_interp))
+        return -ENOMEM;
+    *ret_devnull = ctx->devnull;
+    if (o->timeout_ms) {
+        r = zmp__timer_reserve(ctx);
+        if (r < 0)
+            return r;
+        p->timer_room = true;
+    }
+    return 0;
 }
 
 /*
@@ -332,33 +352,54 @@ static int watch_child(struct zmp__ctx *ctx, struct zmp__proc *p)
     return 0;
 }
 
+/* The child runs: make it the context's, locked. */
+static int adopt(struct zmp__ctx *ctx, struct zmp__proc *p, struct fds *f)
+{
+    int r;
+
+    zmp__proc_attach(p);
+    zmp__reg_set(p->reg, p->pid, p->pidfd, p->cg_fd, p->pgroup);
+    adopt_fds(p, f);
+    if (p->timeout_at)
+        zmp__timer_set(p, p->timeout_at);
+    r = watch_child(ctx, p);
+    if (r == 0)
+        zmp__ctx_kick(ctx);
+    return r;
+}
+
+/*
+ * Start a child.  Called unlocked: the context is locked only to take
+ * what the start needs and to hand the child over, never during the
+ * spawn itself, which puts this thread to sleep until the child has
+ * exec'd: other threads start theirs meanwhile.
+ */
 static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
 {
     struct zmp__spawn_args a = { .stdio = { -1, -1, -1 }, .cgroup_fd = -1 };
     struct fds f = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
-    const char *interp = NULL, *path;
+    char *path = NULL, *interp = NULL, **argv = NULL, **envp = NULL;
     struct zmp__proc *p = NULL;
-    char **argv = NULL, **envp = NULL;
-    int r;
+    int r, devnull = -1;
 
     r = check_opts(o);
     if (r < 0)
         return r;
-    r = zmp__ctx_start(ctx);
+    r = zmp__proc_new(ctx, !(o->flags & ZMP_NO_CAPTURE), &p);
     if (r < 0)
         return r;
-    if (!o->program)
-        interp = o->interpreter ? o->interpreter : zmp__interp_name(ctx);
-    r = zmp__resolve(ctx, o->program ? o->program : interp, &path);
+    zmp__lock(ctx);
+    r = prepare(ctx, o, p, &path, &interp, &devnull);
+    zmp__unlock(ctx);
     if (r < 0)
-        return r;
+        goto fail;
     if ((r = build_argv(interp, o->argv, &argv)) < 0)
         goto fail;
     if (o->env && (r = build_env(o->env, o->flags & ZMP_ENV_REPLACE, &envp)) < 0)
         goto fail;
-    if ((r = open_stdio(ctx, o, &f, a.stdio)) < 0)
+    if ((r = open_stdio(devnull, o, &f, a.stdio)) < 0)
         goto fail;
-    if ((r = new_proc(ctx, o, &p)) < 0)
+    if ((r = fill_proc(p, o)) < 0)
         goto fail;
     a.path = path;
     a.argv = argv;
@@ -367,25 +408,32 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
     a.new_pgroup = p->pgroup;
     a.cgroup_fd = p->cg_fd;
     r = zmp__spawn(&a, &p->pid, &p->pidfd);
-    if (r < 0)
-        goto fail;
-    zmp__reg_set(p->reg, p->pid, p->pidfd, p->cg_fd, p->pgroup);
-    adopt_fds(p, &f);
     free(argv);
     free(envp);
-    r = watch_child(ctx, p);
-    if (r < 0) {
+    free(path);
+    free(interp);
+    argv = envp = NULL;
+    path = interp = NULL;
+    if (r < 0)
+        goto fail;
+    zmp__lock(ctx);
+    r = adopt(ctx, p, &f);
+    if (r < 0)
         zmp__proc_free(p);
+    zmp__unlock(ctx);
+    if (r < 0)
         return r;
-    }
     *ret = p;
     return 0;
 fail:
     close_fds(&f);
     free(argv);
     free(envp);
-    if (p)
-        zmp__proc_free(p);
+    free(path);
+    free(interp);
+    zmp__lock(ctx);
+    zmp__proc_free(p);
+    zmp__unlock(ctx);
     return r;
 }
 

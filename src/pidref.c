@@ -46,6 +46,8 @@ static int pidfd_signal(int pidfd, int sig, unsigned flags)
  */
 int zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig)
 {
+    if (pid <= 0)  /* never kill(0) or kill(-1): those are not a child */
+        return -ESRCH;
     if (pidfd >= 0 && group && !__atomic_load_n(&no_pgroup_pidfd, __ATOMIC_RELAXED)) {
         if (pidfd_signal(pidfd, sig, PIDFD_SIGNAL_PROCESS_GROUP) == 0 || errno == ESRCH)
             return 0;

@@ -48,12 +48,22 @@ int zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret)
     p->cg_fd = -1;
     zmp__timer_init(p);
     p->flags = capture ? ZMP__PROC_CAPTURE : 0;
+    *ret = p;
+    return 0;
+}
+
+/* On the context's list: from now on the engine and every call may see
+ * it.  Locked. */
+void zmp__proc_attach(struct zmp__proc *p)
+{
+    struct zmp__ctx *ctx = p->ctx;
+
+    p->attached = true;
+    p->prev = NULL;
     p->next = ctx->procs;
     if (ctx->procs)
         ctx->procs->prev = p;
     ctx->procs = p;
-    *ret = p;
-    return 0;
 }
 
 void zmp__proc_free(struct zmp__proc *p)
@@ -64,14 +74,16 @@ void zmp__proc_free(struct zmp__proc *p)
     if (p->handle > 0)
         zmp__table_del(&ctx->table, p->handle);
     zmp__timer_set(p, 0);
-    if (p->seq_len)
+    if (p->timer_room)
         zmp__timer_unreserve(ctx);
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        ctx->procs = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    if (p->attached) {
+        if (p->prev)
+            p->prev->next = p->next;
+        else
+            ctx->procs = p->next;
+        if (p->next)
+            p->next->prev = p->prev;
+    }
     zmp__reg_release(p->reg);
     for (i = 0; i < 2; i++) {
         if (p->fd[i] >= 0)  /* a fixed one went with the engine */
@@ -106,8 +118,9 @@ int zmp__proc_signal(struct zmp__proc *p, int sig)
     /* A SIGKILL takes the job's whole cgroup, escaped descendants too. */
     if (sig == SIGKILL && p->cg_fd >= 0)
         zmp__cgroup_kill(p->cg_fd);
-    /* Reaped: its pid may belong to another process by now. */
-    if (p->flags & ZMP__PROC_EXITED)
+    /* Reaped: its pid may belong to another process by now; or not
+     * started yet (a start in progress in another thread). */
+    if ((p->flags & ZMP__PROC_EXITED) || p->pid <= 0)
         return 0;
     return zmp__pidref_signal(p->pidfd, p->pid, p->pgroup, sig);
 }
@@ -443,8 +456,9 @@ void zmp__proc_input_done(struct zmp__proc *p, ssize_t n)
     note_done(p);
 }
 
-/* Hand over what a finished job left: its result, its info; free it. */
-int zmp__proc_finish(struct zmp__proc *p, zmp_result *res, zmp_info *info)
+/* Hand over what a finished job left: its result (the buffers move to
+ * res) and its info.  Returns the job's error, or 0. */
+int zmp__proc_take(struct zmp__proc *p, zmp_result *res, zmp_info *info)
 {
     int r = p->error;
 
@@ -462,6 +476,26 @@ int zmp__proc_finish(struct zmp__proc *p, zmp_result *res, zmp_info *info)
         info->seconds = (double)((p->end_ns ? p->end_ns : zmp__now_ns()) -
                                  p->start_ns) / 1e9;
     }
+    return r;
+}
+
+/* zmp__proc_take(), then free the record. */
+int zmp__proc_finish(struct zmp__proc *p, zmp_result *res, zmp_info *info)
+{
+    int r = zmp__proc_take(p, res, info);
+
     zmp__proc_free(p);
     return r;
+}
+
+void zmp_result_free(zmp_result *res)
+{
+    if (!res)
+        return;
+    /* output may be out or err itself (one stream only): free it once. */
+    if (res->output != res->out && res->output != res->err)
+        free(res->output);
+    free(res->out);
+    free(res->err);
+    *res = (zmp_result){ 0 };
 }
