@@ -36,7 +36,9 @@ static const char usage[] =
     "  -h, --help            this text\n"
     "\n"
     "Exit status: the number of failed jobs (101: more than 100), 2 for bad\n"
-    "usage.\n";
+    "usage or an error (input, output or --results that cannot be read or\n"
+    "written).  On SIGINT, SIGTERM or SIGHUP the jobs get the signal (SIGKILL\n"
+    "2 s later), are printed, and zmp dies of it.\n";
 
 /* -j as GNU parallel reads it: N, +N and -N (the CPU count plus or
  * minus N), N% (of the CPU count).  Digits only: no blank, no second

@@ -38,16 +38,17 @@ state() {
     _line=${_line##*) }
     echo "${_line%% *}"
 }
-# jobs_alive MARK [STATE]: how many processes other than zmp have MARK in
-# their arguments and are alive (or in STATE).  (No pgrep: procps is not
-# on a minimal system.)
+# jobs_alive MARK [STATE]: how many jobs (the child programs, or sh) have
+# MARK in their arguments and are alive (or in STATE).  Not zmp, nor what
+# runs while it starts (python3, the libtool wrapper).  (No pgrep: procps
+# is not on a minimal system.)
 jobs_alive() {
     _n=0
     for _f in $(grep -laF -- "$1" /proc/[0-9]*/cmdline 2> /dev/null); do
         _d=${_f%/cmdline}
         _comm=
         { read -r _comm < "$_d/comm"; } 2> /dev/null || continue
-        case $_comm in zmp|lt-zmp|grep) continue ;; esac
+        case $_comm in nolibc-child|helper|sh|sleep) ;; *) continue ;; esac
         _st=$(state "${_d#/proc/}")
         case $_st in "") ;; Z) ;; ${2:-$_st}) _n=$((_n + 1)) ;; esac
     done
@@ -73,6 +74,12 @@ ended() {
         _i=$((_i + 1))
     done
     return 1
+}
+# in_own_group COMMAND...: run it in a process group of its own, so that
+# SIGTSTP stops it: in the group of this shell it could be an orphaned
+# group, whose SIGTSTP the kernel discards.  Run it with &.
+in_own_group() {
+    exec python3 -c 'import os, sys; os.setpgid(0, 0); os.execv(sys.argv[1], sys.argv[1:])' "$@"
 }
 # reap PID: its status, with no "Terminated" from the shell.  Killed
 # (SIGKILL, status 137) when it has not ended in 30 s.
@@ -305,7 +312,7 @@ PY
 
 # SIGTSTP stops the jobs with zmp, SIGCONT continues them all.
 m="tstp$$"
-$zmp parallel -j 4 -- "$child" sleep 60000 "$m-{}" ::: 1 2 3 4 > /dev/null &
+in_own_group $zmp parallel -j 4 -- "$child" sleep 60000 "$m-{}" ::: 1 2 3 4 > /dev/null &
 zpid=$!
 n=$(until_alive 4 60 "$m")
 kill -TSTP $zpid
@@ -320,7 +327,7 @@ check "SIGCONT: still working, SIGTERM ends it" "$? $(until_alive 0 3 "$m")" "14
 # zmp run: a SIGTERM reaches the child, zmp dies of it after; SIGTSTP
 # stops both.
 m="run$$"
-$zmp -i "$child" run sleep 60000 "$m" > /dev/null &
+in_own_group $zmp -i "$child" run sleep 60000 "$m" > /dev/null &
 zpid=$!
 n=$(until_alive 1 60 "$m")
 kill -TSTP $zpid
