@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -18,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -92,7 +92,8 @@ static void on_alarm(int sig)
  * Job control, as a shell does it: the jobs are in process groups of
  * their own, out of reach of the terminal's SIGTSTP, so zmp stops them
  * (SIGSTOP: they cannot refuse) before it stops itself, and continues
- * them when it is continued.
+ * them when it is continued.  In an orphaned process group the kernel
+ * drops the SIGTSTP zmp raises: zmp goes on, and so do its jobs.
  */
 static void on_cont(int sig)
 {

@@ -143,9 +143,13 @@ static bool fill_std_fds(void)
         if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
             continue;
         stdin_closed |= fd == 0;
-        /* The lowest free descriptor: fd itself. */
-        if (open("/dev/null", O_RDONLY) != fd)
-            abort();
+        /* The lowest free descriptor: fd itself (0 to fd - 1 are open). */
+        if (open("/dev/null", O_RDONLY) < 0) {
+            /* No /dev/null (a bare chroot): the hole cannot be filled;
+             * stop before anything is opened or run. */
+            dprintf(2, "zmp: cannot open /dev/null: %s\n", strerror(errno));
+            exit(2);
+        }
     }
     return stdin_closed;
 }
