@@ -417,7 +417,10 @@ cpus=$($zmp cpu-count)
 for spec in "1:1" "+1:$((cpus + 1))" "-1:$((cpus > 1 ? cpus - 1 : 1))" "-1000:1" "50%:$((cpus / 2 > 0 ? cpus / 2 : 1))" \
             "200%:$((cpus * 2))" "0:$((cpus * 2 + 3))"; do
     j=${spec%%:*}
-    $zmp parallel -j "$j" --results "$tmp/r" -- "$child" sleep 1000 {} ::: $(seq $((cpus * 2 + 3))) > /dev/null
+    # Two more jobs than may run at once (all of them for -j 0).
+    more=2
+    [ "$j" = 0 ] && more=0
+    $zmp parallel -j "$j" --results "$tmp/r" -- "$child" sleep 1500 {} ::: $(seq $((${spec#*:} + more))) > /dev/null
     check "-j $j: status, at most ${spec#*:} at once" "$? $(max_at_once "$tmp/r")" "0 ${spec#*:}"
 done
 for j in " 5" "5 " "++5" "+-5" "5%%" "%" "+" "1000001" "0x5" "+5%"; do
