@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,9 @@ static const char usage[] =
     "and its ARGs, {} is the input and {#} the job number; without {}, the\n"
     "input is added as a last argument.  No shell is involved.\n"
     "\n"
-    "  -j, --jobs N          at most N jobs at once (default: CPUs available)\n"
+    "  -j, --jobs N          at most N jobs at once (default: CPUs available);\n"
+    "                        +N, -N: CPUs plus or minus N; N%: N% of CPUs;\n"
+    "                        0: as many as the system allows\n"
     "  -k, --keep-order      print outputs in input order\n"
     "  -a, --arg-file FILE   read inputs from FILE\n"
     "      --timeout SECS    SIGTERM a job after SECS, SIGKILL 2 s later\n"
@@ -33,7 +36,53 @@ static const char usage[] =
     "  -h, --help            this text\n"
     "\n"
     "Exit status: the number of failed jobs (101: more than 100), 2 for bad\n"
-    "usage.\n";
+    "usage or an error (input, output or --results that cannot be read or\n"
+    "written).  On SIGINT, SIGTERM or SIGHUP the jobs get the signal (SIGKILL\n"
+    "2 s later), are printed, and zmp dies of it.\n";
+
+/* -j as GNU parallel reads it: N, +N and -N (the CPU count plus or
+ * minus N), N% (of the CPU count).  Digits only: no blank, no second
+ * sign, which strtoul would let through. */
+static int parse_jobs(const char *s, struct parallel_config *cfg)
+{
+    size_t len = strlen(s), digits;
+    unsigned long n = 0;
+
+    cfg->jobs_form = JOBS_EXACT;
+    if (*s == '+' || *s == '-') {
+        cfg->jobs_form = *s == '+' ? JOBS_MORE : JOBS_FEWER;
+        s++;
+        len--;
+    }
+    if (len > 0 && s[len - 1] == '%' && cfg->jobs_form == JOBS_EXACT) {
+        cfg->jobs_form = JOBS_PERCENT;
+        len--;
+    }
+    digits = strspn(s, "0123456789");
+    if (len == 0 || digits != len)
+        return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        n = n * 10 + (unsigned long)(*s - '0');
+        if (n > 1000000)
+            return -1;
+    }
+    cfg->jobs = n;
+    return 0;
+}
+
+unsigned parallel_jobs(const struct parallel_config *cfg, unsigned cpus)
+{
+    unsigned long n = cfg->jobs;
+
+    switch (cfg->jobs_form) {
+    case JOBS_DEFAULT: return cpus;
+    case JOBS_EXACT:   return n ? (unsigned)n : UINT_MAX;
+    case JOBS_MORE:    return cpus + (unsigned)n;
+    case JOBS_FEWER:   return n < cpus ? cpus - (unsigned)n : 1;
+    case JOBS_PERCENT: n = (unsigned long)cpus * n / 100; return n ? (unsigned)n : 1;
+    }
+    return cpus;
+}
 
 int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
 {
@@ -60,10 +109,9 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
     while ((c = getopt_long(argc, argv, "+j:ka:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j':
-            errno = 0;
-            cfg->jobs = strtoul(optarg, &end, 10);
-            if (errno || *end || !*optarg || *optarg == '-' || cfg->jobs > 1000000) {
-                fprintf(stderr, "zmp parallel: bad --jobs: %s\n", optarg);
+            if (parse_jobs(optarg, cfg) < 0) {
+                fprintf(stderr, "zmp parallel: bad --jobs: %s (want N, +N, -N or N%%)\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             break;

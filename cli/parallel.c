@@ -7,12 +7,20 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <math.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "input.h"
@@ -22,6 +30,195 @@
 
 #define FAILED_MAX 101  /* as GNU parallel: 101 means more than 100 */
 
+/*
+ * Stopping.  A SIGINT, SIGTERM or SIGHUP, a closed stdout pipe, a write
+ * error: zmp takes no more input and starts no job, signals the jobs
+ * (they lead process groups of their own, so a signal meant for zmp does
+ * not reach them by itself), prints and records them as they end, and
+ * SIGKILLs what is left after a grace or at a second signal.  Then it dies
+ * of the signal.  The jobs are told through the library's own record of
+ * its children (zmp_signal_all: pidfds, never a recycled pid), which is
+ * safe in a handler and from the stdout watcher's thread.
+ */
+#define GRACE_SECONDS 2
+
+static atomic_int stopping;   /* no input taken, the jobs were signalled */
+static atomic_int die_sig;    /* die of it at the end: INT, TERM, HUP, PIPE */
+static int wake_fds[2] = { -1, -1 };  /* readable once stopping */
+
+/* Async-signal-safe. */
+static void stop_jobs(int sig)
+{
+    int saved = errno;
+
+    if (atomic_exchange(&stopping, 1)) {
+        zmp_signal_all(SIGKILL);  /* stopping already: no more grace */
+        errno = saved;
+        return;
+    }
+    zmp_signal_all(sig);
+    zmp_signal_all(SIGCONT);      /* a stopped job could not act on it */
+    if (wake_fds[1] >= 0)
+        (void)!write(wake_fds[1], "", 1);
+    alarm(GRACE_SECONDS);
+    errno = saved;
+}
+
+/* Stop, and die of sig at the end, unless a signal came first. */
+static void stop_and_die(int sig, int job_sig)
+{
+    int none = 0;
+
+    atomic_compare_exchange_strong(&die_sig, &none, sig);
+    if (!atomic_load(&stopping))
+        stop_jobs(job_sig);
+}
+
+static void on_stop_signal(int sig)
+{
+    int none = 0;
+
+    atomic_compare_exchange_strong(&die_sig, &none, sig);
+    stop_jobs(sig);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    zmp_signal_all(SIGKILL);
+}
+
+/*
+ * Job control, as a shell does it: the jobs are in process groups of
+ * their own, out of reach of the terminal's SIGTSTP, so zmp stops them
+ * (SIGSTOP: they cannot refuse) before it stops itself, and continues
+ * them when it is continued.  In an orphaned process group the kernel
+ * drops the SIGTSTP zmp raises: zmp goes on, and so do its jobs.
+ */
+static void on_cont(int sig)
+{
+    int saved = errno;
+
+    (void)sig;
+    zmp_signal_all(SIGCONT);
+    errno = saved;
+}
+
+static void on_tstp(int sig)
+{
+    struct sigaction dfl = { .sa_handler = SIG_DFL }, sa = { .sa_handler = on_tstp,
+                                                             .sa_flags = SA_RESTART };
+    sigset_t set, old;
+    int saved = errno;
+
+    zmp_signal_all(SIGSTOP);
+    sigaction(sig, &dfl, NULL);
+    raise(sig);  /* pending: blocked while this handler runs */
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, &old);  /* stopped here */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    zmp_signal_all(SIGCONT);
+    sigaction(sig, &sa, NULL);
+    errno = saved;
+}
+
+void job_control_install(void)
+{
+    struct sigaction sa = { .sa_handler = on_tstp, .sa_flags = SA_RESTART };
+
+    sigaction(SIGTSTP, &sa, NULL);
+    sa.sa_handler = on_cont;
+    sigaction(SIGCONT, &sa, NULL);
+}
+
+static void install_handlers(void)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+    struct sigaction sa = { .sa_handler = on_stop_signal, .sa_flags = SA_RESTART };
+    size_t i;
+
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    /* A closed stdout is seen as EPIPE (and by the watcher), so that the
+     * jobs can be ended first; the jobs get default dispositions. */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    job_control_install();
+}
+
+/*
+ * `zmp parallel ... | head -1`: once head has exited, the next write would
+ * say so, but that waits for the next job to finish, maybe hours away.
+ * A pipe's writing end reports POLLERR (a socket POLLHUP) as soon as the
+ * reader is gone: a thread waits for that, with every signal blocked.
+ */
+static void *watch_stdout(void *arg)
+{
+    struct pollfd p = { .fd = 1, .events = 0 };
+
+    (void)arg;
+    while (poll(&p, 1, -1) < 0)
+        ;
+    if (p.revents & (POLLERR | POLLHUP))
+        stop_and_die(SIGPIPE, SIGTERM);
+    return NULL;
+}
+
+static void start_stdout_watcher(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    struct stat st;
+
+    if (fstat(1, &st) < 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+        return;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        /* Without it, a closed pipe is still seen at the next write. */
+        (void)!pthread_create(&t, &attr, watch_stdout, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/*
+ * What the source waits on: the input fd and the wake pipe, in one epoll
+ * fd, so that a stop is seen while no line comes.  A regular file cannot
+ * join (EPERM) but never makes a reader wait.  -1 without a wake pipe:
+ * then the input fd alone.
+ */
+static int make_wait_fd(int input_fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN };
+    int ep;
+
+    if (pipe2(wake_fds, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -1;
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        goto fail;
+    ev.data.fd = wake_fds[0];
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, wake_fds[0], &ev) < 0)
+        goto fail;
+    ev.data.fd = input_fd;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, input_fd, &ev) < 0 && errno != EPERM)
+        goto fail;
+    return ep;
+fail:
+    if (ep >= 0)
+        close(ep);
+    close(wake_fds[0]);
+    close(wake_fds[1]);
+    wake_fds[0] = wake_fds[1] = -1;
+    return -1;
+}
 
 /* One job, from the time its input is read until it is printed. */
 struct job {
@@ -46,9 +243,91 @@ struct run {
     zmp_options opts;       /* what every job shares */
     bool keep_order, progress, halt;
     FILE *results_file;
+    const char *results_name;
+    int wait_fd;            /* what the source waits on for input */
     size_t started, finished, failed, running;
     int read_error;         /* reading the inputs failed */
+    /* Write errors, each reported once: on stdout and in the results
+     * file they stop the run; on stderr they only make it fail. */
+    bool out_error, results_error, err_error;
 };
+
+int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* A message on stderr; a failure to write it makes the run fail. */
+__attribute__((format(printf, 2, 3)))
+static void say(struct run *r, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        r->err_error = true;
+}
+
+static void write_stdout(struct run *r, const char *p, size_t n)
+{
+    int e;
+
+    if (r->out_error || n == 0)
+        return;
+    e = write_all(1, p, n);
+    if (e == 0)
+        return;
+    r->out_error = true;
+    if (e == -EPIPE) {
+        /* The reader is gone, as with `| head -1`: no message, as a tool
+         * killed by SIGPIPE (which zmp then dies of, once the jobs end). */
+        stop_and_die(SIGPIPE, SIGTERM);
+        return;
+    }
+    say(r, "zmp parallel: cannot write standard output: %s\n", strerror(-e));
+    if (!atomic_load(&stopping))
+        stop_jobs(SIGTERM);
+}
+
+static void write_stderr(struct run *r, const char *p, size_t n)
+{
+    int e;
+
+    if (r->err_error || n == 0)
+        return;
+    e = write_all(2, p, n);
+    if (e == 0)
+        return;
+    r->err_error = true;
+    /* Most likely lost too, but it may be a pipe full for a moment. */
+    say(r, "zmp parallel: cannot write standard error: %s\n", strerror(-e));
+}
+
+/* After each record: a record is either all there or missing. */
+static void flush_results(struct run *r)
+{
+    if (r->results_error || (fflush(r->results_file) == 0 && !ferror(r->results_file)))
+        return;
+    r->results_error = true;
+    say(r, "zmp parallel: cannot write %s: %s\n", r->results_name, strerror(errno));
+    if (!atomic_load(&stopping))
+        stop_jobs(SIGTERM);
+}
 
 static void write_result_json(struct run *r, size_t i, const struct job *j)
 {
@@ -96,15 +375,16 @@ static void print_job(struct run *r, size_t i)
 {
     struct job *j = *slot(r, i);
 
-    if (j->err && !j->cancelled)
-        fprintf(stderr, "zmp: job %zu (%s): %s\n", i + 1, j->argv[0],
-                zmp_strerror(j->err));
-    fwrite(j->res.out, 1, j->res.out_len, stdout);
-    fflush(stdout);
-    fwrite(j->res.err, 1, j->res.err_len, stderr);
-    fflush(stderr);
-    if (r->results_file && !j->cancelled)
+    if (j->err && !j->cancelled && !j->argv[0][0])
+        say(r, "zmp: job %zu: the program name is empty\n", i + 1);
+    else if (j->err && !j->cancelled)
+        say(r, "zmp: job %zu (%s): %s\n", i + 1, j->argv[0], zmp_strerror(j->err));
+    write_stdout(r, j->res.out, j->res.out_len);
+    write_stderr(r, j->res.err, j->res.err_len);
+    if (r->results_file && !j->cancelled && !r->results_error) {
         write_result_json(r, i, j);
+        flush_results(r);
+    }
     zmp_result_free(&j->res);
     template_free(j->argv);
     free(j);
@@ -129,7 +409,7 @@ static void draw_progress(struct run *r)
 {
     if (!r->progress)
         return;
-    fprintf(stderr, "\r\033[K%zu done, %zu running, %zu failed", r->finished,
+    say(r, "\r\033[K%zu done, %zu running, %zu failed", r->finished,
             r->running, r->failed);
 }
 
@@ -141,9 +421,11 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     const char *line;
     int e;
 
+    if (atomic_load(&stopping))
+        return ZMP_STREAM_END;
     e = input_next(&r->in, &line);
     if (e == -EAGAIN) {
-        *wait_fd = r->in.fd;
+        *wait_fd = r->wait_fd;
         return ZMP_STREAM_WAIT;
     }
     if (e < 0)
@@ -198,7 +480,7 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     r->running--;
     r->failed += failed;
     if (r->progress)
-        fputs("\r\033[K", stderr);
+        say(r, "\r\033[K");
     if (!r->keep_order) {
         print_job(r, i);
     } else {
@@ -209,63 +491,43 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     }
     slide(r);
     draw_progress(r);
-    return r->halt && failed;
+    return (r->halt && failed) || atomic_load(&stopping);
 }
 
 /*
- * Jobs lead process groups of their own (a timeout, or a kill, takes the
- * whole tree), so a signal meant for zmp (Ctrl-C, a kill, a closed stdout)
- * does not reach them by itself: zmp passes it on to every child's group,
- * then dies of it.  The children are read from /proc with plain system
- * calls, which is safe in a handler.
+ * --cgroup DIR: try making a cgroup there now, so that a bad DIR is named
+ * once, rather than every job failing with a bare errno after its program's
+ * name.
  */
-static char children_path[64];
-
-static void forward_signal(int sig)
+static int check_cgroup(const char *dir)
 {
-    char buf[512];
-    long pid = 0;
-    ssize_t n, i;
-    int fd, saved = errno;
+    struct statfs fs;
+    char path[4096];
+    int e = 0;
 
-    fd = open(children_path, O_RDONLY | O_CLOEXEC);
-    while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) {
-        for (i = 0; i < n; i++) {
-            if (buf[i] >= '0' && buf[i] <= '9') {
-                pid = pid * 10 + (buf[i] - '0');
-                continue;
-            }
-            if (pid > 0 && kill((pid_t)-pid, sig) < 0)
-                kill((pid_t)pid, sig);
-            pid = 0;
-        }
-    }
-    if (pid > 0 && kill((pid_t)-pid, sig) < 0)
-        kill((pid_t)pid, sig);
-    if (fd >= 0)
-        close(fd);
-    signal(sig, SIG_DFL);
-    raise(sig);
-    errno = saved;
+    if (statfs(dir, &fs) < 0)
+        return -errno;
+    if (fs.f_type != CGROUP2_SUPER_MAGIC)
+        return -ENOTDIR;  /* said as "not a cgroup v2 directory" */
+    if (snprintf(path, sizeof path, "%s/zmp-check-%ld", dir, (long)getpid()) >=
+        (int)sizeof path)
+        return -ENAMETOOLONG;
+    if (mkdir(path, 0755) < 0)
+        return -errno;
+    /* cgroup.kill (Linux 5.14) is what ends a job's leftovers. */
+    strcat(path, "/cgroup.kill");
+    if (access(path, F_OK) < 0)
+        e = errno == ENOENT ? -EOPNOTSUPP : -errno;
+    path[strlen(path) - strlen("/cgroup.kill")] = '\0';
+    rmdir(path);
+    return e;
 }
 
-static void forward_signals(void)
-{
-    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
-    struct sigaction sa = { .sa_handler = forward_signal };
-    size_t i;
-
-    snprintf(children_path, sizeof children_path, "/proc/self/task/%ld/children",
-             (long)gettid());
-    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaction(sigs[i], &sa, NULL);
-}
-
-int cmd_parallel(int argc, char **argv)
+int cmd_parallel(int argc, char **argv, bool stdin_closed)
 {
     struct parallel_config cfg;
-    struct run r = { 0 };
-    int status, e, fd = -1;
+    struct run r = { .wait_fd = -1 };
+    int status, e, sig, fd = -1;
 
     status = parallel_parse(argc, argv, &cfg);
     if (status)
@@ -280,6 +542,14 @@ int cmd_parallel(int argc, char **argv)
     r.opts.output_cap = (size_t)cfg.output_cap;
     r.opts.cgroup = cfg.cgroup;
     r.opts.flags = ZMP_NEW_PGROUP;
+    if (cfg.cgroup && (e = check_cgroup(cfg.cgroup)) < 0) {
+        fprintf(stderr, "zmp parallel: --cgroup %s: cannot make a cgroup there: %s\n",
+                cfg.cgroup,
+                e == -EOPNOTSUPP ? "no cgroup.kill (Linux 5.14 or later is needed)"
+                : e == -ENOTDIR  ? "not a cgroup v2 directory"
+                                 : strerror(-e));
+        return EXIT_USAGE;
+    }
     if (cfg.have_args) {
         input_from_args(&r.in, cfg.args, cfg.nargs);
     } else if (cfg.arg_file) {
@@ -291,38 +561,46 @@ int cmd_parallel(int argc, char **argv)
         }
         input_from_fd(&r.in, fd);
     } else {
-        /* A closed stdin would be taken by the next descriptor opened
-         * (the library's own): say so rather than read that. */
-        if (fcntl(0, F_GETFD) < 0) {
+        /* main() put /dev/null there, so that nothing else takes fd 0:
+         * reading it would quietly run no job. */
+        if (stdin_closed) {
             fprintf(stderr, "zmp parallel: cannot read standard input: %s\n",
-                    strerror(errno));
+                    strerror(EBADF));
             return EXIT_USAGE;
         }
         input_from_fd(&r.in, 0);
     }
+    r.results_name = cfg.results;
     if (cfg.results && !(r.results_file = fopen(cfg.results, "w"))) {
         fprintf(stderr, "zmp parallel: cannot write %s: %s\n", cfg.results,
                 strerror(errno));
         goto out;
     }
-    forward_signals();
-    e = zmp_run_stream((unsigned)cfg.jobs, next_job, on_done, &r);
+    if (r.in.fd >= 0)
+        r.wait_fd = make_wait_fd(r.in.fd);
+    if (r.wait_fd < 0)
+        r.wait_fd = r.in.fd;
+    install_handlers();
+    start_stdout_watcher();
+    e = zmp_run_stream(parallel_jobs(&cfg, (unsigned)zmp_cpu_count()), next_job,
+                       on_done, &r);
     if (r.progress)
-        fputs("\n", stderr);
+        say(&r, "\n");
     if (r.read_error) {
-        fprintf(stderr, "zmp parallel: cannot read %s: %s\n",
-                cfg.arg_file ? cfg.arg_file : "standard input",
-                zmp_strerror(r.read_error));
+        say(&r, "zmp parallel: cannot read %s: %s\n",
+            cfg.arg_file ? cfg.arg_file : "standard input", zmp_strerror(r.read_error));
         goto out;
     }
     if (e < 0) {
-        fprintf(stderr, "zmp parallel: %s\n", zmp_strerror(e));
+        say(&r, "zmp parallel: %s\n", zmp_strerror(e));
         goto out;
     }
+    if (r.out_error || r.results_error || r.err_error)
+        goto out;
     status = r.failed > FAILED_MAX ? FAILED_MAX : (int)r.failed;
 out:
-    if (r.results_file && fclose(r.results_file) != 0) {
-        fprintf(stderr, "zmp parallel: writing %s: %s\n", cfg.results, strerror(errno));
+    if (r.results_file && fclose(r.results_file) != 0 && !r.results_error) {
+        say(&r, "zmp parallel: cannot write %s: %s\n", cfg.results, strerror(errno));
         status = EXIT_USAGE;
     }
     /* Left only when the engine failed: free what is left. */
@@ -340,5 +618,20 @@ out:
     if (fd >= 0)
         close(fd);
     zmp_deinit();
+    alarm(0);
+    sig = atomic_load(&die_sig);
+    if (sig) {
+        /* Everything is written: now die of it, so that the caller (a
+         * shell, make) knows zmp was interrupted. */
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t set;
+
+        sigaction(sig, &dfl, NULL);
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        raise(sig);
+        status = 128 + sig;
+    }
     return status;
 }

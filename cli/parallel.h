@@ -7,9 +7,13 @@
 #define EXIT_USAGE 2
 #define PARALLEL_HELP (-1)
 
+/* How -j reads: N, +N, -N, N% (see parallel_jobs). */
+enum jobs_form { JOBS_DEFAULT, JOBS_EXACT, JOBS_MORE, JOBS_FEWER, JOBS_PERCENT };
+
 /* What the command line of `zmp parallel` asks for. */
 struct parallel_config {
-    unsigned long jobs;        /* -j, 0: CPUs available */
+    unsigned long jobs;        /* the N of -j, at most 1000000 */
+    enum jobs_form jobs_form;
     bool keep_order, halt, progress;
     const char *arg_file, *results, *cgroup;
     double timeout;            /* seconds, 0: none */
@@ -28,7 +32,20 @@ struct parallel_config {
  */
 int parallel_parse(int argc, char **argv, struct parallel_config *cfg);
 
-/* `zmp parallel ...`: argv[0] is "parallel".  Returns the exit status. */
-int cmd_parallel(int argc, char **argv);
+/* How many jobs at once -j asks for, given the CPU count: at least 1;
+ * UINT_MAX for -j 0, no limit but the system's. */
+unsigned parallel_jobs(const struct parallel_config *cfg, unsigned cpus);
+
+/* `zmp parallel ...`: argv[0] is "parallel"; stdin_closed: fd 0 was
+ * closed when zmp started (main() filled it).  Returns the exit status, or
+ * dies of the signal that stopped it. */
+int cmd_parallel(int argc, char **argv, bool stdin_closed);
+
+/* write(2) all of buf, again after EINTR: 0 or -errno. */
+int write_all(int fd, const void *buf, size_t n);
+
+/* Pass SIGTSTP and SIGCONT on to every child, as a shell does for its
+ * jobs: the children are stopped with SIGSTOP before zmp stops. */
+void job_control_install(void);
 
 #endif

@@ -2,7 +2,9 @@
  * zmp: the command line.  Just another client of <zmp.h>.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,22 +36,11 @@ static const char usage[] =
     "  -h, --help               this text\n"
     "  -V, --version            the version\n";
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
+/* zmp's own failure (its output could not be written), as env(1) and
+ * timeout(1) say it: 126 and 127 are taken by "cannot run". */
+#define EXIT_OWN_FAILURE 125
 
-static void print_json(const zmp_result *res)
+static int print_json(const zmp_result *res)
 {
     printf("{\"ok\":%s,\"exit_code\":%d,\"out\":", res->ok ? "true" : "false",
            res->exit_code);
@@ -59,14 +50,53 @@ static void print_json(const zmp_result *res)
     fputs(",\"output\":", stdout);
     json_string(stdout, res->output, res->output_len);
     fputs("}\n", stdout);
-    fflush(stdout);
+    return fflush(stdout) != 0 || ferror(stdout) ? -errno : 0;
+}
+
+/*
+ * The child of run shares zmp's process group: a Ctrl-C at the terminal
+ * reaches both.  A signal sent to zmp alone (kill, a closing session) is
+ * passed on; zmp waits for the child, prints what it got, and dies of it.
+ */
+static volatile sig_atomic_t run_sig;
+
+static void on_run_signal(int sig, siginfo_t *si, void *uctx)
+{
+    int saved = errno;
+
+    (void)uctx;
+    if (!run_sig)
+        run_sig = sig;
+    /* SI_KERNEL: from the terminal, to the whole group, the child too. */
+    if (si->si_code != SI_KERNEL)
+        zmp_signal_all(sig);
+    errno = saved;
+}
+
+static void forward_run_signals(void)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+    struct sigaction sa = { .sa_sigaction = on_run_signal,
+                            .sa_flags = SA_SIGINFO | SA_RESTART };
+    size_t i;
+
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    job_control_install();
 }
 
 static int run(bool code, bool json, const char *what, char **args)
 {
     zmp_result res;
-    int r;
+    int r, w, status;
 
+    if (!*what) {
+        /* The library refuses it (-EINVAL); say what is wrong. */
+        fprintf(stderr, "zmp: %s: the %s is empty\n", code ? "run-code" : "run",
+                code ? "CODE" : "SCRIPT");
+        return 2;
+    }
+    forward_run_signals();
     r = code ? zmp_run_code(what, (const char *const *)args, &res)
              : zmp_run(what, (const char *const *)args, &res);
     if (r < 0) {
@@ -74,17 +104,83 @@ static int run(bool code, bool json, const char *what, char **args)
                 zmp_backend(), zmp_strerror(r));
         return 127;
     }
-    if (json) {
-        print_json(&res);
-    } else {
-        write_all(1, res.out, res.out_len);
-        write_all(2, res.err, res.err_len);
-    }
     /* Like a shell: a death by signal N is 128 + N. */
-    r = res.exit_code < 0 ? 128 - res.exit_code : res.exit_code;
+    status = res.exit_code < 0 ? 128 - res.exit_code : res.exit_code;
+    if (json) {
+        w = print_json(&res);
+    } else {
+        w = write_all(1, res.out, res.out_len);
+        if (w == 0 && write_all(2, res.err, res.err_len) < 0)
+            status = EXIT_OWN_FAILURE;  /* nowhere to say it */
+    }
+    if (w < 0) {
+        fprintf(stderr, "zmp: cannot write standard output: %s\n", strerror(-w));
+        status = EXIT_OWN_FAILURE;
+    }
     zmp_result_free(&res);
     zmp_deinit();
-    return r;
+    if (run_sig) {
+        signal(run_sig, SIG_DFL);
+        raise(run_sig);
+        status = 128 + run_sig;
+    }
+    return status;
+}
+
+/*
+ * A closed 0, 1 or 2 would be taken by the next file opened (a --results
+ * file, a pipe of the library's), and messages or job output would land
+ * in it.  Fill each with /dev/null, as daemons and GNU tools do: read-only,
+ * so that writing to a closed 1 or 2 still fails (EBADF) and is reported.
+ * Returns whether stdin was closed.
+ */
+static bool fill_std_fds(void)
+{
+    bool stdin_closed = false;
+    int fd;
+
+    for (fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        stdin_closed |= fd == 0;
+        /* The lowest free descriptor: fd itself (0 to fd - 1 are open). */
+        if (open("/dev/null", O_RDONLY) < 0) {
+            /* No /dev/null (a bare chroot): the hole cannot be filled;
+             * stop before anything is opened or run. */
+            dprintf(2, "zmp: cannot open /dev/null: %s\n", strerror(errno));
+            exit(2);
+        }
+    }
+    return stdin_closed;
+}
+
+/* The engine asked for in $ZMP_BACKEND must exist: say so by name rather
+ * than fail later with a bare "Invalid argument". */
+static bool backend_env_ok(void)
+{
+    const char *b = getenv("ZMP_BACKEND");
+    int r;
+
+    if (!b || !*b)
+        return true;
+    r = zmp_set_backend(b);
+    if (r == -EINVAL)
+        fprintf(stderr, "zmp: ZMP_BACKEND=%s: no such engine (use io_uring, poll "
+                        "or auto)\n", b);
+    else if (r < 0)
+        fprintf(stderr, "zmp: ZMP_BACKEND=%s: %s\n", b,
+                r == -ENOTSUP ? "this build has no such engine" : zmp_strerror(r));
+    return r >= 0;
+}
+
+/* Output of the small commands: a write error is an error. */
+static int flush_stdout(int status)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "zmp: cannot write standard output: %s\n", strerror(errno));
+        return 2;
+    }
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -96,6 +192,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *cmd;
+    bool stdin_closed = fill_std_fds();
     int c, r;
 
     /* Options stop at the command: what follows belongs to the child. */
@@ -110,10 +207,10 @@ int main(int argc, char **argv)
             break;
         case 'h':
             fputs(usage, stdout);
-            return 0;
+            return flush_stdout(0);
         case 'V':
             printf("zmp %s\n", zmp_version());
-            return 0;
+            return flush_stdout(0);
         default:
             fputs(usage, stderr);
             return 2;
@@ -135,19 +232,23 @@ int main(int argc, char **argv)
                     cmd[3] ? "CODE" : "SCRIPT");
             return 2;
         }
+        if (!backend_env_ok())
+            return 127;
         return run(cmd[3] != '\0', json, argv[optind], argv + optind + 1);
     }
+    if (!strcmp(cmd, "parallel") && !backend_env_ok())
+        return 2;
     if (!strcmp(cmd, "parallel"))
-        return cmd_parallel(argc - optind + 1, argv + optind - 1);
+        return cmd_parallel(argc - optind + 1, argv + optind - 1, stdin_closed);
     if (!strcmp(cmd, "cpu-count") && optind == argc) {
         printf("%d\n", zmp_cpu_count());
-        return 0;
+        return flush_stdout(0);
     }
     if (!strcmp(cmd, "backend") && optind == argc) {
-        const char *b = zmp_backend();
+        const char *b = backend_env_ok() ? zmp_backend() : "none";
 
         printf("%s\n", b);
-        return strcmp(b, "none") ? 0 : 1;
+        return flush_stdout(strcmp(b, "none") ? 0 : 1);
     }
     fprintf(stderr, "zmp: unknown command or extra arguments: %s\n%s", cmd, usage);
     return 2;

@@ -27,6 +27,66 @@ PY
 }
 bad() { fail=$((fail + 1)); echo "  FAILED: $1"; }
 check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; }
+# has NAME FILE TEXT: FILE holds TEXT (fixed string).
+has() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 (no '$3' in: $(cat "$2"))"; fi; }
+
+# state PID: the state letter of process PID (R, S, T, Z...), empty once
+# it is reaped.  Shell builtins only: these loops run often.
+state() {
+    _line=
+    { read -r _line < "/proc/$1/stat"; } 2> /dev/null || return 0
+    _line=${_line##*) }
+    echo "${_line%% *}"
+}
+# jobs_alive MARK [STATE]: how many jobs (the child programs, or sh) have
+# MARK in their arguments and are alive (or in STATE).  Not zmp, nor what
+# runs while it starts (python3, the libtool wrapper).  (No pgrep: procps
+# is not on a minimal system.)
+jobs_alive() {
+    _n=0
+    for _f in $(grep -laF -- "$1" /proc/[0-9]*/cmdline 2> /dev/null); do
+        _d=${_f%/cmdline}
+        _comm=
+        { read -r _comm < "$_d/comm"; } 2> /dev/null || continue
+        case $_comm in nolibc-child|helper|sh|sleep) ;; *) continue ;; esac
+        _st=$(state "${_d#/proc/}")
+        case $_st in "") ;; Z) ;; ${2:-$_st}) _n=$((_n + 1)) ;; esac
+    done
+    echo $_n
+}
+# until_alive N SECS MARK [STATE]: wait (at most SECS s) until N processes
+# of MARK are alive (in STATE); says how many there are then.
+until_alive() {
+    _i=0
+    while [ "$(jobs_alive "$3" "${4:-}")" != "$1" ] && [ $_i -lt $(($2 * 10)) ]; do
+        sleep 0.1
+        _i=$((_i + 1))
+    done
+    jobs_alive "$3" "${4:-}"
+}
+# ended PID SECS: true once process PID has exited (a zombie, or reaped),
+# within SECS seconds.
+ended() {
+    _i=0
+    while [ $_i -lt $(($2 * 10)) ]; do
+        case $(state "$1") in ""|Z) return 0 ;; esac
+        sleep 0.1
+        _i=$((_i + 1))
+    done
+    return 1
+}
+# in_own_group COMMAND...: run it in a process group of its own, so that
+# SIGTSTP stops it: in the group of this shell it could be an orphaned
+# group, whose SIGTSTP the kernel discards.  Run it with &.
+in_own_group() {
+    exec python3 -c 'import os, sys; os.setpgid(0, 0); os.execv(sys.argv[1], sys.argv[1:])' "$@"
+}
+# reap PID: its status, with no "Terminated" from the shell.  Killed
+# (SIGKILL, status 137) when it has not ended in 30 s.
+reap() {
+    ended "$1" 30 || kill -KILL "$1" 2> /dev/null
+    wait "$1" 2> /dev/null
+}
 
 echo "=== zmp command tests: engine $ZMP_BACKEND ==="
 check "backend" "$($zmp backend)" "$ZMP_BACKEND"
@@ -136,7 +196,7 @@ $zmp parallel -j 4 -- "$child" sleep 30000 ::: "k$$-1" "k$$-2" "k$$-3" "k$$-4" >
 zpid=$!
 sleep 1
 kill -TERM $zpid
-wait $zpid
+reap $zpid
 check "killed zmp: status" $? 143
 sleep 0.2
 left=0  # no pgrep: procps is not on a minimal system
@@ -183,6 +243,190 @@ PY
 # A long line, and a last line without a newline.
 python3 -c 'import sys; sys.stdout.write("a" * 100000 + "\nb")' | $zmp parallel -k -- sh -c 'echo ${#0}' > "$tmp/o"
 check "long line and unterminated last line" "$(echo $(cat "$tmp/o"))" "100000 1"
+
+
+# --- signals, write errors, messages ---------------------------------------
+# Markers unique to this run: other runs of this suite may share the machine.
+
+# SIGINT, SIGTERM, SIGHUP: every job ends (none is left behind), every one
+# gets a complete record, and zmp dies of the signal.  100 at once, tried
+# several times: the jobs must not escape while zmp reaps the first ones.
+for sig in INT:2 TERM:15 HUP:1 INT:2 TERM:15 HUP:1; do
+    num=${sig#*:}
+    sig=${sig%:*}
+    m="sig$$-$sig-$(date +%N)"
+    $zmp parallel -j 100 --results "$tmp/r" -- "$child" sleep 60000 "$m-{}" ::: $(seq 100) > "$tmp/o" &
+    zpid=$!
+    n=$(until_alive 100 60 "$m")
+    kill -$sig $zpid
+    reap $zpid; st=$?
+    until_alive 0 3 "$m" > /dev/null
+    check "SIG$sig to zmp parallel: 100 running, status, none left 3 s later" \
+          "$n $st $(jobs_alive "$m")" "100 $((128 + num)) 0"
+    python3 - "$tmp/r" "$num" <<'PY' && ok "SIG$sig: 100 complete records" || bad "SIG$sig: 100 complete records"
+import json, sys
+jobs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(jobs) == 100, len(jobs)
+assert sorted(j["seq"] for j in jobs) == list(range(1, 101))
+assert all(j["signal"] == int(sys.argv[2]) for j in jobs), jobs
+PY
+done
+
+# ... also while zmp waits for input that does not come (stdin a FIFO
+# held open), and with jobs that ignore the signal: SIGKILL after 2 s.
+mkfifo "$tmp/fifo"
+m="wait$$"
+$zmp parallel -j 8 -- sh -c 'trap "" TERM; exec "$0" sleep 60000 "$1"' "$child" "$m-{}" < "$tmp/fifo" > /dev/null 2>&1 &
+zpid=$!
+exec 7> "$tmp/fifo"
+printf '1\n2\n' >&7
+n=$(until_alive 2 60 "$m")
+kill -TERM $zpid
+ended $zpid 20; reap $zpid; st=$?
+exec 7>&-
+check "SIGTERM while input is awaited, jobs ignoring it: status, none left" "$n $st $(until_alive 0 3 "$m")" "2 143 0"
+
+# --results after SIGTERM: each job printed has its record, the file ends
+# with a whole line, and the jobs killed have theirs too.
+m="res$$"
+{ seq 50 | sed 's/^/10 /'; seq 51 150 | sed 's/^/60000 /'; } > "$tmp/in"
+$zmp parallel -j 150 --results "$tmp/r" -- sh -c 'exec "$0" sleep ${1% *} "$2-${1#* }"' "$child" {} "$m" < "$tmp/in" > "$tmp/o" &
+zpid=$!
+until_alive 100 60 "$m" > /dev/null
+i=0
+while [ "$(wc -l < "$tmp/o")" -lt 50 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+kill -TERM $zpid
+reap $zpid
+check "--results after SIGTERM: status" $? 143
+python3 - "$tmp/r" "$tmp/o" <<'PY' && ok "--results after SIGTERM: every job recorded, whole lines" || bad "--results after SIGTERM: every job recorded, whole lines"
+import json, sys
+raw = open(sys.argv[1]).read()
+assert raw.endswith("}\n"), raw[-100:]
+jobs = [json.loads(l) for l in raw.splitlines()]
+printed = open(sys.argv[2]).read().split()
+assert len(printed) == 50 and len(jobs) == 150, (len(printed), len(jobs))
+done = {j["stdout"].strip() for j in jobs if j["ok"]}
+assert done == set(printed), (done, printed)
+assert sum(j["signal"] == 15 for j in jobs) == 100
+PY
+
+# SIGTSTP stops the jobs with zmp, SIGCONT continues them all.
+m="tstp$$"
+in_own_group $zmp parallel -j 4 -- "$child" sleep 60000 "$m-{}" ::: 1 2 3 4 > /dev/null &
+zpid=$!
+n=$(until_alive 4 60 "$m")
+kill -TSTP $zpid
+stopped=$(until_alive 4 20 "$m" T)
+check "SIGTSTP: zmp and its 4 jobs stopped" "$n $(state $zpid) $stopped" "4 T 4"
+kill -CONT $zpid
+check "SIGCONT: none stopped" "$(until_alive 0 20 "$m" T) $(state $zpid | tr -d T)" "0 S"
+kill -TERM $zpid
+reap $zpid
+check "SIGCONT: still working, SIGTERM ends it" "$? $(until_alive 0 3 "$m")" "143 0"
+
+# zmp run: a SIGTERM reaches the child, zmp dies of it after; SIGTSTP
+# stops both.
+m="run$$"
+in_own_group $zmp -i "$child" run sleep 60000 "$m" > /dev/null &
+zpid=$!
+n=$(until_alive 1 60 "$m")
+kill -TSTP $zpid
+check "zmp run, SIGTSTP: child stopped" "$n $(until_alive 1 20 "$m" T)" "1 1"
+kill -CONT $zpid
+until_alive 0 20 "$m" T > /dev/null
+kill -TERM $zpid
+reap $zpid
+check "zmp run, SIGTERM: status, child gone" "$? $(until_alive 0 3 "$m")" "143 0"
+
+# A closed stdout pipe (| head -1) is seen at once: the jobs running are
+# ended and zmp dies of SIGPIPE, silently.
+m="head$$"
+start=$(date +%s)
+out=$({ $zmp parallel -j 3 -- "$child" sleep {} "$m" ::: 10 60000 60000 2> "$tmp/e"; echo $? > "$tmp/st"; } | head -1)
+end=$(date +%s)
+check "| head -1: first line, status, no message" "$out $(cat "$tmp/st") $(wc -c < "$tmp/e")" "$m 141 0"
+[ $((end - start)) -lt 20 ] && ok "| head -1: prompt ($((end - start)) s)" || bad "| head -1: took $((end - start)) s"
+check "| head -1: no job left" "$(until_alive 0 3 "$m")" 0
+
+# Write errors: reported once, naming the file; a failure status.
+$zmp parallel -- "$child" echo {} ::: a b > /dev/full 2> "$tmp/e"
+check "parallel >/dev/full: status" $? 2
+check "parallel >/dev/full: one message" "$(cat "$tmp/e")" "zmp parallel: cannot write standard output: No space left on device"
+$zmp parallel -- "$child" echo {} ::: a >&- 2> "$tmp/e"
+check "parallel >&-: status" $? 2
+check "parallel >&-: message" "$(cat "$tmp/e")" "zmp parallel: cannot write standard output: Bad file descriptor"
+$zmp parallel -- sh -c 'echo "$0" >&2' ::: a 2> /dev/full
+check "parallel 2>/dev/full: status" $? 2
+$zmp parallel -- sh -c 'echo "$0" >&2' ::: a 2>&-
+check "parallel 2>&-: status" $? 2
+$zmp parallel --results /dev/full -- "$child" echo {} ::: a > /dev/null 2> "$tmp/e"
+check "--results /dev/full: status" $? 2
+check "--results /dev/full: message" "$(cat "$tmp/e")" "zmp parallel: cannot write /dev/full: No space left on device"
+# ... seen at once even when the input never ends.
+yes | timeout 60 $zmp parallel --results /dev/full -- true > /dev/null 2> "$tmp/e"
+check "--results /dev/full, endless input: stops, status" $? 2
+yes | timeout 60 $zmp parallel -- "$child" echo > /dev/full 2> /dev/null
+check ">/dev/full, endless input: stops, status" $? 2
+$zmp -i sh run-code 'echo hi' > /dev/full 2> "$tmp/e"
+check "run-code >/dev/full: status" $? 125
+check "run-code >/dev/full: message" "$(cat "$tmp/e")" "zmp: cannot write standard output: No space left on device"
+$zmp -i sh run-code --json 'echo hi' > /dev/full 2> "$tmp/e"
+check "run-code --json >/dev/full: status, message" "$? $(cat "$tmp/e")" "125 zmp: cannot write standard output: No space left on device"
+$zmp -i sh run-code 'echo hi >&2; exit 3' 2> /dev/full
+check "run-code 2>/dev/full: status" $? 125
+$zmp cpu-count > /dev/full 2> /dev/null
+check "cpu-count >/dev/full: status" $? 2
+
+# A closed stdout or stderr at start: the results file does not take its
+# descriptor, so nothing but records lands in it.
+$zmp parallel --results "$tmp/r" -- sh -c 'echo "out $0"; echo "err $0" >&2' ::: a b >&- 2>&-
+check "closed stdout and stderr: status" $? 2
+python3 - "$tmp/r" <<'PY' && ok "closed stdout and stderr: results file clean" || bad "closed stdout and stderr: results file clean"
+import json, sys
+jobs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(jobs) >= 1 and all(j["command"][0] == "sh" for j in jobs), jobs
+PY
+
+# Messages a user can act on.
+$zmp -i sh run-code '' 2> "$tmp/e"
+check "run-code '': status, message" "$? $(cat "$tmp/e")" "2 zmp: run-code: the CODE is empty"
+ZMP_BACKEND=bogus $zmp -i sh run-code 'exit 0' 2> "$tmp/e"
+check "ZMP_BACKEND=bogus: run-code" "$? $(cat "$tmp/e")" "127 zmp: ZMP_BACKEND=bogus: no such engine (use io_uring, poll or auto)"
+ZMP_BACKEND=bogus $zmp parallel -- true ::: a 2> "$tmp/e"
+check "ZMP_BACKEND=bogus: parallel" "$? $(cat "$tmp/e")" "2 zmp: ZMP_BACKEND=bogus: no such engine (use io_uring, poll or auto)"
+out=$(ZMP_BACKEND=bogus $zmp backend 2> "$tmp/e")
+check "ZMP_BACKEND=bogus: backend" "$? $out $(cat "$tmp/e")" "1 none zmp: ZMP_BACKEND=bogus: no such engine (use io_uring, poll or auto)"
+$zmp parallel -- '' ::: a 2> "$tmp/e"
+check "empty program: status, message" "$? $(cat "$tmp/e")" "1 zmp: job 1: the program name is empty"
+$zmp parallel --cgroup "$tmp/none" -- true ::: a 2> "$tmp/e"
+check "--cgroup missing: status, message" "$? $(cat "$tmp/e")" "2 zmp parallel: --cgroup $tmp/none: cannot make a cgroup there: No such file or directory"
+$zmp parallel --cgroup "$tmp" -- true ::: a 2> "$tmp/e"
+check "--cgroup not a cgroup: status, message" "$? $(cat "$tmp/e")" "2 zmp parallel: --cgroup $tmp: cannot make a cgroup there: not a cgroup v2 directory"
+
+# -j: N, +N, -N, N%, 0 (no limit), and nothing else.  The most jobs seen
+# at once, from the --results times (a job starts after the one it
+# replaces has been recorded).
+max_at_once() {
+    python3 - "$1" <<'PY'
+import json, sys
+jobs = [json.loads(l) for l in open(sys.argv[1])]
+print(max(sum(k["start"] <= j["start"] < k["start"] + k["seconds"] for k in jobs) for j in jobs))
+PY
+}
+cpus=$($zmp cpu-count)
+for spec in "1:1" "+1:$((cpus + 1))" "-1:$((cpus > 1 ? cpus - 1 : 1))" "-1000:1" "50%:$((cpus / 2 > 0 ? cpus / 2 : 1))" \
+            "200%:$((cpus * 2))" "0:$((cpus * 2 + 3))"; do
+    j=${spec%%:*}
+    # Two more jobs than may run at once (all of them for -j 0).
+    more=2
+    [ "$j" = 0 ] && more=0
+    $zmp parallel -j "$j" --results "$tmp/r" -- "$child" sleep 1500 {} ::: $(seq $((${spec#*:} + more))) > /dev/null
+    check "-j $j: status, at most ${spec#*:} at once" "$? $(max_at_once "$tmp/r")" "0 ${spec#*:}"
+done
+for j in " 5" "5 " "++5" "+-5" "5%%" "%" "+" "1000001" "0x5" "+5%"; do
+    $zmp parallel -j "$j" -- true ::: a 2> "$tmp/e"
+    check "-j '$j' refused" "$? $(cat "$tmp/e")" "2 zmp parallel: bad --jobs: $j (want N, +N, -N or N%)"
+done
 
 echo "zmp-cli [$ZMP_BACKEND]: $pass passed, $fail failed"
 [ $fail -eq 0 ]
