@@ -4,13 +4,16 @@
  * One method per run; bench/run.py alternates them.
  *
  *   fanout METHOD JOBS PAR [--hold-mib N] [--warm N] [--max-seconds S]
- *          [--min-jobs N] -- CMD [ARG...]
+ *          [--min-jobs N] [--threads N] -- CMD [ARG...]
  *
  * METHOD
  *   zmp      zmp_run_batch (the engine: ZMP_BACKEND)
  *   floor    what the kernel allows, no library: clone3(CLONE_VM |
  *            CLONE_VFORK | CLONE_PIDFD) on a stack of its own, two pipes,
  *            epoll over pipes and pidfds, waitid(P_PIDFD)
+ *   floor-mt the same floor on --threads spawning threads (0, the default
+ *            for this method: one per usable CPU; never more than PAR),
+ *            each with its share of the PAR slots and its own epoll set
  *   pspoll   the classic portable loop: posix_spawn, two pipes, poll(),
  *            waitpid once both pipes are at end of file
  *
@@ -22,8 +25,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -43,8 +50,10 @@
 extern char **environ;
 
 static char **cmd;
-static unsigned long long total_bytes;
-static size_t total_done, min_done;
+/* Atomic for floor-mt's spawner threads (a cost of nanoseconds per job). */
+static _Atomic unsigned long long total_bytes;
+static atomic_size_t total_done;
+static size_t min_done;
 
 /* Past the deadline, and enough jobs done for the rate to mean something. */
 static int late(void)
@@ -98,22 +107,40 @@ struct slot {
     size_t len, cap;
 };
 
-static int child_out, child_err;
+/* One spawning thread of the floor (floor: one; floor-mt: one per CPU). */
+struct spawner {
+    pthread_t tid;
+    unsigned par;
+    int child_out, child_err;    /* the pipe ends the next child takes */
+    char *stack;                 /* the children's, one at a time */
+};
 
-/* The child, on its own stack, sharing the parent's memory until execve:
- * raw system calls only, nothing that touches the parent's state. */
+/* Jobs handed out so far, over all spawners: each takes the next. */
+static atomic_size_t claimed;
+static size_t jobs_total;
+
+static bool claim(void)
+{
+    if (late())
+        return false;
+    return atomic_fetch_add(&claimed, 1) < jobs_total;
+}
+
+/* The child, on its spawner's stack, sharing the parent's memory until
+ * execve: raw system calls only, nothing that touches the parent's state. */
 static int floor_child(void *arg)
 {
-    (void)arg;
-    if (syscall(SYS_dup2, child_out, 1) < 0 || syscall(SYS_dup2, child_err, 2) < 0)
+    struct spawner *sp = arg;
+
+    if (syscall(SYS_dup2, sp->child_out, 1) < 0 || syscall(SYS_dup2, sp->child_err, 2) < 0)
         return 127;
     syscall(SYS_execve, cmd[0], cmd, environ);
     return 127;
 }
 
-static char floor_stack[64 * 1024] __attribute__((aligned(16)));
+#define FLOOR_STACK (64 * 1024)
 
-static void floor_start(int ep, struct slot *s, size_t k)
+static void floor_start(struct spawner *sp, int ep, struct slot *s, size_t k)
 {
     struct epoll_event ev = { .events = EPOLLIN };
     struct clone_args_ ca = { 0 };
@@ -124,14 +151,14 @@ static void floor_start(int ep, struct slot *s, size_t k)
         perror("fanout: pipe2");
         exit(1);
     }
-    child_out = o[1];
-    child_err = e[1];
+    sp->child_out = o[1];
+    sp->child_err = e[1];
     ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
     ca.pidfd = (uintptr_t)&pidfd;
     ca.exit_signal = SIGCHLD;
-    ca.stack = (uintptr_t)floor_stack;
-    ca.stack_size = sizeof floor_stack;
-    pid = clone3_vfork(&ca, floor_child, NULL);
+    ca.stack = (uintptr_t)sp->stack;
+    ca.stack_size = FLOOR_STACK;
+    pid = clone3_vfork(&ca, floor_child, sp);
     if (pid < 0) {
         fprintf(stderr, "fanout: clone3: %s\n", strerror((int)-pid));
         exit(1);
@@ -152,22 +179,31 @@ static void floor_start(int ep, struct slot *s, size_t k)
     epoll_ctl(ep, EPOLL_CTL_ADD, pidfd, &ev);
 }
 
-static void run_floor(size_t n, unsigned par)
+/* One spawner's loop: par slots, jobs claimed until none is left. */
+static void *floor_loop(void *arg)
 {
+    struct spawner *sp = arg;
+    unsigned par = sp->par;
     struct slot *slots = calloc(par, sizeof *slots);
     struct epoll_event evs[256];
     size_t started = 0, done = 0, *freelist = calloc(par, sizeof *freelist), nfree = 0;
     int ep = epoll_create1(EPOLL_CLOEXEC);
+    bool more = true;
 
     for (size_t k = 0; k < par; k++)
         freelist[nfree++] = par - 1 - k;
-    while (done < started || (started < n && !late())) {
-        while (started < n && nfree && !late()) {
-            size_t k = freelist[--nfree];
+    while (done < started || more) {
+        while (more && nfree) {
+            size_t k;
 
-            floor_start(ep, &slots[k], k);
+            if (!(more = claim()))
+                break;
+            k = freelist[--nfree];
+            floor_start(sp, ep, &slots[k], k);
             started++;
         }
+        if (done == started)
+            break;
         int m = epoll_wait(ep, evs, 256, -1);
         for (int j = 0; j < m; j++) {
             size_t k = (evs[j].data.u64 & 0xffffffffu) >> 2;
@@ -226,6 +262,58 @@ static void run_floor(size_t n, unsigned par)
         free(slots[k].buf);
     free(slots);
     free(freelist);
+    return NULL;
+}
+
+/*
+ * nthreads spawners, each with its share of the par slots (a spawner per
+ * CPU at most, each with one slot at least), taking jobs from one count.
+ * Each spawner's children share the one fd table: a child copies the pipes
+ * of the other spawners at clone and closes them at exec (O_CLOEXEC), as
+ * they would in any threaded program.
+ */
+static void run_floor_threads(size_t n, unsigned par, unsigned nthreads)
+{
+    struct spawner *sp;
+
+    if (nthreads > par)
+        nthreads = par;
+    sp = calloc(nthreads, sizeof *sp);
+    jobs_total = n;
+    atomic_store(&claimed, 0);
+    for (unsigned t = 0; t < nthreads; t++) {
+        sp[t].par = par / nthreads + (t < par % nthreads);
+        if (posix_memalign((void **)&sp[t].stack, 64, FLOOR_STACK)) {
+            perror("fanout: posix_memalign");
+            exit(1);
+        }
+    }
+    if (nthreads == 1) {
+        floor_loop(&sp[0]);
+    } else {
+        for (unsigned t = 0; t < nthreads; t++)
+            if (pthread_create(&sp[t].tid, NULL, floor_loop, &sp[t])) {
+                fprintf(stderr, "fanout: pthread_create failed\n");
+                exit(1);
+            }
+        for (unsigned t = 0; t < nthreads; t++)
+            pthread_join(sp[t].tid, NULL);
+    }
+    for (unsigned t = 0; t < nthreads; t++)
+        free(sp[t].stack);
+    free(sp);
+}
+
+static unsigned floor_threads;
+
+static void run_floor(size_t n, unsigned par)
+{
+    run_floor_threads(n, par, 1);
+}
+
+static void run_floor_mt(size_t n, unsigned par)
+{
+    run_floor_threads(n, par, floor_threads);
 }
 
 /* ---- posix_spawn + poll ----------------------------------------------- */
@@ -314,6 +402,7 @@ int main(int argc, char **argv)
 {
     static const struct { const char *name; void (*fn)(size_t, unsigned); } m[] = {
         { "zmp", run_zmp }, { "floor", run_floor }, { "pspoll", run_pspoll },
+        { "floor-mt", run_floor_mt },
     };
     size_t n, warm = 0, hold = 0;
     unsigned par;
@@ -336,11 +425,18 @@ int main(int argc, char **argv)
             max_s = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "--min-jobs") && i + 1 < argc)
             min_done = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            floor_threads = (unsigned)strtoul(argv[++i], NULL, 0);
         else
             goto usage;
     }
     if (k < 0 || i + 1 >= argc || !n || !par)
         goto usage;
+    if (!floor_threads) {
+        cpu_set_t cpus;
+
+        floor_threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? (unsigned)CPU_COUNT(&cpus) : 1;
+    }
     cmd = &argv[i + 1];
     if (par > n)
         par = (unsigned)n;
@@ -355,9 +451,11 @@ int main(int argc, char **argv)
     m[k].fn(n, par);
     t0 = bench_now() - t0;
     bench_report(m[k].name, t0, total_done, total_bytes, k == 0 ? zmp_backend() : NULL);
+    if (m[k].fn == run_floor_mt)
+        fprintf(stderr, "fanout: floor-mt on %u spawner threads\n", floor_threads < par ? floor_threads : par);
     return 0;
 usage:
-    fprintf(stderr, "usage: fanout zmp|floor|pspoll JOBS PAR [--hold-mib N] "
-                    "[--warm N] [--max-seconds S] [--min-jobs N] -- CMD [ARG...]\n");
+    fprintf(stderr, "usage: fanout zmp|floor|floor-mt|pspoll JOBS PAR [--hold-mib N] "
+                    "[--warm N] [--max-seconds S] [--min-jobs N] [--threads N] -- CMD [ARG...]\n");
     return 2;
 }
