@@ -249,7 +249,7 @@ static int reap(struct zmp__ctx *ctx, struct zmp__proc *p)
     if (r < 0)
         return r;
     zmp__proc_drop_pipes(p);
-    zmp__ctx_kick(ctx);
+    zmp__ctx_flush(ctx);
     return zmp__ctx_run_until(ctx, zmp__proc_done_cond, p, ZMP__FOREVER);
 }
 

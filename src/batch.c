@@ -97,7 +97,7 @@ static int watch_source(struct stream *s, int fd)
     r = ctx->engine->watch_fd(ctx, (unsigned)s->watch);
     if (r == 0) {
         s->waiting = true;
-        zmp__ctx_kick(ctx);
+        zmp__ctx_flush(ctx);
     }
     return r;
 }

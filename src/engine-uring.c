@@ -515,11 +515,16 @@ static int uring_run(struct zmp__ctx *ctx, int64_t deadline)
  * timer due sooner than it waits for is armed in its place (it re-arms
  * its own when it wakes).
  */
-static void uring_wake(struct zmp__ctx *ctx)
+static void uring_wake(struct zmp__ctx *ctx, bool force)
 {
     struct uring *u = ctx->engine_state;
     int64_t next = ctx->ntimers ? ctx->timers[0]->timer : ZMP__FOREVER;
+    struct io_uring_sqe *sqe;
 
+    if (force && (sqe = get_sqe(u))) {
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    }
     if (next != ZMP__FOREVER &&
         (ctx->leader_wake == ZMP__FOREVER || next < ctx->leader_wake) &&
         arm_timer(u, next) == 0)

@@ -145,9 +145,10 @@ struct zmp__engine {
      * error (the caller loops).  Only the leader runs it (loop.c).
      */
     int  (*run)(struct zmp__ctx *ctx, int64_t deadline);
-    /* Make the thread blocked in run() look again: what the engine
-     * watches changed, or a timer is now due sooner than it waits for. */
-    void (*wake)(struct zmp__ctx *ctx);
+    /* The thread blocked in run() must see what changed: new requests,
+     * a timer now due sooner than it waits for; with force, make it
+     * return even when nothing the engine watches changed. */
+    void (*wake)(struct zmp__ctx *ctx, bool force);
 };
 
 extern const struct zmp__engine zmp__engine_uring;
@@ -298,6 +299,7 @@ int  zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
                         const void *arg, int64_t deadline);
 int  zmp__ctx_run_nowait(struct zmp__ctx *ctx);
 void zmp__ctx_kick(struct zmp__ctx *ctx);
+void zmp__ctx_flush(struct zmp__ctx *ctx);
 bool zmp__job_done(const void *proc);
 bool zmp__proc_exited_cond(const void *proc);
 bool zmp__proc_done_cond(const void *proc);

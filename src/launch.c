@@ -364,7 +364,7 @@ static int adopt(struct zmp__ctx *ctx, struct zmp__proc *p, struct fds *f)
         zmp__timer_set(p, p->timeout_at);
     r = watch_child(ctx, p);
     if (r == 0)
-        zmp__ctx_kick(ctx);
+        zmp__ctx_flush(ctx);
     return r;
 }
 

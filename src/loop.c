@@ -129,7 +129,17 @@ void zmp__ctx_kick(struct zmp__ctx *ctx)
 {
     pthread_cond_broadcast(&ctx->cond);
     if (ctx->in_kernel)
-        ctx->engine->wake(ctx);
+        ctx->engine->wake(ctx, true);
+}
+
+/* New requests (a child to watch, a cancel) for a leader blocked in the
+ * kernel: their completions wake it, they only need to reach the kernel;
+ * and sleeping threads look again. */
+void zmp__ctx_flush(struct zmp__ctx *ctx)
+{
+    pthread_cond_broadcast(&ctx->cond);
+    if (ctx->in_kernel)
+        ctx->engine->wake(ctx, false);
 }
 
 /*

@@ -53,7 +53,7 @@ static bool flood_ok(const zmp_result *r, size_t nout, size_t nerr)
 
 enum { SER_THREADS = 4, SER_ROUNDS = 24 };
 
-struct ser { int id; int bad; };
+struct ser { int id; int bad; int rounds; bool unlocked; };
 
 static void *serialized_worker(void *arg)
 {
@@ -61,7 +61,7 @@ static void *serialized_worker(void *arg)
     char word[32], want[40];
     int k, h = 0, code;
 
-    for (k = 0; k < SER_ROUNDS; k++) {
+    for (k = 0; k < s->rounds; k++) {
         const char *argv[] = { helper_path(), "echo", word, NULL };
         const char *fargv[] = { helper_path(), "flood", "70000", "50000", NULL };
         zmp_options o = { .program = helper_path(), .argv = argv };
@@ -71,7 +71,8 @@ static void *serialized_worker(void *arg)
 
         snprintf(word, sizeof word, "t%d-%d", s->id, k);
         snprintf(want, sizeof want, "%s\n", word);
-        pthread_mutex_lock(&zmp_lock);
+        if (!s->unlocked)
+            pthread_mutex_lock(&zmp_lock);
         switch (k % 4) {
         case 0:  /* a whole run in one call */
             if (zmp_run_opts(&o, &res, NULL) != 0 || !res.out || strcmp(res.out, want))
@@ -105,12 +106,13 @@ static void *serialized_worker(void *arg)
                 s->bad++;
             break;
         }
-        pthread_mutex_unlock(&zmp_lock);
+        if (!s->unlocked)
+            pthread_mutex_unlock(&zmp_lock);
     }
     return NULL;
 }
 
-static void test_serialized(void)
+static void run_workers(bool unlocked, int rounds)
 {
     pthread_t t[SER_THREADS];
     struct ser s[SER_THREADS];
@@ -118,7 +120,7 @@ static void test_serialized(void)
 
     use_helper();
     for (i = 0; i < SER_THREADS; i++) {
-        s[i] = (struct ser){ .id = i };
+        s[i] = (struct ser){ .id = i, .rounds = rounds, .unlocked = unlocked };
         CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, serialized_worker, &s[i]), 0);
     }
     for (i = 0; i < SER_THREADS; i++) {
@@ -126,6 +128,19 @@ static void test_serialized(void)
         bad += s[i].bad;
     }
     CU_ASSERT_EQUAL(bad, 0);
+}
+
+static void test_serialized(void)
+{
+    run_workers(false, SER_ROUNDS);
+}
+
+/* The same from 4 threads with no lock of ours: 300 rounds each of runs,
+ * background jobs collected later, batches and spawns, every byte and
+ * exit code checked. */
+static void test_unlocked(void)
+{
+    run_workers(true, 300);
 }
 
 /* ---- what a thread began, another finishes, after the first is gone --- */
@@ -350,6 +365,214 @@ static void test_others_fork(void)
     CU_ASSERT_TRUE(slowest < 0.1);
 }
 
+/* ---- no lock of the caller's: one call blocks only its own thread ----- */
+
+static double elapsed_since(double t0)
+{
+    return now() - t0;
+}
+
+struct waiter { int handle; int r; int code; double done_at; };
+
+static void *wait_thread(void *arg)
+{
+    struct waiter *w = arg;
+
+    w->r = zmp_wait(w->handle, &w->code);
+    w->done_at = now();
+    return NULL;
+}
+
+/* Quick runs in one thread finish while another sits in zmp_wait on a
+ * child that takes 3 s. */
+static void test_wait_beside_runs(void)
+{
+    struct waiter w = { .code = 99 };
+    const char *word[] = { "quick", NULL };
+    double t0 = now(), quick_end;
+    pthread_t t;
+    zmp_result res;
+    int i, ok = 0;
+
+    use_helper();
+    w.handle = zmp_spawn("sleep", (const char *[]){ "3000", NULL });
+    CU_ASSERT_TRUE_FATAL(w.handle > 0);
+    pthread_create(&t, NULL, wait_thread, &w);
+    usleep(50000);
+    for (i = 0; i < 20; i++) {
+        ok += zmp_run("echo", word, &res) == 0 && !strcmp(res.out, "quick\n");
+        zmp_result_free(&res);
+    }
+    quick_end = elapsed_since(t0);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(ok, 20);
+    CU_ASSERT_TRUE(quick_end < 2.5);            /* not behind the wait */
+    CU_ASSERT_TRUE(w.done_at - t0 >= 2.9);      /* the wait blocked */
+    CU_ASSERT_EQUAL(w.r, 0);
+    CU_ASSERT_EQUAL(w.code, 0);
+}
+
+/* zmp_kill in one thread ends another's zmp_wait at once; both agree. */
+static void test_kill_while_waiting(void)
+{
+    struct waiter w = { .code = 99 };
+    double t0;
+    pthread_t t;
+
+    use_helper();
+    w.handle = zmp_spawn("sleep", (const char *[]){ "30000", NULL });
+    CU_ASSERT_TRUE_FATAL(w.handle > 0);
+    pthread_create(&t, NULL, wait_thread, &w);
+    usleep(100000);
+    t0 = now();
+    CU_ASSERT_EQUAL(zmp_kill(w.handle), 0);
+    pthread_join(t, NULL);
+    CU_ASSERT_TRUE(w.done_at - t0 < 5.0);
+    CU_ASSERT_EQUAL(w.r, 0);
+    CU_ASSERT_EQUAL(w.code, -SIGKILL);
+    CU_ASSERT_EQUAL(zmp_wait(w.handle, NULL), -ECHILD);
+}
+
+struct poller { int handle; int last; int code; };
+
+static void *poll_thread(void *arg)
+{
+    struct poller *p = arg;
+
+    p->code = 99;
+    do {
+        p->last = zmp_poll(p->handle, &p->code);
+        usleep(1000);
+    } while (p->last == 0);
+    return NULL;
+}
+
+/* A poll and a wait on one handle from two threads: the poll sees the
+ * same code, or the handle already gone. */
+static void test_poll_and_wait(void)
+{
+    int round, agree = 0;
+
+    use_helper();
+    for (round = 0; round < 20; round++) {
+        struct waiter w = { .code = 99 };
+        struct poller p;
+        pthread_t a, b;
+
+        w.handle = zmp_spawn("exit", (const char *[]){ "6", NULL });
+        CU_ASSERT_TRUE_FATAL(w.handle > 0);
+        p.handle = w.handle;
+        pthread_create(&b, NULL, poll_thread, &p);
+        pthread_create(&a, NULL, wait_thread, &w);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        agree += w.r == 0 && w.code == 6 &&
+                 ((p.last == 1 && p.code == 6) || p.last == -ECHILD);
+    }
+    CU_ASSERT_EQUAL(agree, 20);
+}
+
+struct batcher { int id; int bad; };
+
+static void *batch_thread(void *arg)
+{
+    enum { N = 40 };
+    struct batcher *b = arg;
+    char words[N][16];
+    const char *argv[N][4];
+    zmp_options jobs[N];
+    zmp_result res[N];
+    int errs[N], i;
+
+    for (i = 0; i < N; i++) {
+        snprintf(words[i], sizeof words[i], "b%d-%d", b->id, i);
+        argv[i][0] = helper_path();
+        argv[i][1] = "echo";
+        argv[i][2] = words[i];
+        argv[i][3] = NULL;
+        jobs[i] = (zmp_options){ .program = helper_path(), .argv = argv[i] };
+    }
+    if (zmp_run_batch(jobs, N, 4, res, NULL, errs, NULL, NULL) != 0)
+        b->bad++;
+    for (i = 0; i < N; i++) {
+        char want[24];
+
+        snprintf(want, sizeof want, "%.15s\n", words[i]);
+        if (errs[i] || !res[i].out || strcmp(res[i].out, want))
+            b->bad++;
+        zmp_result_free(&res[i]);
+    }
+    return NULL;
+}
+
+static void *sleep_thread(void *arg)
+{
+    int *bad = arg;
+    double t0 = now();
+
+    *bad = zmp_sleep(300) != 0 || elapsed_since(t0) < 0.29;
+    return NULL;
+}
+
+/* Two batches at once from two threads, and zmp_sleep beside them. */
+static void test_two_batches(void)
+{
+    struct batcher b[2] = { { .id = 0 }, { .id = 1 } };
+    pthread_t t[3];
+    int sbad = 1;
+
+    pthread_create(&t[0], NULL, batch_thread, &b[0]);
+    pthread_create(&t[1], NULL, batch_thread, &b[1]);
+    pthread_create(&t[2], NULL, sleep_thread, &sbad);
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    pthread_join(t[2], NULL);
+    CU_ASSERT_EQUAL(b[0].bad + b[1].bad, 0);
+    CU_ASSERT_EQUAL(sbad, 0);
+}
+
+static void *deinit_thread(void *arg)
+{
+    (void)arg;
+    usleep(200000);
+    zmp_deinit();
+    return NULL;
+}
+
+/* zmp_deinit from one thread while others wait and run batches: their
+ * calls end (their children killed), none crashes, and the library
+ * works afterwards. */
+static void test_deinit_beside_calls(void)
+{
+    struct waiter w = { .code = 99 };
+    const char *slow[] = { "helper", "sleep", "30000", NULL };
+    zmp_options jobs[4];
+    zmp_result res[4];
+    int errs[4], i, killed = 0;
+    pthread_t a, d;
+
+    use_helper();
+    w.handle = zmp_spawn("sleep", (const char *[]){ "30000", NULL });
+    CU_ASSERT_TRUE_FATAL(w.handle > 0);
+    for (i = 0; i < 4; i++)
+        jobs[i] = (zmp_options){ .program = helper_path(), .argv = slow };
+    pthread_create(&a, NULL, wait_thread, &w);
+    pthread_create(&d, NULL, deinit_thread, NULL);
+    CU_ASSERT_EQUAL(zmp_run_batch(jobs, 4, 4, res, NULL, errs, NULL, NULL), 0);
+    pthread_join(a, NULL);
+    pthread_join(d, NULL);
+    for (i = 0; i < 4; i++) {
+        killed += errs[i] == 0 && res[i].exit_code == -SIGKILL;
+        zmp_result_free(&res[i]);
+    }
+    CU_ASSERT_EQUAL(killed, 4);
+    CU_ASSERT_EQUAL(w.r, 0);
+    CU_ASSERT_EQUAL(w.code, -SIGKILL);
+    CU_ASSERT_TRUE(no_children());
+    CU_ASSERT_EQUAL(zmp_run("exit", (const char *[]){ "0", NULL }, &res[0]), 0);
+    zmp_result_free(&res[0]);
+}
+
 void add_threads_tests(void)
 {
     CU_pSuite s = CU_add_suite("threads", suite_init, suite_clean);
@@ -358,5 +581,11 @@ void add_threads_tests(void)
     CU_add_test(s, "started in a thread that exits, finished in another", test_handoff);
     CU_add_test(s, "spawning while other threads hold locks", test_locks_held);
     CU_add_test(s, "spawning while other threads fork and exec", test_others_fork);
+    CU_add_test(s, "4 threads, no lock, 300 rounds each", test_unlocked);
+    CU_add_test(s, "quick runs beside a long wait", test_wait_beside_runs);
+    CU_add_test(s, "kill in one thread ends a wait in another", test_kill_while_waiting);
+    CU_add_test(s, "poll and wait on one handle", test_poll_and_wait);
+    CU_add_test(s, "two batches and a sleep at once", test_two_batches);
+    CU_add_test(s, "deinit while other threads are inside", test_deinit_beside_calls);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
