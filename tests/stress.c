@@ -6,8 +6,10 @@
  * byte for byte against the same pattern recomputed here, with its exit
  * code, signal, ZMP_TIMED_OUT and ZMP_TRUNCATED.
  *
- *   stress [-n JOBS] [-j PARALLEL] [-s SEED] [-o JOB]
+ *   stress [-n JOBS] [-j PARALLEL] [-t THREADS] [-s SEED] [-o JOB]
  *
+ * With -t, THREADS threads share the jobs, each running batches of its
+ * own at once (no lock of ours: the library is thread-safe).
  * The engine is the one $ZMP_BACKEND names.  The seed is printed first;
  * -s SEED repeats a run, and -o JOB runs only job JOB of it.  The child
  * is tests/stress-child, beside this program.
@@ -15,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -162,33 +165,91 @@ static int check(void *arg, size_t i, int err, zmp_result *res, const zmp_info *
     return 0;
 }
 
+/* One thread's share: batches first, first + threads * batch, ... */
+struct share {
+    struct run rn;
+    pthread_t t;
+    size_t n, only, batch, start, step;
+    unsigned parallel;
+    const char *self;
+    int error;
+};
+
+static void *worker(void *arg)
+{
+    struct share *sh = arg;
+    struct run *rn = &sh->rn;
+    size_t i, m, batch = sh->batch, end = sh->only == SIZE_MAX ? sh->n : sh->only + 1;
+    zmp_options *opts = calloc(batch, sizeof *opts);
+    zmp_result *res = calloc(batch, sizeof *res);
+    zmp_info *infos = calloc(batch, sizeof *infos);
+    int *errs = calloc(batch, sizeof *errs), r;
+
+    rn->jobs = calloc(batch, sizeof *rn->jobs);
+    rn->expect = malloc(MAX_OUT);
+    if (!opts || !res || !infos || !errs || !rn->jobs || !rn->expect) {
+        sh->error = -ENOMEM;
+        goto out;
+    }
+    for (rn->first = sh->start; rn->first < end; rn->first += sh->step) {
+        m = sh->only == SIZE_MAX ? (end - rn->first < batch ? end - rn->first : batch) : 1;
+        for (i = 0; i < m; i++) {
+            struct job *jb = &rn->jobs[i];
+
+            make_job(jb, rn->seed, rn->first + i, sh->self);
+            opts[i] = (zmp_options){
+                .program = sh->self,
+                .argv = jb->argv,
+                .output_cap = jb->cap,
+                /* Hanging jobs end by their timeout; for the others it is
+                 * far and must not fire. */
+                .timeout_ms = jb->hang ? 200 + (unsigned long)(rn->first + i) % 300 : 120000,
+                /* The default drain grace: what a dead child left in its
+                 * pipes must come whole however loaded the parent is (the
+                 * grace restarts with each read after the exit). */
+            };
+        }
+        r = zmp_run_batch(opts, m, sh->parallel, res, infos, errs, check, rn);
+        if (r < 0) {
+            fprintf(stderr, "zmp_run_batch: %s\n", zmp_strerror(r));
+            sh->error = r;
+            break;
+        }
+    }
+out:
+    free(opts); free(res); free(infos); free(errs); free(rn->jobs); free(rn->expect);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    size_t n = 10000, only = SIZE_MAX, i, m, batch = 2000;
-    unsigned parallel = 0;
+    size_t n = 10000, only = SIZE_MAX, batch = 2000, done = 0, bad = 0, bytes = 0,
+           signalled = 0, timed_out = 0, truncated = 0;
+    unsigned parallel = 0, threads = 1, k;
     char self[PATH_MAX], *slash;
-    struct run rn = { 0 };
-    zmp_options *opts;
-    zmp_result *res;
-    zmp_info *infos;
-    int *errs, c, r;
+    uint64_t seed;
+    struct share *sh;
+    int c, error = 0;
     ssize_t len;
     struct timespec t0, t1;
 
-    rn.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    while ((c = getopt(argc, argv, "n:j:s:o:")) != -1) {
+    seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    while ((c = getopt(argc, argv, "n:j:s:o:t:")) != -1) {
         switch (c) {
         case 'n': n = strtoull(optarg, NULL, 0); break;
         case 'j': parallel = (unsigned)atoi(optarg); break;
-        case 's': rn.seed = strtoull(optarg, NULL, 0); break;
+        case 's': seed = strtoull(optarg, NULL, 0); break;
         case 'o': only = strtoull(optarg, NULL, 0); break;
+        case 't': threads = (unsigned)atoi(optarg); break;
         default:
-            fprintf(stderr, "usage: stress [-n JOBS] [-j PARALLEL] [-s SEED] [-o JOB]\n");
+            fprintf(stderr, "usage: stress [-n JOBS] [-j PARALLEL] [-t THREADS] [-s SEED] [-o JOB]\n");
             return 2;
         }
     }
     if (!parallel)
         parallel = (unsigned)zmp_cpu_count() * 16;
+    if (threads < 1 || only != SIZE_MAX)
+        threads = 1;
     len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len < 0)
         return 2;
@@ -196,53 +257,50 @@ int main(int argc, char **argv)
     slash = strrchr(self, '/');
     snprintf(slash + 1, sizeof self - (size_t)(slash + 1 - self), "stress-child");
     alarm(1800);  /* a hang ends the run */
-    printf("stress: seed %llu, %zu jobs, %u at once, engine %s\n",
-           (unsigned long long)rn.seed, only == SIZE_MAX ? n : 1, parallel, zmp_backend());
+    printf("stress: seed %llu, %zu jobs, %u at once in each of %u threads, engine %s\n",
+           (unsigned long long)seed, only == SIZE_MAX ? n : 1, parallel, threads,
+           zmp_backend());
     fflush(stdout);
 
-    /* In batches, so the job table stays small too. */
-    opts = calloc(batch, sizeof *opts);
-    res = calloc(batch, sizeof *res);
-    infos = calloc(batch, sizeof *infos);
-    errs = calloc(batch, sizeof *errs);
-    rn.jobs = calloc(batch, sizeof *rn.jobs);
-    rn.expect = malloc(MAX_OUT);
-    if (!opts || !res || !infos || !errs || !rn.jobs || !rn.expect)
+    /* In batches, so the job table stays small too; the threads take
+     * turns over the batches, each with a batch of its own in flight. */
+    if (threads > 1 && n / threads < batch)
+        batch = n / threads ? n / threads : 1;
+    sh = calloc(threads, sizeof *sh);
+    if (!sh)
         return 2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (rn.first = only == SIZE_MAX ? 0 : only; rn.first < (only == SIZE_MAX ? n : only + 1);
-         rn.first += m) {
-        m = only == SIZE_MAX ? (n - rn.first < batch ? n - rn.first : batch) : 1;
-        for (i = 0; i < m; i++) {
-            struct job *jb = &rn.jobs[i];
-
-            make_job(jb, rn.seed, rn.first + i, self);
-            opts[i] = (zmp_options){
-                .program = self,
-                .argv = jb->argv,
-                .output_cap = jb->cap,
-                /* Hanging jobs end by their timeout; for the others it is
-                 * far and must not fire. */
-                .timeout_ms = jb->hang ? 200 + (unsigned long)(rn.first + i) % 300 : 120000,
-                /* The default drain grace: what a dead child left in its
-                 * pipes must come whole however loaded the parent is (the
-                 * grace restarts with each read after the exit). */
-            };
-        }
-        r = zmp_run_batch(opts, m, parallel, res, infos, errs, check, &rn);
-        if (r < 0) {
-            fprintf(stderr, "zmp_run_batch: %s\n", zmp_strerror(r));
-            return 1;
-        }
+    for (k = 0; k < threads; k++) {
+        sh[k] = (struct share){ .n = n, .only = only, .batch = batch,
+                                .start = (only == SIZE_MAX ? 0 : only) + k * batch,
+                                .step = threads * batch, .parallel = parallel,
+                                .self = self };
+        sh[k].rn.seed = seed;
+        if (threads == 1)
+            worker(&sh[k]);
+        else if (pthread_create(&sh[k].t, NULL, worker, &sh[k]) != 0)
+            return 2;
+    }
+    for (k = 0; k < threads; k++) {
+        if (threads > 1)
+            pthread_join(sh[k].t, NULL);
+        done += sh[k].rn.done;
+        bad += sh[k].rn.bad;
+        bytes += sh[k].rn.bytes;
+        signalled += sh[k].rn.signalled;
+        timed_out += sh[k].rn.timed_out;
+        truncated += sh[k].rn.truncated;
+        if (sh[k].error)
+            error = sh[k].error;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     zmp_deinit();
-    printf("stress [%s]: %zu jobs, %zu bytes checked, %zu signalled, %zu timed out, "
+    printf("stress [%s%s]: %zu jobs, %zu bytes checked, %zu signalled, %zu timed out, "
            "%zu truncated, %.1f s: %s\n",
-           getenv("ZMP_BACKEND") ? getenv("ZMP_BACKEND") : "auto", rn.done, rn.bytes,
-           rn.signalled, rn.timed_out, rn.truncated,
+           getenv("ZMP_BACKEND") ? getenv("ZMP_BACKEND") : "auto",
+           threads > 1 ? ", threads" : "", done, bytes, signalled, timed_out, truncated,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-           rn.bad ? "FAILED" : "ok");
-    free(opts); free(res); free(infos); free(errs); free(rn.jobs); free(rn.expect);
-    return rn.bad || rn.done != (only == SIZE_MAX ? n : 1) ? 1 : 0;
+           bad || error ? "FAILED" : "ok");
+    free(sh);
+    return bad || error || done != (only == SIZE_MAX ? n : 1) ? 1 : 0;
 }
