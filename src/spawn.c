@@ -81,7 +81,7 @@ struct child_args {
     int err;     /* the child's errno when exec failed, else 0 */
 };
 
-#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
+#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined", "thread")))
 
 /* Mark every descriptor >= 3 close-on-exec by walking /proc/self/fd, for
  * kernels before close_range (5.9).  getdents64 is a raw system call with a
