@@ -66,7 +66,7 @@ static void test_sleep(void)
 }
 
 static volatile sig_atomic_t storm_hits;
-static volatile int storm_stop;
+static int storm_stop;  /* atomic: read by the storm thread */
 
 static void on_usr1(int sig)
 {
@@ -78,7 +78,7 @@ static void *storm(void *arg)
 {
     pthread_t target = *(pthread_t *)arg;
 
-    while (!storm_stop) {
+    while (!__atomic_load_n(&storm_stop, __ATOMIC_RELAXED)) {
         pthread_kill(target, SIGUSR1);
         usleep(500);
     }
@@ -97,7 +97,7 @@ static void test_signal_storm(void)
 
     sigaction(SIGUSR1, &sa, &old);
     storm_hits = 0;
-    storm_stop = 0;
+    __atomic_store_n(&storm_stop, 0, __ATOMIC_RELAXED);
     pthread_create(&th, NULL, storm, &self);
     t0 = now_ms();
     CU_ASSERT_EQUAL(zmp_sleep(200), 0);
@@ -109,7 +109,7 @@ static void test_signal_storm(void)
     CU_ASSERT_EQUAL(zmp_run("sleep", args, &res), 0);
     CU_ASSERT_EQUAL(res.exit_code, 0);
     zmp_result_free(&res);
-    storm_stop = 1;
+    __atomic_store_n(&storm_stop, 1, __ATOMIC_RELAXED);
     pthread_join(th, NULL);
     sigaction(SIGUSR1, &old, NULL);
     CU_ASSERT_TRUE(storm_hits > 20);
