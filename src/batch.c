@@ -28,7 +28,9 @@ struct stream {
     zmp_options job;          /* taken, not started yet (when have_job) */
     bool have_job;
     bool ended;               /* the source said END, failed, or we stop */
+    bool stopped;             /* ... we stop: queued jobs never start */
     int watch;                /* our slot in ctx->watches, or -1 */
+    struct zmp__starters *st; /* threads that start the jobs, or NULL */
     bool waiting;             /* the engine watches the source's fd */
     int error;                /* the source's error */
 };
@@ -45,6 +47,7 @@ static bool something_happened(const void *arg)
 
     return ctx->ndone != s->seen ||
            (!s->ended && (ctx->stopping || ctx->deinit_pending)) ||
+           (s->st && zmp__starters_ready(s->st)) ||
            (s->waiting && ctx->watches[s->watch].ready);
 }
 
@@ -73,6 +76,7 @@ static bool report(struct stream *s, size_t i, int err, zmp_result *res,
 static void stop_source(struct stream *s)
 {
     s->ended = true;
+    s->stopped = true;
     if (s->waiting)
         s->ctx->engine->drop_fd(s->ctx, (unsigned)s->watch);
     s->waiting = false;
@@ -196,6 +200,57 @@ static int start_jobs(struct stream *s)
     return 0;
 }
 
+/*
+ * With starter threads: queue jobs for them while there is room, and
+ * take the children they started.  A start that failed for want of a
+ * resource running jobs hold goes back to the queue's front, and the
+ * queue waits until a job ends.
+ */
+static int queue_jobs(struct stream *s)
+{
+    int r;
+
+    while (s->nrun + zmp__starters_busy(s->st) < s->parallel &&
+           !zmp__starters_paused(s->st) && take_job(s)) {
+        r = zmp__starters_push(s->st, &s->job, s->count - 1, false);
+        if (r < 0)
+            return r;
+        s->have_job = false;
+    }
+    return 0;
+}
+
+static void absorb(struct stream *s)
+{
+    struct zmp__proc *p;
+    zmp_options job;
+    size_t i;
+    int err;
+
+    while (zmp__starters_pop(s->st, &p, &err, &i, &job)) {
+        if (err < 0 && transient(err) &&
+            (s->nrun > 0 || zmp__starters_running(s->st) > 0) &&
+            zmp__starters_push(s->st, &job, i, true) == 0) {
+            zmp__starters_pause(s->st, true);
+            continue;
+        }
+        if (err < 0) {
+            if (report(s, i, err, NULL, NULL))
+                stop_source(s);
+            continue;
+        }
+        /* s->run has room for `parallel` (see zmp__stream). */
+        s->run[s->nrun] = p;
+        s->index[s->nrun++] = i;
+    }
+}
+
+/* Jobs taken and not reported yet: running, or with the starters. */
+static size_t in_flight(const struct stream *s)
+{
+    return s->nrun + (s->st ? zmp__starters_busy(s->st) : 0);
+}
+
 /* Report every finished job, keeping the others; how many there were. */
 static size_t collect_jobs(struct stream *s)
 {
@@ -237,28 +292,61 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
     r = zmp__ctx_start(ctx);
     if (r < 0)
         return r;
+    r = zmp__starters_new(ctx, s.parallel, &s.st);
+    if (r < 0)
+        return r;
+    if (s.st) {
+        /* Starters hand children back at any time: room for all now. */
+        s.run = malloc(s.parallel * sizeof *s.run);
+        s.index = malloc(s.parallel * sizeof *s.index);
+        s.cap = s.parallel;
+        if (!s.run || !s.index) {
+            r = -ENOMEM;
+            goto out;
+        }
+    }
     for (;;) {
         /* zmp_deinit() was called: its jobs are being killed; take no
          * more, and report them as they die. */
         if ((ctx->deinit_pending || ctx->stopping) && !s.ended)
             stop_source(&s);
-        r = start_jobs(&s);
-        if (r < 0)
-            goto out;
+        if (s.st) {
+            r = queue_jobs(&s);
+            if (r < 0)
+                goto out;
+            absorb(&s);
+            /* Stopped: what the starters have not begun never runs. */
+            while (s.stopped && zmp__starters_unqueue(s.st, &k))
+                report(&s, k, -ECANCELED, NULL, NULL);
+        } else {
+            r = start_jobs(&s);
+            if (r < 0)
+                goto out;
+        }
         if (s.ended && s.have_job) {
             /* Taken but never started: the caller asked to stop. */
             s.have_job = false;
             report(&s, s.count - 1, -ECANCELED, NULL, NULL);
         }
-        if (s.ended && !s.have_job && s.nrun == 0)
+        if (s.ended && !s.have_job && in_flight(&s) == 0)
             break;
         /* A callback may itself run the engine (zmp_sleep...), and other
          * threads do: completions move ndone past `seen`, so the wait
          * below returns at once for them. */
         s.seen = ctx->ndone;
-        if (collect_jobs(&s))
+        if (collect_jobs(&s)) {
+            if (s.st)
+                zmp__starters_pause(s.st, false);
             continue;
-        if (s.nrun == 0 && !s.waiting)
+        }
+        /* Held back with nothing running that could give back: try
+         * again, and fail for real. */
+        if (s.st && zmp__starters_paused(s.st) && s.nrun == 0 &&
+            !zmp__starters_running(s.st)) {
+            zmp__starters_pause(s.st, false);
+            continue;
+        }
+        if (in_flight(&s) == 0 && !s.waiting)
             continue;  /* a job to start, or the end */
         r = zmp__ctx_run_until(ctx, something_happened, &s, ZMP__FOREVER);
         if (r < 0)
@@ -266,6 +354,13 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
     }
     r = s.error;
 out:
+    if (s.st) {
+        /* Only an engine failure leaves jobs here. */
+        while (zmp__starters_unqueue(s.st, &k))
+            ;
+        zmp__starters_free(s.st);
+        s.st = NULL;
+    }
     /* Only an engine failure leaves jobs here: do not leave them running. */
     for (k = 0; k < s.nrun; k++)
         zmp__proc_abandon(s.run[k]);

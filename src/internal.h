@@ -264,6 +264,8 @@ void zmp__cgroup_sweep(struct zmp__ctx *ctx, bool wait);
 
 /* launch.c */
 int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret);
+int zmp__launch_cb(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret,
+                   void (*adopted)(void *arg, struct zmp__proc *p), void *arg);
 
 /* proc.c: the child record, and what engines call back. */
 int  zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret);
@@ -321,6 +323,22 @@ int  zmp__timer_reserve(struct zmp__ctx *ctx);
 void zmp__timer_unreserve(struct zmp__ctx *ctx);
 void zmp__timer_set(struct zmp__proc *p, int64_t when);
 int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now);
+
+/* starters.c: threads that start a stream's jobs on every CPU. */
+struct zmp__starters;
+int  zmp__starters_new(struct zmp__ctx *ctx, unsigned parallel,
+                       struct zmp__starters **ret);
+int  zmp__starters_push(struct zmp__starters *st, const zmp_options *job,
+                        size_t index, bool front);
+bool zmp__starters_pop(struct zmp__starters *st, struct zmp__proc **ret_p,
+                       int *ret_err, size_t *ret_index, zmp_options *ret_job);
+bool zmp__starters_unqueue(struct zmp__starters *st, size_t *ret_index);
+size_t zmp__starters_busy(const struct zmp__starters *st);
+size_t zmp__starters_running(const struct zmp__starters *st);
+bool zmp__starters_ready(const struct zmp__starters *st);
+void zmp__starters_pause(struct zmp__starters *st, bool pause);
+bool zmp__starters_paused(const struct zmp__starters *st);
+void zmp__starters_free(struct zmp__starters *st);
 
 /* batch.c */
 int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,

@@ -363,9 +363,14 @@ static int adopt(struct zmp__ctx *ctx, struct zmp__proc *p, struct fds *f)
     if (p->timeout_at)
         zmp__timer_set(p, p->timeout_at);
     r = watch_child(ctx, p);
-    if (r == 0)
-        zmp__ctx_flush(ctx);
-    return r;
+    if (r < 0)
+        return r;
+    /* Started while a zmp_deinit() kills everything (from another thread,
+     * or a starter's start that was under way): it goes too. */
+    if (ctx->stopping || ctx->deinit_pending)
+        zmp__proc_signal(p, SIGKILL);
+    zmp__ctx_flush(ctx);
+    return 0;
 }
 
 /*
@@ -374,7 +379,8 @@ static int adopt(struct zmp__ctx *ctx, struct zmp__proc *p, struct fds *f)
  * spawn itself, which puts this thread to sleep until the child has
  * exec'd: other threads start theirs meanwhile.
  */
-static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
+static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret,
+                  void (*adopted)(void *arg, struct zmp__proc *p), void *arg)
 {
     struct zmp__spawn_args a = { .stdio = { -1, -1, -1 }, .cgroup_fd = -1 };
     struct fds f = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
@@ -420,6 +426,8 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
     r = adopt(ctx, p, &f);
     if (r < 0)
         zmp__proc_free(p);
+    else if (adopted)
+        adopted(arg, p);
     zmp__unlock(ctx);
     if (r < 0)
         return r;
@@ -437,11 +445,22 @@ fail:
     return r;
 }
 
-int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
+/*
+ * Start a child as o says; called unlocked.  adopted (may be NULL) is
+ * called with the context locked as the child becomes the context's,
+ * before any of its events can be handled.
+ */
+int zmp__launch_cb(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret,
+                   void (*adopted)(void *arg, struct zmp__proc *p), void *arg)
 {
-    int r = launch(ctx, o, ret);
+    int r = launch(ctx, o, ret, adopted, arg);
 
     if (r == -EMFILE && zmp__raise_nofile())
-        r = launch(ctx, o, ret);
+        r = launch(ctx, o, ret, adopted, arg);
     return r;
+}
+
+int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
+{
+    return zmp__launch_cb(ctx, o, ret, NULL, NULL);
 }

@@ -171,6 +171,9 @@ struct deinit_cb {
     int calls, killed, nested, backend;
 };
 
+/* Jobs that never started because the batch stopped are not reported to
+ * the callback: with starter threads, some may still be queued. */
+
 static int deinit_first(void *arg, size_t index, int err, zmp_result *res,
                         const zmp_info *info)
 {
@@ -200,13 +203,16 @@ static void test_deinit_in_callback(void)
     struct deinit_cb d = { 0 };
     zmp_options jobs[N];
     zmp_result res[N];
-    int errs[N], i;
+    int errs[N], i, cancelled = 0;
 
     for (i = 0; i < N; i++)
         jobs[i] = (zmp_options){ .program = helper_path(), .argv = i ? slow : quick };
+
     CU_ASSERT_EQUAL(zmp_run_batch(jobs, N, N, res, NULL, errs, deinit_first, &d), 0);
-    CU_ASSERT_EQUAL(d.calls, N);
-    CU_ASSERT_EQUAL(d.killed, N - 1);
+    for (i = 0; i < N; i++)
+        cancelled += errs[i] == -ECANCELED;
+    CU_ASSERT_EQUAL(d.calls, N - cancelled);
+    CU_ASSERT_EQUAL(d.killed + cancelled, N - 1);
     CU_ASSERT_EQUAL(d.nested, -EBUSY);
     CU_ASSERT_EQUAL(d.backend, -EBUSY);
     for (i = 0; i < N; i++)
