@@ -6,12 +6,13 @@
  * and a negative errno value on failure; errno itself is never the channel.
  * Strings passed in are copied or only read during the call.
  *
- * Threads: one process-wide context.  Calls from several threads must be
- * serialized by the caller (a mutex around each); then any thread may use
- * any handle, also one started by a thread that has since exited.
- * zmp_cpu_count, zmp_strerror, zmp_version and zmp_signal_all are safe
- * anywhere (zmp_signal_all in signal handlers too).  Other threads are not
- * disturbed by a spawn (see zmp(3), "Thread safety").
+ * Threads: every function is safe from any thread at any time, with no
+ * lock of the caller's, and a blocking call blocks only its caller.  Any
+ * thread may use any handle (start in one, wait, poll, kill or collect in
+ * another); a kill ends another thread's wait on that handle at once.
+ * zmp_deinit() with other calls inside kills every child and waits for
+ * those calls to return.  zmp_signal_all is async-signal-safe too.  Other
+ * threads are not disturbed by a spawn (see zmp(3), "Thread safety").
  *
  * fork(): the child of a fork forgets what it inherited (the parent's
  * children, pipes and ring) at its first call, and starts afresh.
