@@ -39,13 +39,6 @@
 #include "bench.h"
 #include "zmp.h"
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 extern char **environ;
 
 static char **cmd;
