@@ -151,14 +151,17 @@ static bool take_job(struct stream *s)
     return false;
 }
 
-static int room(struct stream *s)
+/* Room in s->run for `need` jobs in flight (never more than parallel). */
+static int reserve_run(struct stream *s, size_t need)
 {
     struct zmp__proc **run;
     size_t *index, cap;
 
-    if (s->nrun < s->cap)
+    if (need <= s->cap)
         return 0;
     cap = s->cap ? s->cap * 2 : 16;
+    if (cap < need)
+        cap = need;
     if (cap > s->parallel)
         cap = s->parallel;
     run = realloc(s->run, cap * sizeof *run);
@@ -171,6 +174,11 @@ static int room(struct stream *s)
     s->index = index;
     s->cap = cap;
     return 0;
+}
+
+static int room(struct stream *s)
+{
+    return reserve_run(s, s->nrun + 1);
 }
 
 /* Start jobs while there are slots and the source has jobs. */
@@ -212,6 +220,10 @@ static int queue_jobs(struct stream *s)
 
     while (s->nrun + zmp__starters_busy(s->st) < s->parallel &&
            !zmp__starters_paused(s->st) && take_job(s)) {
+        /* Room for the child it becomes, so taking it back never fails. */
+        r = reserve_run(s, s->nrun + zmp__starters_busy(s->st) + 1);
+        if (r < 0)
+            return r;
         r = zmp__starters_push(s->st, &s->job, s->count - 1, false);
         if (r < 0)
             return r;
@@ -239,7 +251,7 @@ static void absorb(struct stream *s)
                 stop_source(s);
             continue;
         }
-        /* s->run has room for `parallel` (see zmp__stream). */
+        /* queue_jobs made room for it. */
         s->run[s->nrun] = p;
         s->index[s->nrun++] = i;
     }
@@ -295,16 +307,6 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
     r = zmp__starters_new(ctx, s.parallel, &s.st);
     if (r < 0)
         return r;
-    if (s.st) {
-        /* Starters hand children back at any time: room for all now. */
-        s.run = malloc(s.parallel * sizeof *s.run);
-        s.index = malloc(s.parallel * sizeof *s.index);
-        s.cap = s.parallel;
-        if (!s.run || !s.index) {
-            r = -ENOMEM;
-            goto out;
-        }
-    }
     for (;;) {
         /* zmp_deinit() was called: its jobs are being killed; take no
          * more, and report them as they die. */
