@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the benchmark programs. */
 #ifndef ZMP_BENCH_H
 #define ZMP_BENCH_H

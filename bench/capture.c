@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Capture throughput: a child writes BYTES, all of it kept in memory by
  * the parent.  One method per run (bench/run.py alternates them).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fan-out: JOBS runs of a command, at most PAR at once, stdout and stderr
  * of each captured (kept until the job ends, then counted and dropped).

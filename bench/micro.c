@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Micro-benchmarks of the engine in use (ZMP_BACKEND):
  *  - zmp_poll on a running child: ns per call, and how many of the calls

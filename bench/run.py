@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """zmp's benchmark driver: `make bench` (about 10 minutes at most) or
 `make bench QUICK=1` (about a minute).
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Serial spawn and wait, no capture: one method per run (bench/run.py
  * alternates them), the children's stdout on /dev/null.

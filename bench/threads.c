@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Threads calling zmp: THREADS threads, each running a no-libc child over
  * and over for --max-seconds, all started together.  One method and one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The libuv peer of bench/fanout.c: JOBS runs of a command through
  * uv_spawn, at most PAR at once, stdout and stderr captured through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Inputs of `zmp parallel`, read as they come: a job starts as soon as its
  * line is there, so `tail -f log | zmp parallel ...` works as with xargs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The inputs of `zmp parallel`: arguments after :::, or lines of a file
  * read as they come, never blocking. */
 #ifndef ZMP_CLI_INPUT_H

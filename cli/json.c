@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "json.h"
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */

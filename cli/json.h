@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JSON output for the zmp command. */
 #ifndef ZMP_CLI_JSON_H
 #define ZMP_CLI_JSON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The command line of `zmp parallel`: options, the command template and
  * the inputs after :::.  Apart from running anything, so it can be fuzzed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zmp parallel: one job per input line (or per argument after :::), run
  * with at most N at once, each job's output printed whole.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef ZMP_CLI_PARALLEL_H
 #define ZMP_CLI_PARALLEL_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Command templates of `zmp parallel`. */
 #ifndef ZMP_CLI_TEMPLATE_H
 #define ZMP_CLI_TEMPLATE_H

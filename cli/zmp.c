@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zmp: the command line.  Just another client of <zmp.h>.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The command line of zmp parallel: words split at NUL bytes go to
  * parallel_parse as argv.  It must accept or refuse (status 2, with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 /*
  * The job-line reader of zmp parallel, fed through a pipe in pieces whose

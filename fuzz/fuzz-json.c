@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json_string: whatever the bytes, the output is one valid JSON string
  * (only valid UTF-8, no raw control characters, well-formed escapes), and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * template_expand against a plain reference: the input is split at NUL
  * bytes into template words, the last piece being the input line; every

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Build the libFuzzer harnesses with clang and run each for a while:
 #   fuzz/run.sh [SECONDS-EACH] [HARNESS...]    (default: 30 s, all)
 # New inputs found go to fuzz/work/NAME (the seeds in fuzz/corpus/NAME are

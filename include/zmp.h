@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zmp: a process runner for Linux, the engine behind ZPy's multiprocessing
  * module.  This is the whole public API.

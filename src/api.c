@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The public functions: a thin layer over the one process-wide context.
  *

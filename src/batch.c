@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Streams of jobs: pulled from the caller as slots free up, at most
  * `parallel` at once, all on the one engine.  A source with no job ready

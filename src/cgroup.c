@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A cgroup v2 per job, for killing whole trees: everything in it dies by
  * one write to cgroup.kill (5.14+), including descendants that left the

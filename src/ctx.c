@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The context: which engine runs, starting and stopping it, the job
  * sources' watch slots, and what a fork() leaves behind.  Everything

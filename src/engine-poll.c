@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The poll engine, for kernels and sandboxes without io_uring: one ppoll()
  * over every captured pipe and every child's pidfd (5.3+), children without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The io_uring engine: one ring multiplexes every child's exit (WAITID on
  * its pidfd, 6.7+, or a poll on the pidfd before that), every captured

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fault injection: the wrappers that src/fault.h redirects the library's
  * fallible calls to, and the counter that decides which call fails.

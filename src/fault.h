@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fault injection, for test builds only (./configure --enable-fault-injection
  * defines ZMP_FAULT_INJECTION).

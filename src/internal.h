@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Private declarations shared by the library's files: the context, the
  * child record, the engine interface and the zmp__ helpers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Launching a child from options: what to execute, its argv and
  * environment, its pipes, and handing it to the engine.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Waiting: one thread at a time drives the engine, the others sleep.
  *

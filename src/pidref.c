@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A child named by its pidfd, or by its pid on kernels without pidfds
  * (before 5.3): signal it and wait for it, preferring the pidfd, which can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The child record: its state, its captured output, and the callbacks the
  * engines use to report on it.

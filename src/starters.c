@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Starters: threads that start a stream's jobs, so one caller uses every
  * CPU.  A vfork-style spawn puts its thread to sleep until the child has

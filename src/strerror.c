@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zmp_strerror: a message for a negative errno, safe from any thread.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The handle table.  Handles are handed out in sequence, 1, 2, 3... up to
  * INT_MAX, then from 1 again, skipping any still held: a removed handle

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Children's timers (timeout steps, drain graces): a binary min-heap of
  * the children whose timer is armed, so finding the next deadline is O(1)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Shell-level tests of the zmp command: cli.sh ENGINE
 # Prints "zmp-cli [ENGINE]: N passed, N failed" and exits non-zero on a failure.
 set -u

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared test utilities. */
 #ifndef ZMP_TEST_COMMON_H
 #define ZMP_TEST_COMMON_H

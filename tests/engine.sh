@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Run the whole suite on one engine: engine.sh ENGINE [FEATURES-TO-DISABLE]
 ZMP_BACKEND=$1
 ZMP_DISABLE=${2-}

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fault injection over the whole API (built with --enable-fault-injection).
  *

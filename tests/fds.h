@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Descriptor counting, shared by the CUnit suite and tests/fault. */
 #ifndef ZMP_TEST_FDS_H
 #define ZMP_TEST_FDS_H

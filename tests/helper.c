@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The child program of the tests: one binary with modes, so every test
  * asks for exactly the behaviour it checks.  Used as the "interpreter":

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The test runner: every suite, on the engine chosen by $ZMP_BACKEND (the
  * make check scripts run it once per engine).  Also the program behind a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A test child without libc (x86-64), for tests that start thousands of
  * children: glibc's start-up alone costs ~300 us here, this almost nothing.

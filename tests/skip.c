@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests left out of a run by name: $ZMP_TEST_SKIP holds test names, one a
  * line, exactly as the suite prints them.  The valgrind runner

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The child of the stress program (tests/stress.c), told by its argv what
  * to do: stress-child SEED OUT ERR END writes OUT bytes of the seed's

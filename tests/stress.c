@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stress: thousands of jobs through zmp_run_batch, each told by its argv
  * exactly what to write on stdout and stderr (a pattern from a seed, in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What a stress job writes, shared by the stress program and its child:
  * byte k of stream st (0 stdout, 1 stderr) of the job with a given seed.

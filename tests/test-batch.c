@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* zmp_run_batch: order, progress, errors, limits, queueing on EMFILE. */
 #define _GNU_SOURCE
 #include <errno.h>

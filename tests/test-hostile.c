@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Real hostile conditions, beyond what test-run (EMFILE, RLIMIT_NPROC),
  * test-options (a grandchild holding the pipes under a timeout) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The examples of the ZPy manual page, run as written with python3 as the
  * interpreter (its syntax runs them unchanged).

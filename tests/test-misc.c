@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cpu_count, sleep, deinit, interpreter choice, engine choice, and the
  * child modes run by tests that need a fresh process. */
 #define _GNU_SOURCE

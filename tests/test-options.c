@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* zmp_run_opts, zmp_start, zmp_collect: programs, env, cwd, caps,
  * timeouts, process groups, background jobs. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Breaks found by adversarial testing, each kept fixed: signalling every
  * job from a handler, fork() in the caller, teardown from a callback,

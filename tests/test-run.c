@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* zmp_run, zmp_run_code, zmp_result_free: capture, exit codes, errors. */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* zmp_spawn, zmp_wait, zmp_poll, zmp_kill and handles. */
 #define _GNU_SOURCE
 #include <errno.h>

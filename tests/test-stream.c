@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zmp_run_stream: jobs pulled as slots free up, from a source that may
  * have to wait on an fd, while running jobs are served and time out.

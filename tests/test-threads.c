@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Threads: the contract of docs/design.md ("Thread safety") and nothing
  * more.  The library has one process-wide context; calls from several

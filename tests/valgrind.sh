@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The test suite and the zmp command under valgrind memcheck:
 #   tests/valgrind.sh [suite|cli]...     (both by default)
 # from the build directory.  Any memcheck error, or a definite or indirect

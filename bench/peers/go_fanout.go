@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Go peer of bench/fanout: JOBS runs of CMD through os/exec, at most PAR
 // at once (PAR goroutines taking the next job from one counter), stdout
 // and stderr captured into buffers, stdin null.  Standard library only.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Node peer of bench/fanout: JOBS runs of CMD through child_process.spawn,
 // at most PAR at once, stdout and stderr captured.  The clock starts once
 // node is up: its start-up is not counted.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python peer of bench/capture: subprocess.run(capture_output=True), i.e.
 Popen.communicate, of a child writing BYTES.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python peers of bench/fanout: JOBS runs of CMD, PAR at once, stdout and
 stderr captured.  The clock starts after the imports: interpreter start-up
 is not counted.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Rust peer of bench/fanout and bench/threads: JOBS runs of CMD through
 // std::process::Command::output() (stdout and stderr captured, stdin
 // null), standard library only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * IORING_OP_WAITID for liburing headers older than 2.5 (Debian 12 has 2.3).
  * The opcode's number and SQE layout are kernel ABI (6.7+), so they are
