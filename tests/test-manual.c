@@ -11,6 +11,8 @@
 
 #include "common.h"
 
+/* python3 as the interpreter; false (the test is counted as skipped)
+ * where it is not installed. */
 static bool have_python(void)
 {
     static int known = -1;
@@ -20,10 +22,10 @@ static bool have_python(void)
         zmp_set_interpreter("python3");
         known = zmp_run_code("pass", NULL, &res) == 0 && res.ok;
         zmp_result_free(&res);
-        if (!known)
-            printf("\n  SKIP: python3 is not installed\n");
     }
     zmp_set_interpreter("python3");
+    if (!known)
+        test_skip("python3 is not installed");
     return known;
 }
 

@@ -269,8 +269,7 @@ static void test_many_parent_fds(void)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     if (rl.rlim_cur < N + 100) {
-        printf("\n  SKIP: RLIMIT_NOFILE hard limit %lu is below %d\n",
-               (unsigned long)rl.rlim_max, N + 100);
+        test_skip("the RLIMIT_NOFILE hard limit is below 10,100");
         free(fds);
         return;
     }

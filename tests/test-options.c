@@ -330,7 +330,7 @@ static void test_cgroup(void)
     FILE *f;
 
     if (!dir) {
-        printf("\n  SKIP: no writable cgroup v2 hierarchy\n");
+        test_skip("no writable cgroup v2 hierarchy");
         return;
     }
     o.cgroup = dir;

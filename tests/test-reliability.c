@@ -252,7 +252,7 @@ static void test_nofile_follows_caller(void)
     rl = old;
     rl.rlim_cur = (rlim_t)count_fds() + 8;
     if (rl.rlim_cur + 200 > rl.rlim_max) {
-        printf("\n  SKIP: the hard RLIMIT_NOFILE is too low to raise into\n");
+        test_skip("the hard RLIMIT_NOFILE is too low to raise into");
         return;
     }
     setrlimit(RLIMIT_NOFILE, &rl);
