@@ -64,7 +64,8 @@
  * is large on CPUs with AVX-512 or AMX. */
 #define CHILD_STACK (32 * 1024)
 
-/* Features found missing, so they are not tried on every spawn. */
+/* Features found missing, so they are not tried on every spawn; read
+ * and set by any thread that spawns, hence the relaxed atomics. */
 static int no_clone3;
 static int no_clone_pidfd;
 static int no_pidfd_open;
@@ -313,17 +314,25 @@ NO_SANITIZE static long clone3_vfork(struct clone_args *ca,
         : "rcx", "r11", "memory", "cc");
     return rax;
 }
-#define HAVE_CLONE3_VFORK 1
+#else
+/* Only x86-64 has the entry point above: elsewhere clone() is used. */
+static long clone3_vfork(struct clone_args *ca, int (*fn)(void *), void *arg)
+{
+    (void)ca;
+    (void)fn;
+    (void)arg;
+    return -ENOSYS;
+}
 #endif
 
 bool zmp__have_pidfd(void)
 {
-    static int known = -1;
-    int fd;
+    static int known = -1;  /* any thread may ask first: atomic */
+    int fd, k = __atomic_load_n(&known, __ATOMIC_RELAXED);
 
     if (zmp__disabled() & ZMP__F_PIDFD)
         return false;
-    if (known < 0) {
+    if (k < 0) {
         fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
         if (fd >= 0)
             close(fd);
@@ -332,9 +341,10 @@ bool zmp__have_pidfd(void)
          * follows meets the same shortage and reports it. */
         else if (errno != ENOSYS && errno != EPERM)
             return true;
-        known = fd >= 0;
+        k = fd >= 0;
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
     }
-    return known;
+    return k;
 }
 
 static void reap_failed(pid_t pid, int pidfd)
@@ -369,8 +379,7 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
 
-#ifdef HAVE_CLONE3_VFORK
-    if (!no_clone3 && !(c.disabled & ZMP__F_CLONE3)) {
+    if (!__atomic_load_n(&no_clone3, __ATOMIC_RELAXED) && !(c.disabled & ZMP__F_CLONE3)) {
         struct clone_args ca = {
             .flags = CLONE_VM | CLONE_VFORK | (want_pidfd ? CLONE_PIDFD : 0),
             .pidfd = (uintptr_t)&pidfd,
@@ -393,16 +402,15 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
             pid = clone3_vfork(&ca, child_main, &c);
         }
         if (pid == -ENOSYS || pid == -EPERM)
-            no_clone3 = 1;
+            __atomic_store_n(&no_clone3, 1, __ATOMIC_RELAXED);
     }
-#endif
     if (pid == -ENOSYS || pid == -EPERM) {
         int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 
         /* clone() has no CLONE_INTO_CGROUP: the child joins by itself. */
         c.in_cgroup = false;
 
-        if (want_pidfd && !no_clone_pidfd)
+        if (want_pidfd && !__atomic_load_n(&no_clone_pidfd, __ATOMIC_RELAXED))
             flags |= CLONE_PIDFD;
         pid = clone(child_main, stack + sizeof stack, flags, &c, &pidfd);
         if (pid < 0)
@@ -431,11 +439,11 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
 
     /* Kernels before 5.2 ignore CLONE_PIDFD in clone(): no pidfd came. */
     if (want_pidfd && pidfd < 0) {
-        no_clone_pidfd = 1;
-        if (!no_pidfd_open) {
+        __atomic_store_n(&no_clone_pidfd, 1, __ATOMIC_RELAXED);
+        if (!__atomic_load_n(&no_pidfd_open, __ATOMIC_RELAXED)) {
             pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
             if (pidfd < 0 && errno == ENOSYS)
-                no_pidfd_open = 1;
+                __atomic_store_n(&no_pidfd_open, 1, __ATOMIC_RELAXED);
         }
     }
     if (err) {
