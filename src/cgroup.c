@@ -24,7 +24,8 @@ int zmp__cgroup_create(const char *parent, char **ret_path, int *ret_fd)
     char *path;
     int fd, r;
 
-    if (asprintf(&path, "%s/zmp-%d-%lu", parent, (int)getpid(), ++seq) < 0)
+    if (asprintf(&path, "%s/zmp-%d-%lu", parent, (int)getpid(),
+                 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) < 0)
         return -ENOMEM;
     if (mkdir(path, 0755) < 0) {
         r = -errno;

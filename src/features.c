@@ -36,7 +36,7 @@ unsigned zmp__disabled(void)
     size_t i, n;
 
     if (__atomic_load_n(&known, __ATOMIC_ACQUIRE))
-        return mask;
+        return __atomic_load_n(&mask, __ATOMIC_RELAXED);
     s = getenv("ZMP_DISABLE");
     unsigned m = 0;
     while (s && *s) {
@@ -47,9 +47,10 @@ unsigned zmp__disabled(void)
                 m |= names[i].bit;
         s = end ? end + 1 : NULL;
     }
-    mask = m;
+    /* Two threads may get here at once: both store the same answer. */
+    __atomic_store_n(&mask, m, __ATOMIC_RELAXED);
     __atomic_store_n(&known, 1, __ATOMIC_RELEASE);
-    return mask;
+    return m;
 }
 
 /* A duration in ms as ns, saturated far past any real wait (~146 years),
