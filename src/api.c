@@ -50,8 +50,13 @@ static void leave(struct zmp__ctx *ctx)
 {
     depth--;
     if (--ctx->calls == 0 && ctx->deinit_pending && !ctx->stopping) {
+        /* As zmp_deinit() does: calls made meanwhile wait (the stop runs
+         * the engine, which lets go of the lock while it blocks). */
         ctx->deinit_pending = false;
+        ctx->stopping = true;
         zmp__ctx_stop(ctx);
+        ctx->stopping = false;
+        pthread_cond_broadcast(&ctx->cond);
     }
     /* A zmp_deinit() waits for the calls to leave: tell it, even when it
      * is the thread blocked in the kernel. */
@@ -343,6 +348,12 @@ int zmp_run_stream(unsigned parallel, zmp_next_fn next, zmp_progress_fn done,
     return leave_with(ctx, zmp__stream(ctx, parallel, next, done, arg));
 }
 
+/* A sleep ends early for a zmp_deinit(), which waits for it. */
+static bool stopping(const void *arg)
+{
+    return ((const struct zmp__ctx *)arg)->stopping;
+}
+
 int zmp_sleep(unsigned long ms)
 {
     struct zmp__ctx *ctx = enter();
@@ -353,7 +364,7 @@ int zmp_sleep(unsigned long ms)
     if (r < 0)
         return leave_with(ctx, r);
     deadline = zmp__now_ns() + zmp__ms_to_ns(ms);
-    r = zmp__ctx_run_until(ctx, NULL, NULL, deadline);
+    r = zmp__ctx_run_until(ctx, stopping, ctx, deadline);
     return leave_with(ctx, r == -ETIME ? 0 : r);
 }
 
@@ -380,8 +391,13 @@ void zmp_deinit(void)
         zmp__unlock(ctx);
         return;
     }
-    for (p = ctx->procs; p; p = p->next)
+    /* Kill, and stop reading: a pipe a descendant keeps open must not
+     * keep a call of another thread, and so this one, waiting. */
+    for (p = ctx->procs; p; p = p->next) {
         zmp__proc_signal(p, SIGKILL);
+        if (ctx->engine)
+            zmp__proc_drop_pipes(p);
+    }
     if (depth > 0 || ctx->stopping) {
         ctx->deinit_pending = true;
         if (ctx->engine)

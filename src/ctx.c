@@ -75,23 +75,31 @@ static struct zmp__ctx *fork_ctx;  /* the context to hold across fork() */
 
 static void before_fork(void)
 {
-    if (fork_ctx)
-        zmp__lock(fork_ctx);
+    struct zmp__ctx *ctx = __atomic_load_n(&fork_ctx, __ATOMIC_ACQUIRE);
+
+    if (ctx)
+        zmp__lock(ctx);
+    zmp__reg_fork(true);
 }
 
 static void after_fork_parent(void)
 {
-    if (fork_ctx)
-        zmp__unlock(fork_ctx);
+    struct zmp__ctx *ctx = __atomic_load_n(&fork_ctx, __ATOMIC_ACQUIRE);
+
+    zmp__reg_fork(false);
+    if (ctx)
+        zmp__unlock(ctx);
 }
 
 static void after_fork_child(void)
 {
+    struct zmp__ctx *ctx = __atomic_load_n(&fork_ctx, __ATOMIC_ACQUIRE);
+
     __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
     zmp__reg_forget();
-    if (fork_ctx) {
-        pthread_mutex_init(&fork_ctx->lock, NULL);
-        pthread_cond_init(&fork_ctx->cond, NULL);
+    if (ctx) {
+        pthread_mutex_init(&ctx->lock, NULL);
+        pthread_cond_init(&ctx->cond, NULL);
     }
 }
 
@@ -102,8 +110,15 @@ static void watch_forks(void)
 
 void zmp__ctx_check_fork(struct zmp__ctx *ctx)
 {
-    unsigned gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    unsigned gen;
 
+    /* From the first call on, whatever it is: the lock is held around a
+     * fork from then on. */
+    if (!__atomic_load_n(&fork_ctx, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&fork_ctx, ctx, __ATOMIC_RELEASE);  /* the library's one */
+    pthread_once(&once, watch_forks);
+    gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
     if (gen == ctx->fork_gen)
         return;
     ctx->fork_gen = gen;
@@ -152,7 +167,6 @@ void zmp__ctx_forget(struct zmp__ctx *ctx)
 
 int zmp__ctx_start(struct zmp__ctx *ctx)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     const struct zmp__engine *e;
     const char *want;
     size_t i;
@@ -160,8 +174,6 @@ int zmp__ctx_start(struct zmp__ctx *ctx)
 
     if (ctx->engine)
         return 0;
-    fork_ctx = ctx;  /* one context: the library's */
-    pthread_once(&once, watch_forks);
     if (!ctx->scratch) {
         ctx->scratch = malloc(ZMP__SCRATCH_SIZE);
         if (!ctx->scratch)

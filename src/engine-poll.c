@@ -42,6 +42,7 @@ struct pollst {
      * sees it again). */
     struct pollfd *wait;
     unsigned *wait_src;        /* the watch slot of each source entry */
+    uint32_t *wait_gen;        /* ... and the arming it was made for */
     size_t wait_cap;
     unsigned long mods;
     int wake_fd;
@@ -124,6 +125,7 @@ static void poll_fini(struct zmp__ctx *ctx)
     free(st->bypid);
     free(st->wait);
     free(st->wait_src);
+    free(st->wait_gen);
     close(st->wake_fd);
     free(st);
     ctx->engine_state = NULL;
@@ -249,6 +251,10 @@ static int build_wait_set(struct zmp__ctx *ctx, struct pollst *st)
         if (!ws)
             return -ENOMEM;
         st->wait_src = ws;
+        ws = realloc(st->wait_gen, need * sizeof *ws);
+        if (!ws)
+            return -ENOMEM;
+        st->wait_gen = ws;
         st->wait_cap = need;
     }
     if (st->n)
@@ -256,6 +262,7 @@ static int build_wait_set(struct zmp__ctx *ctx, struct pollst *st)
     for (i = 0; i < ctx->nwatches; i++)
         if (ctx->watches[i].armed) {
             st->wait_src[k] = (unsigned)i;
+            st->wait_gen[k] = ctx->watches[i].gen;
             st->wait[k++] = (struct pollfd){ .fd = ctx->watches[i].fd, .events = POLLIN };
         }
     st->wait[k++] = (struct pollfd){ .fd = st->wake_fd, .events = POLLIN };
@@ -270,7 +277,7 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
     unsigned long mods;
     uint64_t drain;
     int r, n, nset;
-    size_t i;
+    size_t i, nchild;
 
     n = check_bypid(st);
     if (n > 0 || deadline == ZMP__NOWAIT) {
@@ -290,6 +297,7 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
     if (nset < 0)
         return nset;
     mods = st->mods;
+    nchild = st->n;  /* the children's entries in the set; st->n may move */
     if (wait != 0) {
         ctx->in_kernel = true;
         zmp__unlock(ctx);
@@ -306,10 +314,15 @@ static int poll_run(struct zmp__ctx *ctx, int64_t deadline)
             ;
     /* The sources' entries: each slot may have been freed or re-armed
      * meanwhile; a report for a slot no longer armed is dropped. */
-    for (i = st->n; i < (size_t)nset - 1; i++) {
-        struct zmp__watch *x = &ctx->watches[st->wait_src[i]];
+    for (i = nchild; i < (size_t)nset - 1; i++) {
+        struct zmp__watch *x;
 
-        if (!st->wait[i].revents || !x->armed)
+        if (st->wait_src[i] >= ctx->nwatches)
+            continue;
+        x = &ctx->watches[st->wait_src[i]];
+
+        /* The slot may have been freed and armed again for another fd. */
+        if (!st->wait[i].revents || !x->armed || x->gen != st->wait_gen[i])
             continue;
         x->armed = false;
         x->ready = true;

@@ -375,11 +375,14 @@ static void on_fd_cqe(struct zmp__ctx *ctx, uint64_t ud, int res)
     if (w >= ctx->nwatches)
         return;
     x = &ctx->watches[w];
-    if (!x->armed || ud != ud_fd(w, x->gen) || res == -ECANCELED)
-        return;
+    if (!x->armed || ud != ud_fd(w, x->gen))
+        return;  /* dropped (drop_fd bumps gen): stale */
     x->armed = false;
     x->ready = true;
-    if (res < 0)
+    /* Still armed, yet cancelled: not by us, but with the thread that
+     * submitted it, which exited.  Call it ready: the source is asked
+     * again, and names its fd again if it has nothing. */
+    if (res < 0 && res != -ECANCELED)
         x->error = res;
 }
 

@@ -256,6 +256,7 @@ void zmp__reg_set(int i, pid_t pid, int pidfd, int cgfd, bool group);
 void zmp__reg_clear(int i);
 void zmp__reg_release(int i);
 void zmp__reg_forget(void);
+void zmp__reg_fork(bool before);
 
 /* cgroup.c */
 int  zmp__cgroup_create(const char *parent, char **ret_path, int *ret_fd);

@@ -153,6 +153,7 @@ void zmp__proc_abandon(struct zmp__proc *p)
 {
     zmp__proc_signal(p, SIGKILL);
     zmp__proc_drop_pipes(p);
+    zmp__ctx_flush(p->ctx);
     if (zmp__ctx_run_until(p->ctx, zmp__proc_done_cond, p, ZMP__FOREVER) == 0)
         zmp__proc_free(p);
 }

@@ -225,7 +225,9 @@ void zmp__proc_exited(struct zmp__proc *p, int exit_code)
         int64_t now = zmp__now_ns();
 
         zmp__timer_set(p, now + p->drain_ns);
-        p->drain_end = now + DRAIN_EXTEND * p->drain_ns;
+        /* drain_ns is at most INT64_MAX / 4 (zmp__ms_to_ns): saturate. */
+        p->drain_end = now + (p->drain_ns > INT64_MAX / 4 / DRAIN_EXTEND
+                                  ? INT64_MAX / 4 : DRAIN_EXTEND * p->drain_ns);
         p->step = p->seq_len + 1;
     }
     note_done(p);

@@ -127,6 +127,16 @@ void zmp__reg_release(int i)
     pthread_mutex_unlock(&lock);
 }
 
+/* Around a fork(): the lock is held across it, so the child never copies
+ * a half-grown free list. */
+void zmp__reg_fork(bool before)
+{
+    if (before)
+        pthread_mutex_lock(&lock);
+    else
+        pthread_mutex_unlock(&lock);
+}
+
 /* In the child of a fork(): the entries name the parent's children, which
  * this process must never signal.  Only this thread exists here, and the
  * lock may have been held by a thread that did not come along. */
