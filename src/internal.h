@@ -92,7 +92,8 @@ struct zmp__proc {
     int64_t drain_ns;      /* grace for pipes held open after the exit */
     int64_t drain_end;     /* the grace is never extended past this */
     size_t drained;        /* bytes read since the exit */
-    bool drain_checked;    /* the grace ran out once; one more look */
+    uint64_t drain_turn;   /* the engine's turn when the grace first ran
+                              out (then two more turns), or 0 */
     size_t cap;            /* output cap per stream, or 0 */
     bool dropping[2];      /* the read in flight goes to the scratch area */
     bool cancelled[2];     /* drop_pipe asked: no further read */
@@ -184,6 +185,7 @@ struct zmp__ctx {
     bool leading;             /* a thread drives the engine (loop.c) */
     bool in_kernel;           /* ... and is blocked in the kernel */
     int64_t leader_wake;      /* the deadline it blocks until */
+    uint64_t turns;           /* engine runs so far (loop.c) */
     unsigned calls;           /* public calls inside now, all threads */
     bool stopping;            /* zmp_deinit() waits for the calls to leave */
     const struct zmp__engine *engine;  /* NULL until started */

@@ -78,6 +78,7 @@ static int lead(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
         wake = deadline;
     ctx->leader_wake = wake;
     r = ctx->engine->run(ctx, wake);
+    ctx->turns++;
     ctx->leading = false;
     pthread_cond_broadcast(&ctx->cond);
     return r;

@@ -193,6 +193,7 @@ int zmp__exit_code_from_siginfo(const siginfo_t *si)
  */
 #define DRAIN_EXTEND 10
 #define DRAIN_BYTES_MAX (2 * ZMP__PIPE_SIZE)
+#define DRAIN_TURNS 2
 
 static void drain_progress(struct zmp__proc *p, size_t n)
 {
@@ -203,7 +204,7 @@ static void drain_progress(struct zmp__proc *p, size_t n)
     p->drained += n;
     now = zmp__now_ns();
     if (p->drained <= DRAIN_BYTES_MAX && now < p->drain_end) {
-        p->drain_checked = false;
+        p->drain_turn = 0;
         zmp__timer_set(p, now + p->drain_ns < p->drain_end ? now + p->drain_ns
                                                             : p->drain_end);
     }
@@ -242,12 +243,15 @@ void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now)
 {
     zmp__timer_set(p, 0);
     if (p->flags & ZMP__PROC_EXITED) {
-        /* The grace ran out, perhaps only because we did not run: look at
-         * the pipes once more (the engine runs before a 1 ms timer fires)
-         * before calling them held. */
-        if (!p->drain_checked && now < p->drain_end &&
-            p->drained <= DRAIN_BYTES_MAX) {
-            p->drain_checked = true;
+        /* The grace ran out, perhaps only because we did not run (a
+         * loaded machine): what was ready then may still wait in the
+         * engine, and a read it re-armed reaches the kernel only on its
+         * next run.  Call the pipes held only after two more runs of the
+         * engine and a millisecond with nothing read. */
+        if (now < p->drain_end && p->drained <= DRAIN_BYTES_MAX &&
+            (!p->drain_turn || p->ctx->turns - p->drain_turn < DRAIN_TURNS)) {
+            if (!p->drain_turn)
+                p->drain_turn = p->ctx->turns ? p->ctx->turns : 1;
             zmp__timer_set(p, now + 1000000);
             return;
         }

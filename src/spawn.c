@@ -7,7 +7,10 @@
  * nothing is copied, so the cost does not grow with the parent's size, and
  * no page tables are duplicated.  Other threads of the parent keep running,
  * so the child side touches no lock and no allocator: it only makes system
- * calls on data the parent prepared.
+ * calls on data the parent prepared, each through syscall(2), never libc's
+ * wrapper, which may be interposed (a sanitizer's interceptors, a preloaded
+ * library) and wait on a lock that another thread of the parent holds, or
+ * keep state that belongs to the sleeping parent thread.
  *
  * An exec failure travels back as the child's errno in the memory it
  * shares with us, read once CLONE_VFORK lets us go.  Where CLONE_VM is not
@@ -74,7 +77,7 @@ static int no_close_range;
 
 struct child_args {
     const struct zmp__spawn_args *a;
-    struct rlimit nofile;  /* the caller's own limit, to restore ... */
+    uint64_t nofile[2];    /* the caller's own limit, to restore ... */
     bool set_nofile;       /* ... when zmp raised the soft limit */
     unsigned disabled;
     int errfd;   /* write end of the exec-error pipe */
@@ -94,7 +97,8 @@ NO_SANITIZE static int cloexec_walk(void)
     long n, off;
     int dir, fd;
 
-    dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
+                       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0)
         return -errno;
     while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
@@ -107,12 +111,12 @@ NO_SANITIZE static int cloexec_walk(void)
                 while (*s >= '0' && *s <= '9')
                     fd = fd * 10 + (*s++ - '0');
                 if (fd >= 3 && fd != dir)
-                    fcntl(fd, F_SETFD, FD_CLOEXEC);
+                    syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
             }
             off += d->reclen;
         }
     }
-    close(dir);
+    syscall(SYS_close, dir);
     return n < 0 ? -errno : 0;
 }
 
@@ -130,12 +134,19 @@ struct ksigaction {
 NO_SANITIZE static bool status_mask(const char *buf, size_t n, const char *key,
                                     uint64_t *ret)
 {
-    size_t i, k, klen = strlen(key);
+    size_t i, k, klen;
     uint64_t m = 0;
     int d;
 
+    /* No strlen or memcmp: a sanitizer intercepts them too. */
+    for (klen = 0; key[klen]; klen++)
+        ;
     for (i = 0; i + klen < n; i++) {
-        if ((i > 0 && buf[i - 1] != '\n') || memcmp(buf + i, key, klen))
+        if (i > 0 && buf[i - 1] != '\n')
+            continue;
+        for (k = 0; k < klen && buf[i + k] == key[k]; k++)
+            ;
+        if (k < klen)
             continue;
         for (k = i + klen; k < n && (buf[k] == ' ' || buf[k] == '\t'); k++)
             ;
@@ -205,25 +216,25 @@ NO_SANITIZE static int child_main(void *arg)
     __atomic_store_n(&c->ran, 1, __ATOMIC_RELAXED);
     /* The error pipe must not sit where stdio is about to go. */
     if (c->errfd < 3) {
-        i = fcntl(c->errfd, F_DUPFD_CLOEXEC, 3);
+        i = (int)syscall(SYS_fcntl, c->errfd, F_DUPFD_CLOEXEC, 3);
         if (i < 0)
             goto fail;
         c->errfd = i;
     }
 
     /* Lift any source below 3 out of the way first, so installing one
-     * cannot overwrite another, and so dup2 always clears close-on-exec
-     * (dup2(1, 1) would keep the flag). */
+     * cannot overwrite another, and so each source differs from its
+     * target, as dup3 wants (it clears close-on-exec). */
     for (i = 0; i < 3; i++) {
         fd[i] = a->stdio[i];
         if (fd[i] >= 0 && fd[i] < 3) {
-            fd[i] = fcntl(fd[i], F_DUPFD_CLOEXEC, 3);
+            fd[i] = (int)syscall(SYS_fcntl, fd[i], F_DUPFD_CLOEXEC, 3);
             if (fd[i] < 0)
                 goto fail;
         }
     }
     for (i = 0; i < 3; i++)
-        if (fd[i] >= 0 && dup2(fd[i], i) < 0)
+        if (fd[i] >= 0 && syscall(SYS_dup3, fd[i], i, 0) < 0)
             goto fail;
 
     /* Only 0, 1 and 2 may survive exec.  The CLOEXEC form (5.11) only
@@ -248,39 +259,42 @@ NO_SANITIZE static int child_main(void *arg)
     if (cloexec_walk() < 0) {
         /* No /proc either: flag each possible descriptor, the last resort
          * of kernels before 5.9. */
-        struct rlimit rl;
+        uint64_t rl[2];
         int k, max = 65536;
 
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max)
-            max = (int)rl.rlim_cur;
+        if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, rl) == 0 &&
+            rl[0] < (uint64_t)max)
+            max = (int)rl[0];
         for (k = 3; k < max; k++)
-            fcntl(k, F_SETFD, FD_CLOEXEC);
+            syscall(SYS_fcntl, k, F_SETFD, FD_CLOEXEC);
     }
 fds_done:
-    if (a->cwd && chdir(a->cwd) < 0)
+    if (a->cwd && syscall(SYS_chdir, a->cwd) < 0)
         goto fail;
-    if (a->new_pgroup && setpgid(0, 0) < 0)
+    if (a->new_pgroup && syscall(SYS_setpgid, 0, 0) < 0)
         goto fail;
     /* clone() could not put us in the job's cgroup: move ourselves. */
     if (a->cgroup_fd >= 0 && !c->in_cgroup) {
-        int cfd = openat(a->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        int cfd = (int)syscall(SYS_openat, a->cgroup_fd, "cgroup.procs",
+                               O_WRONLY | O_CLOEXEC);
 
-        if (cfd < 0 || write(cfd, "0", 1) != 1)
+        if (cfd < 0 || syscall(SYS_write, cfd, "0", 1) != 1)
             goto fail;
-        close(cfd);
+        syscall(SYS_close, cfd);
     }
     /* zmp raised the soft limit for itself; the program gets the one its
      * caller had (a lower soft limit is always allowed). */
     if (c->set_nofile)
-        (void)setrlimit(RLIMIT_NOFILE, &c->nofile);
+        (void)syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, c->nofile, NULL);
     reset_signals();
-    execve(a->path, a->argv, a->envp);
+    syscall(SYS_execve, a->path, a->argv, a->envp);
 fail:
     err = errno ? errno : EIO;
     __atomic_store_n(&c->err, err, __ATOMIC_RELAXED);
-    while (write(c->errfd, &err, sizeof err) < 0 && errno == EINTR)
+    while (syscall(SYS_write, c->errfd, &err, sizeof err) < 0 && errno == EINTR)
         ;
-    _exit(127);
+    syscall(SYS_exit_group, 127);
+    return 127;
 }
 
 #if defined(__x86_64__)
@@ -364,6 +378,7 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
     /* CLONE_PIDFD came in 5.2, but a pidfd only polls from 5.3, the
      * release that brought pidfd_open: ask for one only where it works. */
     bool want_pidfd = zmp__have_pidfd();
+    struct rlimit rl = { 0, 0 };
     sigset_t all, old;
     int pidfd = -1, saved_errno = errno, errpipe[2], err = 0;
     long pid = -ENOSYS;
@@ -372,7 +387,10 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
     if (pipe2(errpipe, O_CLOEXEC) < 0)
         return -errno;
     c.errfd = errpipe[1];
-    c.set_nofile = zmp__nofile_for_child(&c.nofile);
+    c.set_nofile = zmp__nofile_for_child(&rl);
+    /* prlimit64's layout, whatever the width of rlim_t. */
+    c.nofile[0] = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+    c.nofile[1] = rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_max;
 
     /* Nothing may be delivered to a parent's handler while the child runs
      * on the parent's memory; the child resets and unblocks before exec. */
