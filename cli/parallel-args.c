@@ -38,7 +38,7 @@ static const char usage[] =
     "\n"
     "Exit status: the number of failed jobs (101: more than 100), 2 for bad\n"
     "usage or an error (input, output or --results that cannot be read or\n"
-    "written).  On SIGINT, SIGTERM or SIGHUP the jobs get the signal (SIGKILL\n"
+    "written), 255 for a --shard that cannot be worked out.  On SIGINT, SIGTERM or SIGHUP the jobs get the signal (SIGKILL\n"
     "2 s later), are printed, and zmp dies of it.\n";
 
 /* -j as GNU parallel reads it: N, +N and -N (the CPU count plus or
@@ -71,6 +71,87 @@ static int parse_jobs(const char *s, struct parallel_config *cfg)
     return 0;
 }
 
+/* A count of decimal digits only, at most max: 0, or -1. */
+static int parse_count(const char *s, size_t len, unsigned long long max,
+                       unsigned long long *ret)
+{
+    unsigned long long n = 0;
+    size_t i;
+
+    if (len == 0)
+        return -1;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        n = n * 10 + (unsigned long long)(s[i] - '0');
+        if (n > max)
+            return -1;
+    }
+    *ret = n;
+    return 0;
+}
+
+#define SHARDS_MAX 1000000000ULL
+
+/* The array index the cluster scheduler gave this task: 0 and *ret, or -1
+ * after a message. */
+static int shard_from_env(unsigned long long *ret)
+{
+    static const char *const vars[] = { "JOB_COMPLETION_INDEX",
+                                        "AWS_BATCH_JOB_ARRAY_INDEX" };
+    unsigned long long id, min = 0;
+    const char *s, *m;
+    size_t i;
+
+    if ((s = getenv("SLURM_ARRAY_TASK_ID"))) {
+        m = getenv("SLURM_ARRAY_TASK_MIN");
+        if (parse_count(s, strlen(s), SHARDS_MAX, &id) < 0 ||
+            (m && parse_count(m, strlen(m), SHARDS_MAX, &min) < 0) || min > id) {
+            fprintf(stderr, "zmp parallel: --shard auto: bad SLURM_ARRAY_TASK_ID=%s "
+                    "or SLURM_ARRAY_TASK_MIN=%s\n", s, m ? m : "");
+            return -1;
+        }
+        /* --array=1-10 as well as 0-9: the first task is shard 0. */
+        *ret = id - min;
+        return 0;
+    }
+    for (i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        if (!(s = getenv(vars[i])))
+            continue;
+        if (parse_count(s, strlen(s), SHARDS_MAX, ret) < 0) {
+            fprintf(stderr, "zmp parallel: --shard auto: bad %s=%s\n", vars[i], s);
+            return -1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "zmp parallel: --shard auto: no array index in the environment "
+            "(SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX)\n");
+    return -1;
+}
+
+/* --shard K/N or auto/N: 0, or -1 after a message. */
+static int parse_shard(const char *s, struct parallel_config *cfg)
+{
+    const char *slash = strchr(s, '/');
+
+    if (!slash || parse_count(slash + 1, strlen(slash + 1), SHARDS_MAX, &cfg->shard_n) < 0 ||
+        cfg->shard_n == 0 ||
+        (((size_t)(slash - s) != 4 || strncmp(s, "auto", 4)) &&
+         parse_count(s, (size_t)(slash - s), SHARDS_MAX, &cfg->shard_k) < 0)) {
+        fprintf(stderr, "zmp parallel: bad --shard: %s (want K/N or auto/N, 0 <= K < N)\n",
+                s);
+        return -1;
+    }
+    if (!strncmp(s, "auto/", 5) && shard_from_env(&cfg->shard_k) < 0)
+        return -1;
+    if (cfg->shard_k >= cfg->shard_n) {
+        fprintf(stderr, "zmp parallel: --shard %s: shard %llu of %llu does not exist "
+                "(0 <= K < N)\n", s, cfg->shard_k, cfg->shard_n);
+        return -1;
+    }
+    return 0;
+}
+
 unsigned parallel_jobs(const struct parallel_config *cfg, unsigned cpus)
 {
     unsigned long n = cfg->jobs;
@@ -97,13 +178,16 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
         { "output-cap", required_argument, NULL, 'c' },
         { "progress", no_argument, NULL, 'p' },
         { "cgroup", required_argument, NULL, 'g' },
+        { "shard", required_argument, NULL, 'S' },
+        { "resume", no_argument, NULL, 'R' },
+        { "resume-failed", no_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     char *end;
     int c, n;
 
-    *cfg = (struct parallel_config){ 0 };
+    *cfg = (struct parallel_config){ .shard_n = 1 };
     optind = 0;  /* 0, not 1: glibc's getopt then forgets any earlier argv */
     opterr = 1;
     argv[0] = (char *)"zmp parallel";  /* how getopt names us in messages */
@@ -122,6 +206,12 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
         case 'r': cfg->results = optarg; break;
         case 'p': cfg->progress = true; break;
         case 'g': cfg->cgroup = optarg; break;
+        case 'S':
+            if (parse_shard(optarg, cfg) < 0)
+                return EXIT_ERROR;
+            break;
+        case 'R': cfg->resume = true; break;
+        case 'F': cfg->resume = cfg->resume_failed = true; break;
         case 't':
             cfg->timeout = strtod(optarg, &end);
             if (*end || !*optarg || !(cfg->timeout > 0) || cfg->timeout > 1e9) {
@@ -144,6 +234,10 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
             fputs(usage, stderr);
             return EXIT_USAGE;
         }
+    }
+    if (cfg->resume && !cfg->results) {
+        fprintf(stderr, "zmp parallel: --resume needs --results FILE\n");
+        return EXIT_USAGE;
     }
     cfg->tmpl = argv + optind;
     n = argc - optind;

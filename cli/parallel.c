@@ -22,10 +22,12 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "input.h"
 #include "json.h"
+#include "results.h"
 #include "template.h"
 #include "zmp.h"
 
@@ -223,6 +225,8 @@ fail:
 
 /* One job, from the time its input is read until it is printed. */
 struct job {
+    uint64_t seq;           /* the input's number, from 1 ({#}) */
+    char *input;            /* as read, for the record */
     char **argv;
     zmp_result res;
     zmp_info info;
@@ -245,6 +249,12 @@ struct run {
     bool keep_order, progress, halt;
     FILE *results_file;
     const char *results_name;
+    uint64_t shard_k, shard_n;  /* run the inputs i with i % n == k */
+    uint64_t inputs;        /* inputs read, every shard's */
+    bool input_ended;       /* ... all of them */
+    bool halted;            /* --halt-on-error stopped the run */
+    unsigned char *done_bits;  /* --resume: bit seq - 1 set, done already */
+    uint64_t done_nbits, skipped;
     int wait_fd;            /* what the source waits on for input */
     size_t started, finished, failed, running;
     int read_error;         /* reading the inputs failed */
@@ -337,7 +347,10 @@ static void write_result_json(struct run *r, size_t i, const struct job *j)
     FILE *f = r->results_file;
     size_t k;
 
-    fprintf(f, "{\"seq\":%zu,\"command\":[", i + 1);
+    (void)i;
+    fprintf(f, "{\"type\":\"job\",\"seq\":%llu,\"input\":", (unsigned long long)j->seq);
+    json_string(f, j->input, strlen(j->input));
+    fputs(",\"command\":[", f);
     for (k = 0; j->argv[k]; k++) {
         if (k)
             putc(',', f);
@@ -377,9 +390,10 @@ static void print_job(struct run *r, size_t i)
     struct job *j = *slot(r, i);
 
     if (j->err && !j->cancelled && !j->argv[0][0])
-        say(r, "zmp: job %zu: the program name is empty\n", i + 1);
+        say(r, "zmp: job %llu: the program name is empty\n", (unsigned long long)j->seq);
     else if (j->err && !j->cancelled)
-        say(r, "zmp: job %zu (%s): %s\n", i + 1, j->argv[0], zmp_strerror(j->err));
+        say(r, "zmp: job %llu (%s): %s\n", (unsigned long long)j->seq, j->argv[0],
+            zmp_strerror(j->err));
     write_stdout(r, j->res.out, j->res.out_len);
     write_stderr(r, j->res.err, j->res.err_len);
     if (r->results_file && !j->cancelled && !r->results_error) {
@@ -388,6 +402,7 @@ static void print_job(struct run *r, size_t i)
     }
     zmp_result_free(&j->res);
     template_free(j->argv);
+    free(j->input);
     free(j);
     *slot(r, i) = NULL;
 }
@@ -420,19 +435,33 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     struct run *r = arg;
     struct job **w, *j;
     const char *line;
+    uint64_t seq;
     int e;
 
-    if (atomic_load(&stopping))
-        return ZMP_STREAM_END;
-    e = input_next(&r->in, &line);
-    if (e == -EAGAIN) {
-        *wait_fd = r->wait_fd;
-        return ZMP_STREAM_WAIT;
+    (void)i;
+    for (;;) {
+        if (atomic_load(&stopping))
+            return ZMP_STREAM_END;
+        e = input_next(&r->in, &line);
+        if (e == -EAGAIN) {
+            *wait_fd = r->wait_fd;
+            return ZMP_STREAM_WAIT;
+        }
+        if (e < 0)
+            r->read_error = e;
+        r->input_ended = e == 0;
+        if (e <= 0)
+            return e;
+        seq = ++r->inputs;
+        /* Another shard's, or run already (--resume). */
+        if ((seq - 1) % r->shard_n != r->shard_k)
+            continue;
+        if (seq <= r->done_nbits && r->done_bits[(seq - 1) / 8] & 1u << (seq - 1) % 8) {
+            r->skipped++;
+            continue;
+        }
+        break;
     }
-    if (e < 0)
-        r->read_error = e;
-    if (e <= 0)
-        return e;
     if (r->nwin == r->wincap) {
         size_t cap = r->wincap ? r->wincap * 2 : 64;
 
@@ -443,8 +472,14 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     }
     if (!(j = calloc(1, sizeof *j)))
         return -ENOMEM;
-    e = template_expand(r->tmpl, r->ntmpl, line, i + 1, &j->argv);
+    j->seq = seq;
+    if (!(j->input = strdup(line))) {
+        free(j);
+        return -ENOMEM;
+    }
+    e = template_expand(r->tmpl, r->ntmpl, line, (unsigned long)seq, &j->argv);
     if (e < 0) {
+        free(j->input);
         free(j);
         return e;
     }
@@ -480,6 +515,7 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     r->finished += !cancelled;
     r->running--;
     r->failed += failed;
+    r->halted |= r->halt && failed;
     if (r->progress)
         say(r, "\r\033[K");
     if (!r->keep_order) {
@@ -524,6 +560,180 @@ static int check_cgroup(const char *dir)
     return e;
 }
 
+static double wall_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The template as the header records it: a JSON array, malloc'd. */
+static char *command_json(const struct run *r, size_t *ret_len)
+{
+    char *buf = NULL;
+    size_t len = 0, k;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (!f)
+        return NULL;
+    putc('[', f);
+    for (k = 0; k < r->ntmpl; k++) {
+        if (k)
+            putc(',', f);
+        json_string(f, r->tmpl[k], strlen(r->tmpl[k]));
+    }
+    putc(']', f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    *ret_len = len;
+    return buf;
+}
+
+static void write_header(struct run *r, const char *command)
+{
+    char host[256] = "";
+
+    if (gethostname(host, sizeof host - 1) < 0)
+        host[0] = '\0';
+    fprintf(r->results_file, "{\"type\":\"header\",\"version\":\"%s\",\"command\":%s,"
+                             "\"shard\":{\"k\":%llu,\"n\":%llu},\"host\":",
+            zmp_version(), command, (unsigned long long)r->shard_k,
+            (unsigned long long)r->shard_n);
+    json_string(r->results_file, host, strlen(host));
+    fprintf(r->results_file, ",\"start\":%.6f}\n", wall_now());
+    flush_results(r);
+}
+
+/* Only a shard that ran every input it had to gets one: its absence tells
+ * zmp merge that the shard was killed or stopped. */
+static void write_summary(struct run *r)
+{
+    fprintf(r->results_file, "{\"type\":\"summary\",\"inputs\":%llu,\"jobs\":%zu,"
+                             "\"failed\":%zu,\"skipped\":%llu,\"end\":%.6f}\n",
+            (unsigned long long)r->inputs, r->finished, r->failed,
+            (unsigned long long)r->skipped, wall_now());
+    flush_results(r);
+}
+
+/* What --resume reads back from the results file. */
+struct resume {
+    struct run *r;
+    const char *command;    /* ours, to compare with the header's */
+    size_t command_len;
+    bool failed_too;        /* --resume-failed */
+    bool have_header;
+};
+
+static int resume_record(void *arg, const struct record *rec)
+{
+    struct resume *rs = arg;
+    struct run *r = rs->r;
+    unsigned char *bits;
+    uint64_t n;
+
+    if (rec->type == REC_HEADER) {
+        if (rec->command.len != rs->command_len ||
+            memcmp(rec->command.text, rs->command, rs->command_len)) {
+            fprintf(stderr, "zmp parallel: --resume: %s was written by another command\n",
+                    r->results_name);
+            return -1;
+        }
+        if (rec->shard_k != r->shard_k || rec->shard_n != r->shard_n) {
+            fprintf(stderr, "zmp parallel: --resume: %s is shard %llu/%llu, not %llu/%llu\n",
+                    r->results_name, (unsigned long long)rec->shard_k,
+                    (unsigned long long)rec->shard_n, (unsigned long long)r->shard_k,
+                    (unsigned long long)r->shard_n);
+            return -1;
+        }
+        rs->have_header = true;
+        return 0;
+    }
+    if (rec->type != REC_JOB)
+        return 0;
+    if (!rs->have_header) {
+        fprintf(stderr, "zmp parallel: --resume: %s does not start with a header\n",
+                r->results_name);
+        return -1;
+    }
+    if (rec->seq > r->done_nbits) {
+        n = r->done_nbits ? r->done_nbits : 4096;
+        while (n < rec->seq)
+            n *= 2;
+        if (!(bits = realloc(r->done_bits, n / 8))) {
+            fprintf(stderr, "zmp parallel: --resume: out of memory\n");
+            return -1;
+        }
+        memset(bits + r->done_nbits / 8, 0, (n - r->done_nbits) / 8);
+        r->done_bits = bits;
+        r->done_nbits = n;
+    }
+    /* The last record of a job wins. */
+    if (rec->ok || !rs->failed_too)
+        r->done_bits[(rec->seq - 1) / 8] |= (unsigned char)(1u << (rec->seq - 1) % 8);
+    else
+        r->done_bits[(rec->seq - 1) / 8] &= (unsigned char)~(1u << (rec->seq - 1) % 8);
+    return 0;
+}
+
+/*
+ * Open the results file: anew, or with --resume to append to what an
+ * earlier run of the same command and shard left (a torn last line is
+ * cut off), learning which jobs it ran.  0, or -1 after a message.
+ */
+static int open_results(struct run *r, const struct parallel_config *cfg)
+{
+    struct resume rs = { .r = r, .failed_too = cfg->resume_failed };
+    char *command;
+    size_t bad;
+    off_t torn;
+    int fd, e = -1;
+
+    command = command_json(r, &rs.command_len);
+    if (!command) {
+        fprintf(stderr, "zmp parallel: out of memory\n");
+        return -1;
+    }
+    rs.command = command;
+    if (!cfg->resume) {
+        r->results_file = fopen(cfg->results, "w");
+    } else if ((fd = open(cfg->results, O_RDWR | O_CREAT | O_CLOEXEC, 0666)) >= 0 &&
+               !(r->results_file = fdopen(fd, "r+"))) {
+        close(fd);
+    }
+    if (!r->results_file) {
+        fprintf(stderr, "zmp parallel: cannot write %s: %s\n", cfg->results,
+                strerror(errno));
+        goto out;
+    }
+    if (cfg->resume) {
+        e = results_scan(r->results_file, resume_record, &rs, &torn, &bad);
+        if (e == -EBADMSG)
+            fprintf(stderr, "zmp parallel: --resume: %s: line %zu is not a zmp record\n",
+                    cfg->results, bad);
+        else if (e < -1)
+            fprintf(stderr, "zmp parallel: --resume: cannot read %s: %s\n", cfg->results,
+                    strerror(-e));
+        if (e)
+            goto out;
+        e = -1;
+        if (ftruncate(fileno(r->results_file), torn) < 0 ||
+            fseeko(r->results_file, 0, SEEK_END) < 0) {
+            fprintf(stderr, "zmp parallel: cannot write %s: %s\n", cfg->results,
+                    strerror(errno));
+            goto out;
+        }
+    }
+    if (!rs.have_header)
+        write_header(r, command);
+    e = r->results_error ? -1 : 0;
+out:
+    free(command);
+    return e;
+}
+
 int cmd_parallel(int argc, char **argv, bool stdin_closed)
 {
     struct parallel_config cfg;
@@ -537,6 +747,8 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     r.tmpl = cfg.tmpl;
     r.ntmpl = cfg.ntmpl;
     r.keep_order = cfg.keep_order;
+    r.shard_k = cfg.shard_k;
+    r.shard_n = cfg.shard_n;
     r.halt = cfg.halt;
     r.progress = cfg.progress && isatty(2);
     r.opts.timeout_ms = (unsigned long)ceil(cfg.timeout * 1000);
@@ -572,11 +784,8 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         input_from_fd(&r.in, 0);
     }
     r.results_name = cfg.results;
-    if (cfg.results && !(r.results_file = fopen(cfg.results, "w"))) {
-        fprintf(stderr, "zmp parallel: cannot write %s: %s\n", cfg.results,
-                strerror(errno));
+    if (cfg.results && open_results(&r, &cfg) < 0)
         goto out;
-    }
     if (r.in.fd >= 0)
         r.wait_fd = make_wait_fd(r.in.fd);
     if (r.wait_fd < 0)
@@ -596,6 +805,9 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         say(&r, "zmp parallel: %s\n", zmp_strerror(e));
         goto out;
     }
+    if (r.results_file && r.input_ended && !r.halted && !atomic_load(&stopping) &&
+        !r.results_error)
+        write_summary(&r);
     if (r.out_error || r.results_error || r.err_error)
         goto out;
     status = r.failed > FAILED_MAX ? FAILED_MAX : (int)r.failed;
@@ -611,10 +823,12 @@ out:
         if (j) {
             zmp_result_free(&j->res);
             template_free(j->argv);
+            free(j->input);
             free(j);
         }
     }
     free(r.win);
+    free(r.done_bits);
     input_free(&r.in);
     if (fd >= 0)
         close(fd);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #define EXIT_USAGE 2
+#define EXIT_ERROR 255   /* a --shard that cannot be worked out (as GNU's 255) */
 #define PARALLEL_HELP (-1)
 
 /* How -j reads: N, +N, -N, N% (see parallel_jobs). */
@@ -24,6 +25,8 @@ struct parallel_config {
     char **args;               /* INPUT... after :::, when have_args */
     size_t nargs;
     bool have_args;
+    unsigned long long shard_k, shard_n;  /* --shard K/N; 0/1 without */
+    bool resume, resume_failed;
 };
 
 /*

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "merge.h"
 #include "parallel.h"
 #include "zmp.h"
 
@@ -28,6 +29,9 @@ static const char usage[] =
     "  parallel [OPTIONS] [--] COMMAND [ARG...] [::: INPUT...]\n"
     "                           run COMMAND once per input line, N at once\n"
     "                           (zmp parallel --help)\n"
+    "  merge [--json] [--failed] FILE...\n"
+    "                           check that the --results files of a sharded\n"
+    "                           run are complete (zmp merge --help)\n"
     "  cpu-count                print the CPUs this process may use\n"
     "  backend                  print the engine in use (io_uring or poll)\n"
     "\n"
@@ -241,6 +245,8 @@ int main(int argc, char **argv)
         return 2;
     if (!strcmp(cmd, "parallel"))
         return cmd_parallel(argc - optind + 1, argv + optind - 1, stdin_closed);
+    if (!strcmp(cmd, "merge"))
+        return cmd_merge(argc - optind + 1, argv + optind - 1);
     if (!strcmp(cmd, "cpu-count") && optind == argc) {
         printf("%d\n", zmp_cpu_count());
         return flush_stdout(0);

@@ -19,7 +19,7 @@ ok() { pass=$((pass + 1)); echo "  ok: $1"; }
 all_overlapped() {
     python3 - "$1" "$2" <<'PY'
 import json, sys
-jobs = [json.loads(l) for l in open(sys.argv[2])]
+jobs = [j for j in map(json.loads, open(sys.argv[2])) if j["type"] == "job"]
 assert len(jobs) == int(sys.argv[1]) and all(j["ok"] for j in jobs)
 last_start = max(j["start"] for j in jobs)
 first_end = min(j["start"] + j["seconds"] for j in jobs)
@@ -238,7 +238,7 @@ check "input streams: jobs start before the input ends" "$(echo $(cat "$tmp/o"))
 check "timeout while input is awaited: status" $? 1
 python3 - "$tmp/r" <<'PY' && ok "timeout while input is awaited: killed in time" || bad "timeout while input is awaited: killed in time"
 import json, sys
-j = [json.loads(l) for l in open(sys.argv[1])]
+j = [j for j in map(json.loads, open(sys.argv[1])) if j["type"] == "job"]
 assert len(j) == 1 and j[0]["timed_out"] and j[0]["seconds"] < 2.5, j
 PY
 # A long line, and a last line without a newline.
@@ -266,9 +266,11 @@ for sig in INT:2 TERM:15 HUP:1 INT:2 TERM:15 HUP:1; do
           "$n $st $(jobs_alive "$m")" "100 $((128 + num)) 0"
     python3 - "$tmp/r" "$num" <<'PY' && ok "SIG$sig: 100 complete records" || bad "SIG$sig: 100 complete records"
 import json, sys
-jobs = [json.loads(l) for l in open(sys.argv[1])]
+jobs = [j for j in map(json.loads, open(sys.argv[1])) if j["type"] == "job"]
 assert len(jobs) == 100, len(jobs)
 assert sorted(j["seq"] for j in jobs) == list(range(1, 101))
+types = [json.loads(l)["type"] for l in open(sys.argv[1])]
+assert types[0] == "header" and "summary" not in types, types
 assert all(j["signal"] == int(sys.argv[2]) for j in jobs), jobs
 PY
 done
@@ -303,7 +305,7 @@ python3 - "$tmp/r" "$tmp/o" <<'PY' && ok "--results after SIGTERM: every job rec
 import json, sys
 raw = open(sys.argv[1]).read()
 assert raw.endswith("}\n"), raw[-100:]
-jobs = [json.loads(l) for l in raw.splitlines()]
+jobs = [j for j in map(json.loads, raw.splitlines()) if j["type"] == "job"]
 printed = open(sys.argv[2]).read().split()
 assert len(printed) == 50 and len(jobs) == 150, (len(printed), len(jobs))
 done = {j["stdout"].strip() for j in jobs if j["ok"]}
@@ -384,7 +386,7 @@ $zmp parallel --results "$tmp/r" -- sh -c 'echo "out $0"; echo "err $0" >&2' :::
 check "closed stdout and stderr: status" $? 2
 python3 - "$tmp/r" <<'PY' && ok "closed stdout and stderr: results file clean" || bad "closed stdout and stderr: results file clean"
 import json, sys
-jobs = [json.loads(l) for l in open(sys.argv[1])]
+jobs = [j for j in map(json.loads, open(sys.argv[1])) if j["type"] == "job"]
 assert len(jobs) >= 1 and all(j["command"][0] == "sh" for j in jobs), jobs
 PY
 
@@ -410,7 +412,7 @@ check "--cgroup not a cgroup: status, message" "$? $(cat "$tmp/e")" "2 zmp paral
 max_at_once() {
     python3 - "$1" <<'PY'
 import json, sys
-jobs = [json.loads(l) for l in open(sys.argv[1])]
+jobs = [j for j in map(json.loads, open(sys.argv[1])) if j["type"] == "job"]
 print(max(sum(k["start"] <= j["start"] < k["start"] + k["seconds"] for k in jobs) for j in jobs))
 PY
 }
@@ -428,6 +430,87 @@ for j in " 5" "5 " "++5" "+-5" "5%%" "%" "+" "1000001" "0x5" "+5%"; do
     $zmp parallel -j "$j" -- true ::: a 2> "$tmp/e"
     check "-j '$j' refused" "$? $(cat "$tmp/e")" "2 zmp parallel: bad --jobs: $j (want N, +N, -N or N%)"
 done
+
+# --- shards, resumable results, merge ----------------------------------------
+# Three shards of 100 inputs: together they run each input once, {#} is
+# the global number, and merge says complete with the 10 failures.
+seq 100 > "$tmp/in"
+for k in 0 1 2; do
+    $zmp parallel --shard $k/3 --results "$tmp/s$k" -a "$tmp/in" -- sh -c 'echo "$1:$0"; [ $(($0 % 10)) != 0 ]' {} {#} > "$tmp/o$k"
+    check "--shard $k/3: status (its failures)" $? $((k == 0 ? 4 : 3))
+done
+check "--shard: every input once, {#} global" "$(cat "$tmp"/o0 "$tmp"/o1 "$tmp"/o2 | sort -t: -k2 -n | tr '\n' ' ')" "$(seq 100 | sed 's/.*/&:&/' | tr '\n' ' ')"
+$zmp merge "$tmp"/s0 "$tmp"/s1 "$tmp"/s2 > "$tmp/m"
+check "merge: complete with failures: status, summary" "$? $(cat "$tmp/m")" "1 complete: 3 shards, 100 inputs: 100 ran, 90 ok, 10 failed"
+check "merge --json" "$($zmp merge --json "$tmp"/s2 "$tmp"/s0 "$tmp"/s1)" '{"complete":true,"shards":3,"inputs":100,"ran":100,"ok":90,"failed":10,"missing_inputs":0,"missing_shards":[],"incomplete_shards":[],"command":["sh","-c","echo \"$1:$0\"; [ $(($0 % 10)) != 0 ]","{}","{#}"]}'
+check "merge --failed: the failed inputs" "$($zmp merge --failed "$tmp"/s0 "$tmp"/s1 "$tmp"/s2 | sort -n | tr '\n' ' ')" "10 20 30 40 50 60 70 80 90 100 "
+$zmp merge "$tmp"/s0 "$tmp"/s2 > "$tmp/m"
+check "merge: a shard missing: status" "$? $(sed -n 2p "$tmp/m")" "2 shard 1: missing (no file)"
+python3 - "$tmp"/s0 <<'PY' && ok "--results: header, jobs with seq and input, summary" || bad "--results: header, jobs with seq and input, summary"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+h, s = recs[0], recs[-1]
+assert h["type"] == "header" and h["shard"] == {"k": 0, "n": 3} and h["command"][0] == "sh", h
+assert s["type"] == "summary" and s["inputs"] == 100 and s["jobs"] == 34 and s["failed"] == 4, s
+jobs = recs[1:-1]
+assert sorted(j["seq"] for j in jobs) == list(range(1, 101, 3)), jobs
+assert all(j["type"] == "job" and j["input"] == str(j["seq"]) for j in jobs)
+PY
+# --resume-failed runs the failed ones again (now they pass), and only them.
+$zmp parallel --shard 1/3 --results "$tmp/s1" --resume-failed -a "$tmp/in" -- sh -c 'echo "$1:$0"; [ $(($0 % 10)) != 0 ]' {} {#} > /dev/null
+check "--resume-failed: same failures again" $? 3
+$zmp parallel --shard 1/3 --results "$tmp/s1" --resume -a "$tmp/in" -- sh -c 'echo "$1:$0"; [ $(($0 % 10)) != 0 ]' {} {#} > "$tmp/o"
+check "--resume of a complete shard: nothing runs" "$? $(wc -c < "$tmp/o")" "0 0"
+$zmp parallel --shard 1/3 --results "$tmp/s1" --resume -a "$tmp/in" -- echo {} > /dev/null 2> "$tmp/e"
+check "--resume of another command: refused" "$? $(cat "$tmp/e")" "2 zmp parallel: --resume: $tmp/s1 was written by another command"
+# A shard killed with SIGKILL, then resumed: merge sees it incomplete, then
+# complete with every input recorded once; nothing recorded runs again.
+seq 60 > "$tmp/in"
+$zmp parallel -j 2 --shard 1/2 --results "$tmp/k1" -a "$tmp/in" -- sh -c 'sleep 0.05; echo {}' > /dev/null &
+zpid=$!
+i=0
+while [ "$(cat "$tmp/k1" 2>/dev/null | grep -c '"type":"job"')" -lt 5 ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i + 1)); done
+kill -KILL $zpid
+reap $zpid
+$zmp parallel --shard 0/2 --results "$tmp/k0" -a "$tmp/in" -- sh -c 'sleep 0.05; echo {}' > /dev/null
+before=$(grep -c '"type":"job"' "$tmp/k1")
+printf '{"type":"job","seq":' >> "$tmp/k1"   # a torn last line
+$zmp merge "$tmp/k0" "$tmp/k1" > "$tmp/m"
+check "killed shard: merge says incomplete" "$? $(sed -n 2p "$tmp/m")" "2 shard 1: not finished (no summary: killed, or still running): $tmp/k1"
+$zmp parallel --shard 1/2 --results "$tmp/k1" --resume -a "$tmp/in" -- sh -c 'sleep 0.05; echo {}' > "$tmp/o"
+check "killed shard resumed: status, only the rest ran" "$? $(wc -l < "$tmp/o")" "0 $((30 - before))"
+check "killed shard resumed: merge complete" "$($zmp merge "$tmp/k0" "$tmp/k1"; echo $?)" "complete: 2 shards, 60 inputs: 60 ran, 60 ok, 0 failed
+0"
+python3 - "$tmp/k1" <<'PY' && ok "killed shard resumed: each input recorded once, whole lines" || bad "killed shard resumed: each input recorded once, whole lines"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+jobs = [r for r in recs if r["type"] == "job"]
+assert sorted(j["seq"] for j in jobs) == list(range(2, 61, 2)), sorted(j["seq"] for j in jobs)
+assert all(j["stdout"] == j["input"] + "\n" for j in jobs)
+PY
+# auto/N: the array index of Slurm (less its first), Kubernetes, AWS Batch.
+check "--shard auto/4, Slurm --array=10-13" "$(SLURM_ARRAY_TASK_ID=11 SLURM_ARRAY_TASK_MIN=10 $zmp parallel -k --shard auto/4 -- echo ::: a b c d e f | tr '\n' ' ')" "b f "
+check "--shard auto/4, Kubernetes" "$(JOB_COMPLETION_INDEX=3 $zmp parallel --shard auto/4 -- echo ::: a b c d e f)" "d"
+check "--shard auto/4, AWS Batch" "$(AWS_BATCH_JOB_ARRAY_INDEX=2 $zmp parallel --shard auto/4 -- echo ::: a b c d e f)" "c"
+env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX -u AWS_BATCH_JOB_ARRAY_INDEX $zmp parallel --shard auto/4 -- touch "$tmp/ran" ::: a 2> /dev/null
+check "--shard auto without an index: 255, nothing ran" "$? $([ -e "$tmp/ran" ] && echo ran)" "255 "
+for spec in 4/4 x/4 1/0 1/ /3 -1/4 auto/4x 1/4/; do
+    JOB_COMPLETION_INDEX=9 $zmp parallel --shard "$spec" -- touch "$tmp/ran" ::: a 2> /dev/null
+    check "--shard $spec: 255, nothing ran" "$? $([ -e "$tmp/ran" ] && echo ran)" "255 "
+done
+JOB_COMPLETION_INDEX=4 $zmp parallel --shard auto/4 -- touch "$tmp/ran" ::: a 2> /dev/null
+check "--shard auto/4 with index 4: 255" "$? $([ -e "$tmp/ran" ] && echo ran)" "255 "
+# merge refuses files of different runs, a shard twice, and other files.
+$zmp parallel --shard 1/3 --results "$tmp/x1" -- echo ::: a > /dev/null
+$zmp merge "$tmp"/s0 "$tmp"/x1 2> "$tmp/e"
+check "merge: another command: 255" "$? $(cat "$tmp/e")" "255 zmp merge: $tmp/x1: another command than the first file's"
+$zmp merge "$tmp"/s0 "$tmp"/s0 2> "$tmp/e"
+check "merge: a shard twice: 255" "$? $(cat "$tmp/e")" "255 zmp merge: shard 0 is in both $tmp/s0 and $tmp/s0"
+echo '{"seq":1}' > "$tmp/y"; echo '{"type":"summary","inputs":1}' >> "$tmp/y"
+$zmp merge "$tmp"/y 2> "$tmp/e"
+check "merge: not a results file: 255" "$? $(cat "$tmp/e")" "255 zmp merge: $tmp/y: line 1 is not a zmp record"
+$zmp merge "$tmp"/missing 2> /dev/null
+check "merge: a missing file: 255" $? 255
 
 echo "zmp-cli [$ZMP_BACKEND]: $pass passed, $fail failed"
 [ $fail -eq 0 ]
