@@ -233,6 +233,7 @@ struct job {
     int err;
     bool done;
     bool cancelled;         /* never run: no output, no record */
+    bool interrupted;       /* failed while zmp was stopping: --resume runs it again */
 };
 
 struct run {
@@ -360,7 +361,8 @@ static void write_result_json(struct run *r, size_t i, const struct job *j)
     if (j->err) {
         fputs("\"error\":", f);
         json_string(f, zmp_strerror(j->err), strlen(zmp_strerror(j->err)));
-        fputs(",\"ok\":false}\n", f);
+        fprintf(f, ",\"ok\":false,\"interrupted\":%s}\n",
+                j->interrupted ? "true" : "false");
         return;
     }
     fprintf(f, "\"ok\":%s,\"exit_code\":%d,\"signal\":%d,"
@@ -376,7 +378,7 @@ static void write_result_json(struct run *r, size_t i, const struct job *j)
     json_string(f, res->out, res->out_len);
     fputs(",\"stderr\":", f);
     json_string(f, res->err, res->err_len);
-    fputs("}\n", f);
+    fprintf(f, ",\"interrupted\":%s}\n", j->interrupted ? "true" : "false");
 }
 
 static struct job **slot(struct run *r, size_t i)
@@ -512,6 +514,7 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     if (info)
         j->info = *info;
     j->done = true;
+    j->interrupted = failed && atomic_load(&stopping);
     r->finished += !cancelled;
     r->running--;
     r->failed += failed;
@@ -670,8 +673,9 @@ static int resume_record(void *arg, const struct record *rec)
         r->done_bits = bits;
         r->done_nbits = n;
     }
-    /* The last record of a job wins. */
-    if (rec->ok || !rs->failed_too)
+    /* The last record of a job wins; a job cut short by a stop (a
+     * preempted task's SIGTERM) is not done. */
+    if (rec->ok || (!rs->failed_too && !rec->interrupted))
         r->done_bits[(rec->seq - 1) / 8] |= (unsigned char)(1u << (rec->seq - 1) % 8);
     else
         r->done_bits[(rec->seq - 1) / 8] &= (unsigned char)~(1u << (rec->seq - 1) % 8);

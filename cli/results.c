@@ -30,6 +30,8 @@ static bool parse(const char *s, size_t n, struct record *rec)
     }
     if (v.len == 5 && !memcmp(v.text, "\"job\"", 5)) {
         rec->type = REC_JOB;
+        rec->interrupted = json_member(&o, "interrupted", &v) && v.kind == JSON_BOOL &&
+                           v.text[0] == 't';
         return member_uint(&o, "seq", &rec->seq) && rec->seq > 0 &&
                json_member(&o, "ok", &v) && json_bool(&v, &rec->ok) &&
                json_member(&o, "input", &rec->input) && rec->input.kind == JSON_STRING;

@@ -32,6 +32,7 @@ struct record {
     /* job */
     uint64_t seq;
     bool ok;
+    bool interrupted;           /* failed because zmp was stopping */
     struct json_value input;
     /* summary */
     uint64_t inputs;

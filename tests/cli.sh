@@ -488,6 +488,19 @@ jobs = [r for r in recs if r["type"] == "job"]
 assert sorted(j["seq"] for j in jobs) == list(range(2, 61, 2)), sorted(j["seq"] for j in jobs)
 assert all(j["stdout"] == j["input"] + "\n" for j in jobs)
 PY
+# A run stopped by SIGTERM (a preempted task): the jobs it cut short are
+# recorded as interrupted, and --resume runs them again.
+m="pre$$"
+$zmp parallel -j 3 --results "$tmp/ri" -- sh -c 'if [ -e "$1" ]; then echo "$0"; else exec "$2" sleep 30000 "$3-$0"; fi' {} "$tmp/fast" "$child" "$m" ::: a b c > /dev/null &
+zpid=$!
+n=$(until_alive 3 60 "$m")
+kill -TERM $zpid
+reap $zpid; st=$?
+check "preempted: 3 running, status, 3 interrupted records" "$n $st $(grep -c '"interrupted":true' "$tmp/ri")" "3 143 3"
+touch "$tmp/fast"
+$zmp parallel -j 3 --results "$tmp/ri" --resume -- sh -c 'if [ -e "$1" ]; then echo "$0"; else exec "$2" sleep 30000 "$3-$0"; fi' {} "$tmp/fast" "$child" "$m" ::: a b c > "$tmp/o"
+check "preempted, resumed: the interrupted jobs ran again" "$? $(sort "$tmp/o" | tr '\n' ' ')" "0 a b c "
+check "preempted, resumed: merge complete" "$($zmp merge "$tmp/ri" > /dev/null; echo $?)" 0
 # auto/N: the array index of Slurm (less its first), Kubernetes, AWS Batch.
 check "--shard auto/4, Slurm --array=10-13" "$(SLURM_ARRAY_TASK_ID=11 SLURM_ARRAY_TASK_MIN=10 $zmp parallel -k --shard auto/4 -- echo ::: a b c d e f | tr '\n' ' ')" "b f "
 check "--shard auto/4, Kubernetes" "$(JOB_COMPLETION_INDEX=3 $zmp parallel --shard auto/4 -- echo ::: a b c d e f)" "d"
