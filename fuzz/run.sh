@@ -8,7 +8,7 @@ set -eu
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-names=${*:-json template input args}
+names=${*:-json jsonread template input args}
 CLANG=${CLANG:-clang}
 out=${FUZZ_OUT:-fuzz/work}
 mkdir -p "$out"
@@ -17,6 +17,7 @@ for name in $names; do
     extra=
     case $name in
     json)     src="cli/json.c" ;;
+    jsonread) src="cli/json.c cli/jsonread.c" ;;
     template) src="cli/template.c" ;;
     input)    src="cli/input.c" ;;
     args)     src="cli/parallel-args.c"; extra=-close_fd_mask=3 ;;
