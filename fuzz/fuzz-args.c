@@ -30,13 +30,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     argv[argc] = NULL;
     r = parallel_parse(argc, argv, &cfg);
-    assert(r == 0 || r == EXIT_USAGE || r == PARALLEL_HELP);
+    assert(r == 0 || r == EXIT_USAGE || r == EXIT_ERROR || r == PARALLEL_HELP);
     if (r == 0) {
         assert(cfg.ntmpl > 0 && cfg.tmpl >= argv + 1);
         assert(cfg.tmpl + cfg.ntmpl <= argv + argc);
         for (i = 0; i < cfg.ntmpl; i++)
             assert(strcmp(cfg.tmpl[i], ":::") != 0);
         assert(cfg.jobs <= 1000000);
+        assert(cfg.shard_n >= 1 && cfg.shard_k < cfg.shard_n);
+        assert(!cfg.resume || cfg.results);
         assert(cfg.timeout >= 0 && cfg.timeout <= 1e9);
         if (cfg.have_args) {
             assert(cfg.nargs > 0 && !cfg.arg_file);
