@@ -138,7 +138,7 @@ void zmp__ctx_forget(struct zmp__ctx *ctx)
 
     while ((p = ctx->procs)) {
         p->reg = -1;           /* the registry was emptied at the fork */
-        p->inflight = 0;
+        p->eng.inflight = 0;
         if (p->cg_path) {      /* the parent's cgroup: leave it be */
             close(p->cg_fd);
             free(p->cg_path);
@@ -235,7 +235,7 @@ void zmp__ctx_stop(struct zmp__ctx *ctx)
         /* A run that failed above leaves a child unreaped: reap it here. */
         if (!(p->flags & ZMP__PROC_EXITED) && p->pid > 0)
             zmp__proc_reap_now(p);
-        p->inflight = 0;
+        p->eng.inflight = 0;
         zmp__proc_free(p);
     }
     zmp__table_free(&ctx->table);

@@ -78,7 +78,7 @@ static int add(struct pollst *st, struct zmp__proc *p, int kind, int fd,
         return r;
     st->pfd[st->n] = (struct pollfd){ .fd = fd, .events = events };
     st->w[st->n] = (struct watch){ p, kind };
-    p->eslot[kind] = (int)st->n;
+    p->eng.slot[kind] = (int)st->n;
     st->n++;
     st->mods++;
     return 0;
@@ -89,13 +89,13 @@ static void del(struct pollst *st, size_t i)
 {
     struct watch *w = &st->w[i];
 
-    w->p->eslot[w->kind] = -1;
+    w->p->eng.slot[w->kind] = -1;
     st->n--;
     st->mods++;
     if (i != st->n) {
         st->pfd[i] = st->pfd[st->n];
         st->w[i] = st->w[st->n];
-        st->w[i].p->eslot[st->w[i].kind] = (int)i;
+        st->w[i].p->eng.slot[st->w[i].kind] = (int)i;
     }
 }
 
@@ -146,19 +146,19 @@ static int poll_watch_exit(struct zmp__ctx *ctx, struct zmp__proc *p)
         st->bypid = a;
         st->pidcap = c;
     }
-    p->eslot[KIND_EXIT] = (int)st->npid;
+    p->eng.slot[KIND_EXIT] = (int)st->npid;
     st->bypid[st->npid++] = p;
     return 0;
 }
 
 static int poll_watch_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
 {
-    int fl = fcntl(p->fd[stream], F_GETFL);
+    int fl = fcntl(p->out.fd[stream], F_GETFL);
 
     /* A read must never block the loop: readiness can be spurious. */
-    if (fl < 0 || fcntl(p->fd[stream], F_SETFL, fl | O_NONBLOCK) < 0)
+    if (fl < 0 || fcntl(p->out.fd[stream], F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
-    return add(ctx->engine_state, p, stream, p->fd[stream], POLLIN);
+    return add(ctx->engine_state, p, stream, p->out.fd[stream], POLLIN);
 }
 
 static void on_pipe(struct pollst *st, size_t i)
@@ -170,7 +170,7 @@ static void on_pipe(struct pollst *st, size_t i)
     char *ptr;
 
     zmp__proc_read_area(p, stream, &ptr, &len);
-    n = read(p->fd[stream], ptr, len);
+    n = read(p->out.fd[stream], ptr, len);
     if (n > 0) {
         zmp__proc_read_done(p, stream, n);
         return;
@@ -190,10 +190,10 @@ static int check_bypid(struct pollst *st)
     for (i = st->npid; i-- > 0;) {
         if (zmp__proc_collect(st->bypid[i]) == 0)
             continue;
-        st->bypid[i]->eslot[KIND_EXIT] = -1;
+        st->bypid[i]->eng.slot[KIND_EXIT] = -1;
         st->bypid[i] = st->bypid[--st->npid];
         if (i < st->npid)
-            st->bypid[i]->eslot[KIND_EXIT] = (int)i;
+            st->bypid[i]->eng.slot[KIND_EXIT] = (int)i;
         n++;
     }
     return n;
@@ -202,20 +202,20 @@ static int check_bypid(struct pollst *st)
 static void poll_close_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
 {
     (void)ctx;
-    close(p->fd[stream]);
+    close(p->out.fd[stream]);
 }
 
 static int poll_watch_input(struct zmp__ctx *ctx, struct zmp__proc *p)
 {
-    return add(ctx->engine_state, p, KIND_IN, p->in_fd, POLLOUT);
+    return add(ctx->engine_state, p, KIND_IN, p->in.fd, POLLOUT);
 }
 
 static void poll_drop_input(struct zmp__ctx *ctx, struct zmp__proc *p)
 {
     struct pollst *st = ctx->engine_state;
 
-    if (p->eslot[KIND_IN] >= 0)
-        del(st, (size_t)p->eslot[KIND_IN]);
+    if (p->eng.slot[KIND_IN] >= 0)
+        del(st, (size_t)p->eng.slot[KIND_IN]);
     zmp__proc_input_done(p, -ECANCELED);
 }
 
@@ -226,11 +226,11 @@ static void on_input(struct pollst *st, size_t i)
     struct zmp__proc *p = st->w[i].p;
     ssize_t n;
 
-    n = send(p->in_fd, p->in_data + p->in_off, p->in_len - p->in_off,
+    n = send(p->in.fd, p->in.data + p->in.off, p->in.len - p->in.off,
              MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    if (n < 0 || (size_t)n + p->in_off >= p->in_len)
+    if (n < 0 || (size_t)n + p->in.off >= p->in.len)
         del(st, i);
     zmp__proc_input_done(p, n < 0 ? -errno : n);
 }
@@ -372,8 +372,8 @@ static void poll_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream
 {
     struct pollst *st = ctx->engine_state;
 
-    if (p->eslot[stream] >= 0)
-        del(st, (size_t)p->eslot[stream]);
+    if (p->eng.slot[stream] >= 0)
+        del(st, (size_t)p->eng.slot[stream]);
     zmp__proc_read_done(p, stream, -ECANCELED);
 }
 

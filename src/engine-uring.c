@@ -117,13 +117,13 @@ static void make_fixed(struct uring *u, struct zmp__proc *p, int stream)
     if (!u->nfree)
         return;
     slot = u->free_slots[--u->nfree];
-    if (io_uring_register_files_update(&u->ring, slot, &p->fd[stream], 1) != 1) {
+    if (io_uring_register_files_update(&u->ring, slot, &p->out.fd[stream], 1) != 1) {
         u->free_slots[u->nfree++] = slot;
         return;
     }
-    close(p->fd[stream]);
-    p->fd[stream] = ZMP__FD_FIXED;
-    p->eslot[stream] = (int)slot;
+    close(p->out.fd[stream]);
+    p->out.fd[stream] = ZMP__FD_FIXED;
+    p->eng.slot[stream] = (int)slot;
 }
 
 static int uring_init(struct zmp__ctx *ctx)
@@ -184,8 +184,8 @@ static int queue_exit_watch(struct uring *u, struct zmp__proc *p)
     if (!sqe)
         return -EBUSY;
     if (u->has_waitid) {
-        /* The kernel reaps the child and fills p->si. */
-        io_uring_prep_waitid(sqe, (idtype_t)P_PIDFD, (id_t)p->pidfd, &p->si,
+        /* The kernel reaps the child and fills p->eng.si. */
+        io_uring_prep_waitid(sqe, (idtype_t)P_PIDFD, (id_t)p->pidfd, &p->eng.si,
                              WEXITED, 0);
         io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_WAIT));
     } else {
@@ -193,7 +193,7 @@ static int queue_exit_watch(struct uring *u, struct zmp__proc *p)
         io_uring_prep_poll_add(sqe, p->pidfd, POLLIN);
         io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_POLL));
     }
-    p->inflight++;
+    p->eng.inflight++;
     return 0;
 }
 
@@ -214,15 +214,17 @@ static int queue_read(struct uring *u, struct zmp__proc *p, int stream)
     if (len > (1u << 30))
         len = 1u << 30;
     /* Offset -1: the file's own position, as pipes have none (5.6+). */
-    if (p->fd[stream] == ZMP__FD_FIXED) {
-        io_uring_prep_read(sqe, p->eslot[stream], ptr, (unsigned)len, (uint64_t)-1);
+    if (p->out.fd[stream] == ZMP__FD_FIXED) {
+        io_uring_prep_read(sqe, p->eng.slot[stream], ptr, (unsigned)len,
+                           (uint64_t)-1);
         sqe->flags |= IOSQE_FIXED_FILE;
     } else {
-        io_uring_prep_read(sqe, p->fd[stream], ptr, (unsigned)len, (uint64_t)-1);
+        io_uring_prep_read(sqe, p->out.fd[stream], ptr, (unsigned)len,
+                           (uint64_t)-1);
     }
     io_uring_sqe_set_data64(sqe, ud_proc(p, stream == ZMP__OUT ? TAG_READ_OUT
                                                                : TAG_READ_ERR));
-    p->inflight++;
+    p->eng.inflight++;
     return 0;
 }
 
@@ -237,15 +239,15 @@ static int uring_watch_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int strea
 static void uring_close_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
 {
     struct uring *u = ctx->engine_state;
-    unsigned slot = (unsigned)p->eslot[stream];
+    unsigned slot = (unsigned)p->eng.slot[stream];
     struct io_uring_sqe *sqe;
     int none = -1;
 
-    if (p->fd[stream] != ZMP__FD_FIXED) {
-        close(p->fd[stream]);
+    if (p->out.fd[stream] != ZMP__FD_FIXED) {
+        close(p->out.fd[stream]);
         return;
     }
-    p->eslot[stream] = -1;
+    p->eng.slot[stream] = -1;
     sqe = get_sqe(u);
     if (sqe) {
         io_uring_prep_close_direct(sqe, slot);
@@ -259,15 +261,15 @@ static void uring_close_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stre
 static int queue_send(struct uring *u, struct zmp__proc *p)
 {
     struct io_uring_sqe *sqe = get_sqe(u);
-    size_t len = p->in_len - p->in_off;
+    size_t len = p->in.len - p->in.off;
 
     if (!sqe)
         return -EBUSY;
     if (len > (1u << 30))
         len = 1u << 30;
-    io_uring_prep_send(sqe, p->in_fd, p->in_data + p->in_off, len, MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, p->in.fd, p->in.data + p->in.off, len, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_SEND));
-    p->inflight++;
+    p->eng.inflight++;
     return 0;
 }
 
@@ -280,14 +282,14 @@ static void on_send_cqe(struct uring *u, struct zmp__proc *p, int res)
 {
     int r;
 
-    if (res == -ECANCELED && !u->closing && !p->in_cancelled)
+    if (res == -ECANCELED && !u->closing && !p->in.cancelled)
         res = -EAGAIN;  /* as in on_read_cqe */
     if (res != -EINTR && res != -EAGAIN) {
         zmp__proc_input_done(p, res > 0 ? res : res == 0 ? -EPIPE : res);
-        if (p->in_fd < 0)
+        if (p->in.fd < 0)
             return;
     }
-    r = u->closing || p->in_cancelled ? -ECANCELED : queue_send(u, p);
+    r = u->closing || p->in.cancelled ? -ECANCELED : queue_send(u, p);
     if (r < 0)
         zmp__proc_input_done(p, r);
 }
@@ -297,7 +299,7 @@ static void uring_drop_input(struct zmp__ctx *ctx, struct zmp__proc *p)
     struct uring *u = ctx->engine_state;
     struct io_uring_sqe *sqe = get_sqe(u);
 
-    p->in_cancelled = true;
+    p->in.cancelled = true;
     if (!sqe)
         return;
     io_uring_prep_cancel64(sqe, ud_proc(p, TAG_SEND), 0);
@@ -318,7 +320,7 @@ static void pidfd_ready(struct uring *u, struct zmp__proc *p)
 static void on_exit_cqe(struct uring *u, struct zmp__proc *p, int res)
 {
     if (res == 0) {
-        zmp__proc_exited(p, zmp__exit_code_from_siginfo(&p->si));
+        zmp__proc_exited(p, zmp__exit_code_from_siginfo(&p->eng.si));
         return;
     }
     if ((res == -EINTR || res == -EAGAIN) && !u->closing) {
@@ -330,7 +332,7 @@ static void on_exit_cqe(struct uring *u, struct zmp__proc *p, int res)
         return;
     /* io_uring ties a request to the thread that submitted it.  Once that
      * thread has exited, a WAITID completes where it can neither write
-     * p->si (-EFAULT) nor see the child as its own (-ECHILD), the child
+     * p->eng.si (-EFAULT) nor see the child as its own (-ECHILD), the child
      * left unreaped, and polls and reads are cancelled.  The thread running
      * the engine now collects the exit by itself (a real -ECHILD, a child
      * reaped behind our back, is found there too), or watches again. */
@@ -348,14 +350,15 @@ static void on_read_cqe(struct uring *u, struct zmp__proc *p, int stream, int re
 
     /* Cancelled with the thread that submitted it (see on_exit_cqe), not
      * by us: read again, from this thread. */
-    if (res == -ECANCELED && !u->closing && !p->cancelled[stream])
+    if (res == -ECANCELED && !u->closing && !p->out.cancelled[stream])
         res = -EAGAIN;
     if (res != -EINTR && res != -EAGAIN) {
         zmp__proc_read_done(p, stream, res);
         if (res <= 0)
             return;
     }
-    r = u->closing || p->cancelled[stream] ? -ECANCELED : queue_read(u, p, stream);
+    r = u->closing || p->out.cancelled[stream] ? -ECANCELED
+                                               : queue_read(u, p, stream);
     if (r < 0)
         zmp__proc_read_done(p, stream, r);
 }
@@ -406,7 +409,7 @@ static void on_cqe(struct uring *u, const struct io_uring_cqe *cqe)
         u->free_slots[u->nfree++] = (unsigned)(ud >> TAG_BITS);
         return;
     }
-    p->inflight--;
+    p->eng.inflight--;
     switch (tag) {
     case TAG_WAIT:
         on_exit_cqe(u, p, cqe->res);
@@ -522,7 +525,7 @@ static int uring_run(struct zmp__ctx *ctx, int64_t deadline)
 static void uring_wake(struct zmp__ctx *ctx, bool force)
 {
     struct uring *u = ctx->engine_state;
-    int64_t next = ctx->ntimers ? ctx->timers[0]->timer : ZMP__FOREVER;
+    int64_t next = ctx->ntimers ? ctx->timers[0]->tmo.timer : ZMP__FOREVER;
     struct io_uring_sqe *sqe;
 
     if (force && (sqe = get_sqe(u))) {
@@ -551,7 +554,7 @@ static void uring_fini(struct zmp__ctx *ctx)
         return;
     u->closing = true;
     for (p = ctx->procs; p; p = p->next) {
-        for (tag = TAG_WAIT; p->inflight && tag <= TAG_SEND; tag++) {
+        for (tag = TAG_WAIT; p->eng.inflight && tag <= TAG_SEND; tag++) {
             sqe = get_sqe(u);
             if (!sqe)
                 break;
@@ -562,7 +565,7 @@ static void uring_fini(struct zmp__ctx *ctx)
     do {
         busy = false;
         for (p = ctx->procs; p; p = p->next)
-            if (p->inflight)
+            if (p->eng.inflight)
                 busy = true;
         if (busy) {
             r = io_uring_submit_and_wait(&u->ring, 1);
@@ -594,14 +597,14 @@ static void uring_forget(struct zmp__ctx *ctx)
 }
 
 /* Cancel the read in flight.  It completes with -ECANCELED, or with data
- * if it won the race; either way `cancelled` keeps it from being re-armed,
+ * if it won the race; either way `out.cancelled` keeps it from being re-armed,
  * and the stream is closed. */
 static void uring_drop_pipe(struct zmp__ctx *ctx, struct zmp__proc *p, int stream)
 {
     struct uring *u = ctx->engine_state;
     struct io_uring_sqe *sqe = get_sqe(u);
 
-    p->cancelled[stream] = true;
+    p->out.cancelled[stream] = true;
     if (!sqe)
         return;
     io_uring_prep_cancel64(sqe, ud_proc(p, stream == ZMP__OUT ? TAG_READ_OUT

@@ -53,57 +53,85 @@ struct zmp__buf {
 
 struct zmp__ctx;
 
-/* One child. */
+/* One child: its identity and state first, then one group per concern,
+ * each saying which files own it. */
 struct zmp__proc {
     struct zmp__ctx *ctx;
     struct zmp__proc *prev, *next;  /* the context's list of children */
     pid_t pid;
     int pidfd;             /* -1 without pidfd support, and once reaped */
-    int fd[2];             /* read ends of stdout and stderr, -1 once closed,
-                              ZMP__FD_FIXED while the engine holds it in
-                              its own table (an io_uring fixed file) */
     unsigned flags;
-    int exit_code;         /* 0..255 or -signal, once EXITED */
-    int error;             /* first error met while capturing, or 0 */
     int handle;            /* > 0 while the handle table holds it */
     int reg;               /* its entry in the registry (registry.c) */
     bool attached;         /* on ctx->procs (once started) */
-    bool timer_room;       /* room is reserved in the timer heap */
     unsigned users;        /* calls waiting on it by its handle */
-    int64_t timeout_at;    /* when the timeout fires, or 0 */
-    unsigned inflight;     /* engine requests still pointing at this proc */
-    int eslot[4];          /* engine bookkeeping, one per watched object */
-    int in_fd;             /* our end of the stdin socket, -1 once closed */
-    char *in_data;         /* what to feed, a copy */
-    size_t in_len, in_off;
-    bool in_cancelled;
+    bool pgroup;           /* leads its own process group */
     char *cg_path;         /* its own cgroup, or NULL */
     int cg_fd;
-    bool pgroup;           /* leads its own process group */
+
+    /* What is reported: the result and zmp_info (zmp__proc_take). */
+    int exit_code;         /* 0..255 or -signal, once EXITED */
+    int error;             /* first error met while capturing, or 0 */
     unsigned info;         /* ZMP_TIMED_OUT, ZMP_TRUNCATED, ZMP_PIPES_HELD */
     int64_t start_ns;
     double started;        /* CLOCK_REALTIME at start, for reports */
     int64_t end_ns;        /* when it became done */
-    int64_t timer;         /* next timeout step (monotonic ns), or 0;
-                              set through zmp__timer_set() only */
-    size_t heap_idx;       /* its place in ctx->timers while armed */
-    zmp_term_step *seq;    /* the timeout's signals, when there is one */
-    size_t seq_len, step;
-    int64_t drain_ns;      /* grace for pipes held open after the exit */
-    int64_t drain_end;     /* the grace is never extended past this */
-    size_t drained;        /* bytes read since the exit */
-    uint64_t drain_turn;   /* the engine's turn when the grace first ran
-                              out (then two more turns), or 0 */
-    size_t cap;            /* output cap per stream, or 0 */
-    bool dropping[2];      /* the read in flight goes to the scratch area */
-    bool cancelled[2];     /* drop_pipe asked: no further read */
-    struct zmp__buf buf[2];
-    /* The order of arrival, as runs of one stream: bit 31 is the stream,
-     * the rest the run's length.  `output` is built from it at the end,
-     * and only when both streams have bytes. */
-    uint32_t *runs;
-    size_t nruns, runs_cap;
-    siginfo_t si;          /* filled in by an io_uring WAITID request */
+
+    /* Captured stdout and stderr, indexed by ZMP__OUT and ZMP__ERR
+     * (proc.c; the engines read and close fd). */
+    struct {
+        int fd[2];             /* read ends of stdout and stderr, -1 once
+                                  closed, ZMP__FD_FIXED while the engine
+                                  holds it in its own table (an io_uring
+                                  fixed file) */
+        struct zmp__buf buf[2];
+        size_t cap;            /* output cap per stream, or 0 */
+        bool dropping[2];      /* the read in flight goes to the scratch area */
+        bool cancelled[2];     /* drop_pipe asked: no further read */
+        /* The order of arrival, as runs of one stream: bit 31 is the
+         * stream, the rest the run's length.  `output` is built from it
+         * at the end, and only when both streams have bytes. */
+        uint32_t *runs;
+        size_t nruns, runs_cap;
+    } out;
+
+    /* What is fed to its stdin (launch.c fills it, the engines send it,
+     * proc.c ends it). */
+    struct {
+        int fd;                /* our end of the stdin socket, -1 once closed */
+        char *data;            /* what to feed, a copy */
+        size_t len, off;
+        bool cancelled;        /* drop_input asked: no further send */
+    } in;
+
+    /* The timeout and the timer that steps it and ends the drain grace
+     * (launch.c sets it up, proc.c fires it, timer.c keeps the heap). */
+    struct {
+        int64_t at;            /* when the timeout fires, or 0 */
+        zmp_term_step *seq;    /* the timeout's signals, when there is one */
+        size_t seq_len, step;
+        int64_t timer;         /* next timeout step (monotonic ns), or 0;
+                                  set through zmp__timer_set() only */
+        size_t heap_idx;       /* its place in ctx->timers while armed */
+        bool room;             /* room is reserved in the timer heap */
+    } tmo;
+
+    /* The drain grace: reading on after the exit, while a descendant
+     * holds the pipes (proc.c). */
+    struct {
+        int64_t ns;            /* grace for pipes held open after the exit */
+        int64_t end;           /* the grace is never extended past this */
+        size_t bytes;          /* bytes read since the exit */
+        uint64_t turn;         /* the engine's turn when the grace first ran
+                                  out (then two more turns), or 0 */
+    } drain;
+
+    /* The engine's own bookkeeping (engine-uring.c, engine-poll.c). */
+    struct {
+        unsigned inflight;     /* engine requests still pointing at this proc */
+        int slot[4];           /* engine bookkeeping, one per watched object */
+        siginfo_t si;          /* filled in by an io_uring WAITID request */
+    } eng;
 };
 
 /*
@@ -123,11 +151,11 @@ struct zmp__engine {
     void (*forget)(struct zmp__ctx *ctx);
     /* Report the exit of p, which has p->pid and maybe p->pidfd. */
     int  (*watch_exit)(struct zmp__ctx *ctx, struct zmp__proc *p);
-    /* Read p->fd[stream] until end of file. */
+    /* Read p->out.fd[stream] until end of file. */
     int  (*watch_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
     /* Close a stream at its end (regular fd or the engine's own). */
     void (*close_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
-    /* Stop reading p->fd[stream]: the engine ends with
+    /* Stop reading p->out.fd[stream]: the engine ends with
      * zmp__proc_read_done(p, stream, -ECANCELED), now or in a later run. */
     void (*drop_pipe)(struct zmp__ctx *ctx, struct zmp__proc *p, int stream);
     /* Watch ctx->watches[w].fd (not a child's) until it is readable or
@@ -135,7 +163,7 @@ struct zmp__engine {
      * watched).  drop_fd forgets it; a late report is harmless. */
     int  (*watch_fd)(struct zmp__ctx *ctx, unsigned w);
     void (*drop_fd)(struct zmp__ctx *ctx, unsigned w);
-    /* Send p->in_data to p->in_fd; ends with zmp__proc_input_done(p, n <= 0). */
+    /* Send p->in.data to p->in.fd; ends with zmp__proc_input_done(p, n <= 0). */
     int  (*watch_input)(struct zmp__ctx *ctx, struct zmp__proc *p);
     /* Stop sending: the engine ends with zmp__proc_input_done(p, -ECANCELED). */
     void (*drop_input)(struct zmp__ctx *ctx, struct zmp__proc *p);

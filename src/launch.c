@@ -181,17 +181,17 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
     const zmp_term_step *seq = o->term_seq_len ? o->term_seq : default_seq;
     size_t n = o->term_seq_len ? o->term_seq_len : 1;
 
-    p->cap = o->output_cap;
+    p->out.cap = o->output_cap;
     p->pgroup = (o->flags & ZMP_NEW_PGROUP) != 0;
     if (!o->timeout_ms)
         return 0;
-    p->seq = malloc(n * sizeof *seq);
-    if (!p->seq)
+    p->tmo.seq = malloc(n * sizeof *seq);
+    if (!p->tmo.seq)
         return -ENOMEM;
-    memcpy(p->seq, seq, n * sizeof *seq);
-    p->seq_len = n;
-    p->drain_ns = zmp__ms_to_ns(o->drain_ms ? o->drain_ms : DRAIN_MS_DEFAULT);
-    p->timeout_at = p->start_ns + zmp__ms_to_ns(o->timeout_ms);
+    memcpy(p->tmo.seq, seq, n * sizeof *seq);
+    p->tmo.seq_len = n;
+    p->drain.ns = zmp__ms_to_ns(o->drain_ms ? o->drain_ms : DRAIN_MS_DEFAULT);
+    p->tmo.at = p->start_ns + zmp__ms_to_ns(o->timeout_ms);
     return 0;
 }
 
@@ -250,9 +250,9 @@ static int open_stdio(int devnull, const zmp_options *o, struct fds *f, int stdi
 /* The child runs: its ends are closed here, ours move to the proc. */
 static void adopt_fds(struct zmp__proc *p, struct fds *f)
 {
-    p->fd[ZMP__OUT] = f->out[0];
-    p->fd[ZMP__ERR] = f->err[0];
-    p->in_fd = f->in[0];
+    p->out.fd[ZMP__OUT] = f->out[0];
+    p->out.fd[ZMP__ERR] = f->err[0];
+    p->in.fd = f->in[0];
     f->out[0] = f->err[0] = f->in[0] = -1;
     close_fds(f);
 }
@@ -268,11 +268,11 @@ static int fill_proc(struct zmp__proc *p, const zmp_options *o)
     clock_gettime(CLOCK_REALTIME, &ts);
     p->started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     if (o->input_len) {
-        p->in_data = malloc(o->input_len);
-        if (!p->in_data)
+        p->in.data = malloc(o->input_len);
+        if (!p->in.data)
             return -ENOMEM;
-        memcpy(p->in_data, o->input, o->input_len);
-        p->in_len = o->input_len;
+        memcpy(p->in.data, o->input, o->input_len);
+        p->in.len = o->input_len;
     }
     if ((r = apply_limits(p, o)) < 0)
         return r;
@@ -310,7 +310,7 @@ static int prepare(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc 
         r = zmp__timer_reserve(ctx);
         if (r < 0)
             return r;
-        p->timer_room = true;
+        p->tmo.room = true;
     }
     return 0;
 }
@@ -331,19 +331,19 @@ static int watch_child(struct zmp__ctx *ctx, struct zmp__proc *p)
         return r;
     }
     for (i = 0; i < 2; i++) {
-        if (p->fd[i] < 0)
+        if (p->out.fd[i] < 0)
             continue;
         r = ctx->engine->watch_pipe(ctx, p, i);
         if (r < 0) {
             /* The engine may already hold the pipe (a fixed file). */
             ctx->engine->close_pipe(ctx, p, i);
-            p->fd[i] = -1;
+            p->out.fd[i] = -1;
             if (!p->error)
                 p->error = r;
             zmp__proc_signal(p, SIGKILL);
         }
     }
-    if (p->in_fd >= 0) {
+    if (p->in.fd >= 0) {
         r = ctx->engine->watch_input(ctx, p);
         if (r < 0) {
             zmp__proc_input_done(p, r);
@@ -361,8 +361,8 @@ static int adopt(struct zmp__ctx *ctx, struct zmp__proc *p, struct fds *f)
     zmp__proc_attach(p);
     zmp__reg_set(p->reg, p->pid, p->pidfd, p->cg_fd, p->pgroup);
     adopt_fds(p, f);
-    if (p->timeout_at)
-        zmp__timer_set(p, p->timeout_at);
+    if (p->tmo.at)
+        zmp__timer_set(p, p->tmo.at);
     r = watch_child(ctx, p);
     if (r < 0)
         return r;

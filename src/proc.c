@@ -43,9 +43,9 @@ int zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret)
     p->reg = reg;
     p->pid = -1;
     p->pidfd = -1;
-    p->fd[0] = p->fd[1] = -1;
-    p->eslot[0] = p->eslot[1] = p->eslot[2] = p->eslot[3] = -1;
-    p->in_fd = -1;
+    p->out.fd[0] = p->out.fd[1] = -1;
+    p->eng.slot[0] = p->eng.slot[1] = p->eng.slot[2] = p->eng.slot[3] = -1;
+    p->in.fd = -1;
     p->cg_fd = -1;
     zmp__timer_init(p);
     p->flags = capture ? ZMP__PROC_CAPTURE : 0;
@@ -75,7 +75,7 @@ void zmp__proc_free(struct zmp__proc *p)
     if (p->handle > 0)
         zmp__table_del(&ctx->table, p->handle);
     zmp__timer_set(p, 0);
-    if (p->timer_room)
+    if (p->tmo.room)
         zmp__timer_unreserve(ctx);
     if (p->attached) {
         if (p->prev)
@@ -87,17 +87,17 @@ void zmp__proc_free(struct zmp__proc *p)
     }
     zmp__reg_release(p->reg);
     for (i = 0; i < 2; i++) {
-        if (p->fd[i] >= 0)  /* a fixed one went with the engine */
-            close(p->fd[i]);
-        zmp__buf_free(&p->buf[i]);
+        if (p->out.fd[i] >= 0)  /* a fixed one went with the engine */
+            close(p->out.fd[i]);
+        zmp__buf_free(&p->out.buf[i]);
     }
     if (p->pidfd >= 0)
         close(p->pidfd);
-    free(p->runs);
-    free(p->seq);
-    free(p->in_data);
-    if (p->in_fd >= 0)
-        close(p->in_fd);
+    free(p->out.runs);
+    free(p->tmo.seq);
+    free(p->in.data);
+    if (p->in.fd >= 0)
+        close(p->in.fd);
     if (p->cg_path)
         zmp__cgroup_release(ctx, p->cg_path, p->cg_fd);
     free(p);
@@ -105,8 +105,8 @@ void zmp__proc_free(struct zmp__proc *p)
 
 bool zmp__proc_done(const struct zmp__proc *p)
 {
-    return (p->flags & ZMP__PROC_EXITED) && p->fd[0] == -1 && p->fd[1] == -1 &&
-           p->in_fd < 0 && !p->inflight;
+    return (p->flags & ZMP__PROC_EXITED) && p->out.fd[0] == -1 &&
+           p->out.fd[1] == -1 && p->in.fd < 0 && !p->eng.inflight;
 }
 
 /*
@@ -199,14 +199,14 @@ static void drain_progress(struct zmp__proc *p, size_t n)
 {
     int64_t now;
 
-    if (!(p->flags & ZMP__PROC_EXITED) || !p->timer)
+    if (!(p->flags & ZMP__PROC_EXITED) || !p->tmo.timer)
         return;
-    p->drained += n;
+    p->drain.bytes += n;
     now = zmp__now_ns();
-    if (p->drained <= DRAIN_BYTES_MAX && now < p->drain_end) {
-        p->drain_turn = 0;
-        zmp__timer_set(p, now + p->drain_ns < p->drain_end ? now + p->drain_ns
-                                                            : p->drain_end);
+    if (p->drain.bytes <= DRAIN_BYTES_MAX && now < p->drain.end) {
+        p->drain.turn = 0;
+        zmp__timer_set(p, now + p->drain.ns < p->drain.end ? now + p->drain.ns
+                                                           : p->drain.end);
     }
 }
 
@@ -222,14 +222,15 @@ void zmp__proc_exited(struct zmp__proc *p, int exit_code)
     }
     /* With a timeout, pipes a descendant keeps open are read for a short
      * grace only (as Go's WaitDelay): the run's wall time stays bounded. */
-    if (p->seq_len && (p->fd[0] != -1 || p->fd[1] != -1 || p->in_fd >= 0)) {
+    if (p->tmo.seq_len &&
+        (p->out.fd[0] != -1 || p->out.fd[1] != -1 || p->in.fd >= 0)) {
         int64_t now = zmp__now_ns();
 
-        zmp__timer_set(p, now + p->drain_ns);
-        /* drain_ns is at most INT64_MAX / 4 (zmp__ms_to_ns): saturate. */
-        p->drain_end = now + (p->drain_ns > INT64_MAX / 4 / DRAIN_EXTEND
-                                  ? INT64_MAX / 4 : DRAIN_EXTEND * p->drain_ns);
-        p->step = p->seq_len + 1;
+        zmp__timer_set(p, now + p->drain.ns);
+        /* drain.ns is at most INT64_MAX / 4 (zmp__ms_to_ns): saturate. */
+        p->drain.end = now + (p->drain.ns > INT64_MAX / 4 / DRAIN_EXTEND
+                                  ? INT64_MAX / 4 : DRAIN_EXTEND * p->drain.ns);
+        p->tmo.step = p->tmo.seq_len + 1;
     }
     note_done(p);
 }
@@ -248,10 +249,10 @@ void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now)
          * engine, and a read it re-armed reaches the kernel only on its
          * next run.  Call the pipes held only after two more runs of the
          * engine and a millisecond with nothing read. */
-        if (now < p->drain_end && p->drained <= DRAIN_BYTES_MAX &&
-            (!p->drain_turn || p->ctx->turns - p->drain_turn < DRAIN_TURNS)) {
-            if (!p->drain_turn)
-                p->drain_turn = p->ctx->turns ? p->ctx->turns : 1;
+        if (now < p->drain.end && p->drain.bytes <= DRAIN_BYTES_MAX &&
+            (!p->drain.turn || p->ctx->turns - p->drain.turn < DRAIN_TURNS)) {
+            if (!p->drain.turn)
+                p->drain.turn = p->ctx->turns ? p->ctx->turns : 1;
             zmp__timer_set(p, now + 1000000);
             return;
         }
@@ -259,10 +260,10 @@ void zmp__proc_fire_timer(struct zmp__proc *p, int64_t now)
         return;
     }
     p->info |= ZMP_TIMED_OUT;
-    if (p->step < p->seq_len) {
-        zmp__proc_signal(p, p->seq[p->step].signal);
-        zmp__timer_set(p, now + zmp__ms_to_ns(p->seq[p->step].ms));
-        p->step++;
+    if (p->tmo.step < p->tmo.seq_len) {
+        zmp__proc_signal(p, p->tmo.seq[p->tmo.step].signal);
+        zmp__timer_set(p, now + zmp__ms_to_ns(p->tmo.seq[p->tmo.step].ms));
+        p->tmo.step++;
         return;
     }
     zmp__proc_signal(p, SIGKILL);
@@ -280,11 +281,11 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
     if (p->cg_fd >= 0)
         zmp__cgroup_kill(p->cg_fd);
     for (i = 0; i < 2; i++)
-        if (p->fd[i] != -1) {
+        if (p->out.fd[i] != -1) {
             p->info |= ZMP_PIPES_HELD;
             p->ctx->engine->drop_pipe(p->ctx, p, i);
         }
-    if (p->in_fd >= 0) {
+    if (p->in.fd >= 0) {
         p->info |= ZMP_PIPES_HELD;
         p->ctx->engine->drop_input(p->ctx, p);
     }
@@ -293,8 +294,8 @@ void zmp__proc_drop_pipes(struct zmp__proc *p)
 /* Remember when the job finished: exited, and its pipes and stdin closed. */
 static void note_done(struct zmp__proc *p)
 {
-    if ((p->flags & ZMP__PROC_EXITED) && p->fd[0] == -1 && p->fd[1] == -1 &&
-        p->in_fd < 0 && !p->end_ns) {
+    if ((p->flags & ZMP__PROC_EXITED) && p->out.fd[0] == -1 &&
+        p->out.fd[1] == -1 && p->in.fd < 0 && !p->end_ns) {
         p->end_ns = zmp__now_ns();
         zmp__timer_set(p, 0);
         p->ctx->ndone++;
@@ -315,21 +316,23 @@ static void fail_capture(struct zmp__proc *p, int r)
 void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
                          size_t *ret_len)
 {
-    struct zmp__buf *b = &p->buf[stream];
+    struct zmp__buf *b = &p->out.buf[stream];
     size_t want, room;
     int r;
 
-    p->dropping[stream] = true;
-    if (!(p->flags & ZMP__PROC_DISCARD) && (!p->cap || b->len < p->cap)) {
+    p->out.dropping[stream] = true;
+    if (!(p->flags & ZMP__PROC_DISCARD) && (!p->out.cap || b->len < p->out.cap)) {
         want = b->len < READ_MIN ? READ_MIN : b->len > READ_MAX ? READ_MAX : b->len;
-        if (p->cap && want > p->cap - b->len)
-            want = p->cap - b->len;
+        if (p->out.cap && want > p->out.cap - b->len)
+            want = p->out.cap - b->len;
         r = zmp__buf_reserve(b, want);
         if (r == 0) {
             room = b->cap - b->len - 1;
             *ret_ptr = b->data + b->len;
-            *ret_len = p->cap && room > p->cap - b->len ? p->cap - b->len : room;
-            p->dropping[stream] = false;
+            *ret_len = p->out.cap && room > p->out.cap - b->len
+                           ? p->out.cap - b->len
+                           : room;
+            p->out.dropping[stream] = false;
             return;
         }
         fail_capture(p, r);
@@ -349,7 +352,7 @@ static int note_run(struct zmp__proc *p, int stream, size_t n)
     size_t k;
 
     while (n > 0) {
-        last = p->nruns ? &p->runs[p->nruns - 1] : NULL;
+        last = p->out.nruns ? &p->out.runs[p->out.nruns - 1] : NULL;
         if (last && (*last & RUN_STREAM) == tag && (*last & RUN_MAX) < RUN_MAX) {
             k = RUN_MAX - (*last & RUN_MAX);
             k = k < n ? k : n;
@@ -357,16 +360,16 @@ static int note_run(struct zmp__proc *p, int stream, size_t n)
             n -= k;
             continue;
         }
-        if (p->nruns == p->runs_cap) {
-            size_t cap = p->runs_cap ? p->runs_cap * 2 : 16;
-            uint32_t *a = realloc(p->runs, cap * sizeof *a);
+        if (p->out.nruns == p->out.runs_cap) {
+            size_t cap = p->out.runs_cap ? p->out.runs_cap * 2 : 16;
+            uint32_t *a = realloc(p->out.runs, cap * sizeof *a);
 
             if (!a)
                 return -ENOMEM;
-            p->runs = a;
-            p->runs_cap = cap;
+            p->out.runs = a;
+            p->out.runs_cap = cap;
         }
-        p->runs[p->nruns++] = tag;
+        p->out.runs[p->out.nruns++] = tag;
     }
     return 0;
 }
@@ -382,8 +385,8 @@ int zmp__proc_take_result(struct zmp__proc *p, zmp_result *res)
     size_t off[2] = { 0, 0 }, pos = 0, i, n;
     int s;
 
-    res->out = zmp__buf_take(&p->buf[ZMP__OUT], &res->out_len);
-    res->err = zmp__buf_take(&p->buf[ZMP__ERR], &res->err_len);
+    res->out = zmp__buf_take(&p->out.buf[ZMP__OUT], &res->out_len);
+    res->err = zmp__buf_take(&p->out.buf[ZMP__ERR], &res->err_len);
     if (!res->out || !res->err)
         goto fail;
     if (res->err_len == 0 || res->out_len == 0) {
@@ -395,9 +398,9 @@ int zmp__proc_take_result(struct zmp__proc *p, zmp_result *res)
     res->output = malloc(res->output_len + 1);
     if (!res->output)
         goto fail;
-    for (i = 0; i < p->nruns; i++) {
-        s = p->runs[i] & RUN_STREAM ? ZMP__ERR : ZMP__OUT;
-        n = p->runs[i] & RUN_MAX;
+    for (i = 0; i < p->out.nruns; i++) {
+        s = p->out.runs[i] & RUN_STREAM ? ZMP__ERR : ZMP__OUT;
+        n = p->out.runs[i] & RUN_MAX;
         memcpy(res->output + pos, (s == ZMP__ERR ? res->err : res->out) + off[s], n);
         off[s] += n;
         pos += n;
@@ -416,13 +419,13 @@ fail:
  */
 void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
 {
-    struct zmp__buf *b = &p->buf[stream];
+    struct zmp__buf *b = &p->out.buf[stream];
     int r;
 
     if (n > 0) {
         drain_progress(p, (size_t)n);
-        if (p->dropping[stream]) {
-            if (p->cap && !(p->flags & ZMP__PROC_DISCARD))
+        if (p->out.dropping[stream]) {
+            if (p->out.cap && !(p->flags & ZMP__PROC_DISCARD))
                 p->info |= ZMP_TRUNCATED;
             return;
         }
@@ -436,7 +439,7 @@ void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
     if (n < 0 && n != -ECANCELED && !p->error)
         p->error = (int)n;
     p->ctx->engine->close_pipe(p->ctx, p, stream);
-    p->fd[stream] = -1;
+    p->out.fd[stream] = -1;
     note_done(p);
 }
 
@@ -449,17 +452,17 @@ void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
 void zmp__proc_input_done(struct zmp__proc *p, ssize_t n)
 {
     if (n > 0) {
-        p->in_off += (size_t)n;
-        if (p->in_off < p->in_len)
+        p->in.off += (size_t)n;
+        if (p->in.off < p->in.len)
             return;
     } else if (n < 0 && n != -EPIPE && n != -ECONNRESET && n != -ECANCELED &&
                !p->error) {
         p->error = (int)n;
     }
-    close(p->in_fd);
-    p->in_fd = -1;
-    free(p->in_data);
-    p->in_data = NULL;
+    close(p->in.fd);
+    p->in.fd = -1;
+    free(p->in.data);
+    p->in.data = NULL;
     note_done(p);
 }
 

@@ -18,13 +18,13 @@
 
 static bool before(const struct zmp__proc *a, const struct zmp__proc *b)
 {
-    return a->timer < b->timer;
+    return a->tmo.timer < b->tmo.timer;
 }
 
 static void put(struct zmp__ctx *ctx, size_t i, struct zmp__proc *p)
 {
     ctx->timers[i] = p;
-    p->heap_idx = i;
+    p->tmo.heap_idx = i;
 }
 
 static void sift_up(struct zmp__ctx *ctx, size_t i)
@@ -59,8 +59,8 @@ static void sift_down(struct zmp__ctx *ctx, size_t i)
 
 void zmp__timer_init(struct zmp__proc *p)
 {
-    p->timer = 0;
-    p->heap_idx = NOT_IN_HEAP;
+    p->tmo.timer = 0;
+    p->tmo.heap_idx = NOT_IN_HEAP;
 }
 
 int zmp__timer_reserve(struct zmp__ctx *ctx)
@@ -90,30 +90,30 @@ void zmp__timer_unreserve(struct zmp__ctx *ctx)
 void zmp__timer_set(struct zmp__proc *p, int64_t when)
 {
     struct zmp__ctx *ctx = p->ctx;
-    size_t i = p->heap_idx;
+    size_t i = p->tmo.heap_idx;
 
     if (i == NOT_IN_HEAP) {
         if (!when)
             return;
-        p->timer = when;
+        p->tmo.timer = when;
         put(ctx, ctx->ntimers++, p);
-        sift_up(ctx, p->heap_idx);
+        sift_up(ctx, p->tmo.heap_idx);
         return;
     }
     if (!when) {
         /* Out of the heap: the last entry fills the hole. */
-        p->timer = 0;
-        p->heap_idx = NOT_IN_HEAP;
+        p->tmo.timer = 0;
+        p->tmo.heap_idx = NOT_IN_HEAP;
         if (i == --ctx->ntimers)
             return;
         put(ctx, i, ctx->timers[ctx->ntimers]);
         sift_up(ctx, i);
-        sift_down(ctx, ctx->timers[i]->heap_idx);
+        sift_down(ctx, ctx->timers[i]->tmo.heap_idx);
         return;
     }
-    p->timer = when;
+    p->tmo.timer = when;
     sift_up(ctx, i);
-    sift_down(ctx, p->heap_idx);
+    sift_down(ctx, p->tmo.heap_idx);
 }
 
 /*
@@ -125,9 +125,9 @@ int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now)
 {
     struct zmp__proc *p;
 
-    while (ctx->ntimers && ctx->timers[0]->timer <= now) {
+    while (ctx->ntimers && ctx->timers[0]->tmo.timer <= now) {
         p = ctx->timers[0];
         zmp__proc_fire_timer(p, now);  /* takes it out of the heap */
     }
-    return ctx->ntimers ? ctx->timers[0]->timer : ZMP__FOREVER;
+    return ctx->ntimers ? ctx->timers[0]->tmo.timer : ZMP__FOREVER;
 }
