@@ -34,12 +34,19 @@ static const char usage[] =
     "                        delegated cgroup v2 directory); what is left of a\n"
     "                        job when it ends or times out is killed\n"
     "      --progress        a progress line on a terminal's stderr\n"
+    "      --shard K/N       run only the inputs numbered K+1, K+1+N, ... (one\n"
+    "                        task of N); auto/N: K from the array index of\n"
+    "                        Slurm, a Kubernetes Indexed Job or AWS Batch\n"
+    "      --resume          with --results: skip the inputs FILE already has\n"
+    "                        a record of, append the new records\n"
+    "      --resume-failed   as --resume, and run the failed ones again\n"
     "  -h, --help            this text\n"
     "\n"
     "Exit status: the number of failed jobs (101: more than 100), 2 for bad\n"
     "usage or an error (input, output or --results that cannot be read or\n"
-    "written), 255 for a --shard that cannot be worked out.  On SIGINT, SIGTERM or SIGHUP the jobs get the signal (SIGKILL\n"
-    "2 s later), are printed, and zmp dies of it.\n";
+    "written), 255 for a --shard that cannot be worked out.  On SIGINT,\n"
+    "SIGTERM or SIGHUP the jobs get the signal (SIGKILL 2 s later), are\n"
+    "printed, and zmp dies of it.  See zmp(1) and `zmp merge --help'.\n";
 
 /* -j as GNU parallel reads it: N, +N and -N (the CPU count plus or
  * minus N), N% (of the CPU count).  Digits only: no blank, no second
@@ -92,29 +99,49 @@ static int parse_count(const char *s, size_t len, unsigned long long max,
 }
 
 #define SHARDS_MAX 1000000000ULL
+#define TASK_ID_MAX 1000000000000ULL  /* far above Slurm's MaxArraySize; no overflow */
 
 /* The array index the cluster scheduler gave this task: 0 and *ret, or -1
  * after a message. */
-static int shard_from_env(unsigned long long *ret)
+/*
+ * Slurm numbers array tasks as the user wrote --array (0-9, 1-10, or
+ * only 3 when one task is resubmitted), so the shard is the task id
+ * modulo n: the same task id is always the same shard.  An array that
+ * spans more ids than there are shards would give two tasks one shard.
+ */
+static int shard_from_slurm(const char *s, unsigned long long n, unsigned long long *ret)
+{
+    const char *lo = getenv("SLURM_ARRAY_TASK_MIN"), *hi = getenv("SLURM_ARRAY_TASK_MAX");
+    unsigned long long id, min = 0, max = 0;
+
+    if (parse_count(s, strlen(s), TASK_ID_MAX, &id) < 0 ||
+        (lo && parse_count(lo, strlen(lo), TASK_ID_MAX, &min) < 0) ||
+        (hi && parse_count(hi, strlen(hi), TASK_ID_MAX, &max) < 0)) {
+        fprintf(stderr, "zmp parallel: --shard auto: bad SLURM_ARRAY_TASK_ID=%s, "
+                "SLURM_ARRAY_TASK_MIN=%s or SLURM_ARRAY_TASK_MAX=%s\n",
+                s, lo ? lo : "", hi ? hi : "");
+        return -1;
+    }
+    if (lo && hi && max >= min && max - min >= n) {
+        fprintf(stderr, "zmp parallel: --shard auto/%llu: the Slurm array spans task ids "
+                "%llu-%llu, more than %llu shards (give --array as many ids as shards)\n",
+                n, min, max, n);
+        return -1;
+    }
+    *ret = id % n;
+    return 0;
+}
+
+/* K for --shard auto/n, from the array index in the environment. */
+static int shard_from_env(unsigned long long n, unsigned long long *ret)
 {
     static const char *const vars[] = { "JOB_COMPLETION_INDEX",
                                         "AWS_BATCH_JOB_ARRAY_INDEX" };
-    unsigned long long id, min = 0;
-    const char *s, *m;
+    const char *s;
     size_t i;
 
-    if ((s = getenv("SLURM_ARRAY_TASK_ID"))) {
-        m = getenv("SLURM_ARRAY_TASK_MIN");
-        if (parse_count(s, strlen(s), SHARDS_MAX, &id) < 0 ||
-            (m && parse_count(m, strlen(m), SHARDS_MAX, &min) < 0) || min > id) {
-            fprintf(stderr, "zmp parallel: --shard auto: bad SLURM_ARRAY_TASK_ID=%s "
-                    "or SLURM_ARRAY_TASK_MIN=%s\n", s, m ? m : "");
-            return -1;
-        }
-        /* --array=1-10 as well as 0-9: the first task is shard 0. */
-        *ret = id - min;
-        return 0;
-    }
+    if ((s = getenv("SLURM_ARRAY_TASK_ID")))
+        return shard_from_slurm(s, n, ret);
     for (i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         if (!(s = getenv(vars[i])))
             continue;
@@ -142,7 +169,7 @@ static int parse_shard(const char *s, struct parallel_config *cfg)
                 s);
         return -1;
     }
-    if (!strncmp(s, "auto/", 5) && shard_from_env(&cfg->shard_k) < 0)
+    if (!strncmp(s, "auto/", 5) && shard_from_env(cfg->shard_n, &cfg->shard_k) < 0)
         return -1;
     if (cfg->shard_k >= cfg->shard_n) {
         fprintf(stderr, "zmp parallel: --shard %s: shard %llu of %llu does not exist "

@@ -233,7 +233,7 @@ struct job {
     int err;
     bool done;
     bool cancelled;         /* never run: no output, no record */
-    bool interrupted;       /* failed while zmp was stopping: --resume runs it again */
+    bool interrupted;       /* stopped, not failed: --resume runs it again */
 };
 
 struct run {
@@ -495,6 +495,26 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     return ZMP_STREAM_JOB;
 }
 
+/*
+ * A job that died of a signal a stop sends (Ctrl-C, SIGTERM, SIGHUP,
+ * SIGKILL), not sent by its own timeout, was most likely stopped from
+ * outside: a scheduler's scancel or pod deletion signals every process of
+ * the task at once, so the job can die and be reaped before zmp's own
+ * handler has run.  It did not fail on its own merits: --resume runs it
+ * again.
+ */
+static bool killed_from_outside(const zmp_result *res, const zmp_info *info)
+{
+    if (!res || (info && (info->flags & ZMP_TIMED_OUT)))
+        return false;
+    switch (-res->exit_code) {
+    case SIGINT: case SIGTERM: case SIGHUP: case SIGKILL:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int on_done(void *arg, size_t i, int err, zmp_result *res,
                    const zmp_info *info)
 {
@@ -514,7 +534,8 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     if (info)
         j->info = *info;
     j->done = true;
-    j->interrupted = failed && atomic_load(&stopping);
+    j->interrupted = failed && (atomic_load(&stopping) ||
+                                killed_from_outside(res, info));
     r->finished += !cancelled;
     r->running--;
     r->failed += failed;

@@ -501,8 +501,20 @@ touch "$tmp/fast"
 $zmp parallel -j 3 --results "$tmp/ri" --resume -- sh -c 'if [ -e "$1" ]; then echo "$0"; else exec "$2" sleep 30000 "$3-$0"; fi' {} "$tmp/fast" "$child" "$m" ::: a b c > "$tmp/o"
 check "preempted, resumed: the interrupted jobs ran again" "$? $(sort "$tmp/o" | tr '\n' ' ')" "0 a b c "
 check "preempted, resumed: merge complete" "$($zmp merge "$tmp/ri" > /dev/null; echo $?)" 0
-# auto/N: the array index of Slurm (less its first), Kubernetes, AWS Batch.
-check "--shard auto/4, Slurm --array=10-13" "$(SLURM_ARRAY_TASK_ID=11 SLURM_ARRAY_TASK_MIN=10 $zmp parallel -k --shard auto/4 -- echo ::: a b c d e f | tr '\n' ' ')" "b f "
+# A job killed from outside (a scheduler signals every process of the task,
+# maybe before zmp) is interrupted too; one killed by its timeout or one
+# that fails on its own is not.
+rm -f "$tmp/rk"
+$zmp parallel -j 1 --timeout 0.2 --results "$tmp/rk" -- sh -c 'case $0 in term) kill -TERM $$;; kill) kill -KILL $$;; fail) exit 1;; *) sleep 5;; esac' ::: term kill fail slow 2> /dev/null
+check "killed from outside: interrupted; failed or timed out: not" \
+    "$? $(python3 -c 'import json,sys; print(" ".join("%s=%s" % (r["input"], r["interrupted"]) for r in map(json.loads, open(sys.argv[1])) if r["type"] == "job"))' "$tmp/rk")" \
+    "4 term=True kill=True fail=False slow=False"
+# auto/N: the array index of Slurm (modulo N), Kubernetes, AWS Batch.
+check "--shard auto/4, Slurm --array=0-3" "$(SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_MAX=3 $zmp parallel -k --shard auto/4 -- echo ::: a b c d e f | tr '\n' ' ')" "b f "
+check "--shard auto/4, Slurm --array=1-4, task 4" "$(SLURM_ARRAY_TASK_ID=4 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=4 $zmp parallel -k --shard auto/4 -- echo ::: a b c d e f | tr '\n' ' ')" "a e "
+check "--shard auto/4, Slurm --array=2 (a resubmitted task keeps its shard)" "$(SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_MIN=2 SLURM_ARRAY_TASK_MAX=2 $zmp parallel -k --shard auto/4 -- echo ::: a b c d e f | tr '\n' ' ')" "c "
+SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_MAX=4 $zmp parallel --shard auto/4 -- touch "$tmp/ran" ::: a 2> /dev/null
+check "--shard auto/4, Slurm --array=0-4 (5 ids, 4 shards): 255, nothing ran" "$? $([ -e "$tmp/ran" ] && echo ran)" "255 "
 check "--shard auto/4, Kubernetes" "$(JOB_COMPLETION_INDEX=3 $zmp parallel --shard auto/4 -- echo ::: a b c d e f)" "d"
 check "--shard auto/4, AWS Batch" "$(AWS_BATCH_JOB_ARRAY_INDEX=2 $zmp parallel --shard auto/4 -- echo ::: a b c d e f)" "c"
 env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX -u AWS_BATCH_JOB_ARRAY_INDEX $zmp parallel --shard auto/4 -- touch "$tmp/ran" ::: a 2> /dev/null
