@@ -31,7 +31,9 @@ struct stream {
     bool ended;               /* the source said END, failed, or we stop */
     bool stopped;             /* ... we stop: queued jobs never start */
     int watch;                /* our slot in ctx->watches, or -1 */
-    struct zmp__starters *st; /* threads that start the jobs, or NULL */
+    struct zmp__workers *wk;  /* threads that run the jobs, or NULL */
+    bool tried;               /* ... and it was decided which */
+    bool killed;              /* the workers were told to kill their jobs */
     bool waiting;             /* the engine watches the source's fd */
     int error;                /* the source's error */
 };
@@ -47,8 +49,9 @@ static bool something_happened(const void *arg)
     const struct zmp__ctx *ctx = s->ctx;
 
     return ctx->ndone != s->seen ||
-           (!s->ended && (ctx->stopping || ctx->deinit_pending)) ||
-           (s->st && zmp__starters_ready(s->st)) ||
+           ((ctx->stopping || ctx->deinit_pending) &&
+            (!s->ended || (s->wk && !s->killed))) ||
+           (s->wk && zmp__workers_ready(s->wk)) ||
            (s->waiting && ctx->watches[s->watch].ready);
 }
 
@@ -78,6 +81,8 @@ static void stop_source(struct stream *s)
 {
     s->ended = true;
     s->stopped = true;
+    if (s->wk)
+        zmp__workers_stop(s->wk, false);
     if (s->waiting)
         s->ctx->engine->drop_fd(s->ctx, (unsigned)s->watch);
     s->waiting = false;
@@ -210,22 +215,18 @@ static int start_jobs(struct stream *s)
 }
 
 /*
- * With starter threads: queue jobs for them while there is room, and
- * take the children they started.  A start that failed for want of a
- * resource running jobs hold goes back to the queue's front, and the
- * queue waits until a job ends.
+ * With workers: queue jobs for them while there is room.  They start,
+ * watch and finish the jobs on engines of their own, and hand back each
+ * job's outcome.
  */
 static int queue_jobs(struct stream *s)
 {
     int r;
 
-    while (s->nrun + zmp__starters_busy(s->st) < s->parallel &&
-           !zmp__starters_paused(s->st) && take_job(s)) {
-        /* Room for the child it becomes, so taking it back never fails. */
-        r = reserve_run(s, s->nrun + zmp__starters_busy(s->st) + 1);
-        if (r < 0)
-            return r;
-        r = zmp__starters_push(s->st, &s->job, s->count - 1, false);
+    size_t limit = (size_t)s->parallel + zmp__workers_ahead(s->wk);
+
+    while (zmp__workers_busy(s->wk) < limit && take_job(s)) {
+        r = zmp__workers_push(s->wk, &s->job, s->count - 1);
         if (r < 0)
             return r;
         s->have_job = false;
@@ -233,35 +234,29 @@ static int queue_jobs(struct stream *s)
     return 0;
 }
 
+/* Report what the workers finished. */
 static void absorb(struct stream *s)
 {
-    struct zmp__proc *p;
-    zmp_options job;
+    zmp_result res;
+    zmp_info info;
+    bool has_info;
     size_t i;
     int err;
 
-    while (zmp__starters_pop(s->st, &p, &err, &i, &job)) {
-        if (err < 0 && transient(err) &&
-            (s->nrun > 0 || zmp__starters_running(s->st) > 0) &&
-            zmp__starters_push(s->st, &job, i, true) == 0) {
-            zmp__starters_pause(s->st, true);
-            continue;
-        }
-        if (err < 0) {
-            if (report(s, i, err, NULL, NULL))
-                stop_source(s);
-            continue;
-        }
-        /* queue_jobs made room for it. */
-        s->run[s->nrun] = p;
-        s->index[s->nrun++] = i;
+    bool held;
+
+    while (zmp__workers_pop(s->wk, &i, &err, &res, &info, &has_info, &held)) {
+        if (report(s, i, err, has_info && err == 0 ? &res : NULL, has_info ? &info : NULL))
+            stop_source(s);
+        if (held)
+            zmp__workers_unhold(s->wk);
     }
 }
 
-/* Jobs taken and not reported yet: running, or with the starters. */
-static size_t in_flight(const struct stream *s)
+/* Jobs taken and not reported yet: running, or with the workers. */
+static size_t in_flight(struct stream *s)
 {
-    return s->nrun + (s->st ? zmp__starters_busy(s->st) : 0);
+    return s->nrun + (s->wk ? zmp__workers_busy(s->wk) : 0);
 }
 
 /* Report every finished job, keeping the others; how many there were. */
@@ -305,21 +300,36 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
     r = zmp__ctx_start(ctx);
     if (r < 0)
         return r;
-    r = zmp__starters_new(ctx, s.parallel, &s.st);
-    if (r < 0)
-        return r;
     for (;;) {
         /* zmp_deinit() was called: its jobs are being killed; take no
          * more, and report them as they die. */
-        if ((ctx->deinit_pending || ctx->stopping) && !s.ended)
-            stop_source(&s);
-        if (s.st) {
+        if (ctx->deinit_pending || ctx->stopping) {
+            if (!s.ended)
+                stop_source(&s);
+            /* The workers' children are theirs to kill. */
+            if (s.wk && !s.killed) {
+                zmp__workers_stop(s.wk, true);
+                s.killed = true;
+            }
+        }
+        /* Workers come with the first job (a stream that never has one
+         * starts no thread), unless one at a time is all it runs. */
+        if (!s.tried && s.parallel > 1 && take_job(&s)) {
+            s.tried = true;
+            r = zmp__workers_new(ctx, s.parallel, &s.wk);
+            if (r < 0)
+                goto out;
+        }
+        if (s.wk) {
+            r = zmp__workers_error(s.wk);
+            if (r < 0)
+                goto out;
             r = queue_jobs(&s);
             if (r < 0)
                 goto out;
             absorb(&s);
-            /* Stopped: what the starters have not begun never runs. */
-            while (s.stopped && zmp__starters_unqueue(s.st, &k))
+            /* Stopped: what the workers have not taken never runs. */
+            while (s.stopped && zmp__workers_unqueue(s.wk, &k))
                 report(&s, k, -ECANCELED, NULL, NULL);
         } else {
             r = start_jobs(&s);
@@ -337,32 +347,30 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
          * threads do: completions move ndone past `seen`, so the wait
          * below returns at once for them. */
         s.seen = ctx->ndone;
-        if (collect_jobs(&s)) {
-            if (s.st)
-                zmp__starters_pause(s.st, false);
+        if (collect_jobs(&s))
             continue;
-        }
-        /* Held back with nothing running that could give back: try
-         * again, and fail for real. */
-        if (s.st && zmp__starters_paused(s.st) && s.nrun == 0 &&
-            !zmp__starters_running(s.st)) {
-            zmp__starters_pause(s.st, false);
-            continue;
-        }
         if (in_flight(&s) == 0 && !s.waiting)
             continue;  /* a job to start, or the end */
-        r = zmp__ctx_run_until(ctx, something_happened, &s, ZMP__FOREVER);
+        if (s.wk) {
+            /* Told by the workers only while this thread waits. */
+            zmp__workers_idle(s.wk, true);
+            r = zmp__ctx_run_until(ctx, something_happened, &s, ZMP__FOREVER);
+            zmp__workers_idle(s.wk, false);
+        } else {
+            r = zmp__ctx_run_until(ctx, something_happened, &s, ZMP__FOREVER);
+        }
         if (r < 0)
             goto out;
     }
     r = s.error;
 out:
-    if (s.st) {
-        /* Only an engine failure leaves jobs here. */
-        while (zmp__starters_unqueue(s.st, &k))
+    if (s.wk) {
+        /* Only an error leaves jobs here: what was not taken never runs,
+         * what runs is killed. */
+        while (zmp__workers_unqueue(s.wk, &k))
             ;
-        zmp__starters_free(s.st);
-        s.st = NULL;
+        zmp__workers_free(s.wk);
+        s.wk = NULL;
     }
     /* Only an engine failure leaves jobs here: do not leave them running. */
     for (k = 0; k < s.nrun; k++)

@@ -78,17 +78,26 @@ static struct io_uring_sqe *get_sqe(struct uring *u)
  * put back at once (liburing would otherwise raise it for good).  Without
  * the table, pipes simply stay regular descriptors.
  */
+static pthread_mutex_t rlimit_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void setup_fixed(struct uring *u)
 {
     struct rlimit old, rl;
     unsigned n, i;
     bool lifted = false;
 
-    if (zmp__disabled() & ZMP__F_FIXED || getrlimit(RLIMIT_NOFILE, &old) < 0)
+    if (zmp__disabled() & ZMP__F_FIXED)
         return;
+    /* Workers start their engines at once: one changes the limit at a
+     * time, or one would take another's raised limit for the old one. */
+    pthread_mutex_lock(&rlimit_lock);
+    if (getrlimit(RLIMIT_NOFILE, &old) < 0)
+        goto out;
     n = old.rlim_max > MAX_FIXED ? MAX_FIXED : (unsigned)old.rlim_max;
+    if (u->ctx->fixed_max && n > u->ctx->fixed_max)
+        n = u->ctx->fixed_max;
     if (n < 64)
-        return;
+        goto out;
     if (old.rlim_cur < n) {
         rl = old;
         rl.rlim_cur = n;
@@ -107,6 +116,8 @@ static void setup_fixed(struct uring *u)
     }
     if (lifted || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur != old.rlim_cur)
         setrlimit(RLIMIT_NOFILE, &old);
+out:
+    pthread_mutex_unlock(&rlimit_lock);
 }
 
 /* Move a pipe into a fixed slot and close its descriptor. */

@@ -238,6 +238,8 @@ struct zmp__ctx {
     char *resolved_name;      /* cache of the last PATH search: */
     char *resolved_pathenv;
     char *resolved_path;
+    unsigned fixed_max;       /* the engine's fixed-file table at most, or
+                                 0 for its default (a worker's: workers.c) */
 };
 
 #define ZMP__SCRATCH_SIZE (64 * 1024)
@@ -296,8 +298,6 @@ void zmp__cgroup_sweep(struct zmp__ctx *ctx, bool wait);
 
 /* launch.c */
 int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret);
-int zmp__launch_cb(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret,
-                   void (*adopted)(void *arg, struct zmp__proc *p), void *arg);
 
 /* proc.c: the child record, and what engines call back. */
 int  zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret);
@@ -356,21 +356,23 @@ void zmp__timer_unreserve(struct zmp__ctx *ctx);
 void zmp__timer_set(struct zmp__proc *p, int64_t when);
 int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now);
 
-/* starters.c: threads that start a stream's jobs on every CPU. */
-struct zmp__starters;
-int  zmp__starters_new(struct zmp__ctx *ctx, unsigned parallel,
-                       struct zmp__starters **ret);
-int  zmp__starters_push(struct zmp__starters *st, const zmp_options *job,
-                        size_t index, bool front);
-bool zmp__starters_pop(struct zmp__starters *st, struct zmp__proc **ret_p,
-                       int *ret_err, size_t *ret_index, zmp_options *ret_job);
-bool zmp__starters_unqueue(struct zmp__starters *st, size_t *ret_index);
-size_t zmp__starters_busy(const struct zmp__starters *st);
-size_t zmp__starters_running(const struct zmp__starters *st);
-bool zmp__starters_ready(const struct zmp__starters *st);
-void zmp__starters_pause(struct zmp__starters *st, bool pause);
-bool zmp__starters_paused(const struct zmp__starters *st);
-void zmp__starters_free(struct zmp__starters *st);
+/* workers.c: threads that run a stream's jobs on every CPU, each with an
+ * engine of its own. */
+struct zmp__workers;
+int  zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__workers **ret);
+int  zmp__workers_push(struct zmp__workers *w, const zmp_options *job, size_t index);
+bool zmp__workers_pop(struct zmp__workers *w, size_t *ret_index, int *ret_err,
+                      zmp_result *ret_res, zmp_info *ret_info, bool *ret_has_info,
+                      bool *ret_held);
+void zmp__workers_unhold(struct zmp__workers *w);
+size_t zmp__workers_busy(struct zmp__workers *w);
+unsigned zmp__workers_ahead(const struct zmp__workers *w);
+bool zmp__workers_ready(const struct zmp__workers *w);
+int  zmp__workers_error(const struct zmp__workers *w);
+void zmp__workers_idle(struct zmp__workers *w, bool idle);
+void zmp__workers_stop(struct zmp__workers *w, bool kill);
+bool zmp__workers_unqueue(struct zmp__workers *w, size_t *ret_index);
+void zmp__workers_free(struct zmp__workers *w);
 
 /* batch.c */
 int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,

@@ -380,8 +380,7 @@ static int adopt(struct zmp__ctx *ctx, struct zmp__proc *p, struct fds *f)
  * spawn itself, which puts this thread to sleep until the child has
  * exec'd: other threads start theirs meanwhile.
  */
-static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret,
-                  void (*adopted)(void *arg, struct zmp__proc *p), void *arg)
+static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
 {
     struct zmp__spawn_args a = { .stdio = { -1, -1, -1 }, .cgroup_fd = -1 };
     struct fds f = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
@@ -427,8 +426,6 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
     r = adopt(ctx, p, &f);
     if (r < 0)
         zmp__proc_free(p);
-    else if (adopted)
-        adopted(arg, p);
     zmp__unlock(ctx);
     if (r < 0)
         return r;
@@ -446,22 +443,12 @@ fail:
     return r;
 }
 
-/*
- * Start a child as o says; called unlocked.  adopted (may be NULL) is
- * called with the context locked as the child becomes the context's,
- * before any of its events can be handled.
- */
-int zmp__launch_cb(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret,
-                   void (*adopted)(void *arg, struct zmp__proc *p), void *arg)
-{
-    int r = launch(ctx, o, ret, adopted, arg);
-
-    if (r == -EMFILE && zmp__raise_nofile())
-        r = launch(ctx, o, ret, adopted, arg);
-    return r;
-}
-
+/* Start a child as o says; called unlocked. */
 int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret)
 {
-    return zmp__launch_cb(ctx, o, ret, NULL, NULL);
+    int r = launch(ctx, o, ret);
+
+    if (r == -EMFILE && zmp__raise_nofile())
+        r = launch(ctx, o, ret);
+    return r;
 }

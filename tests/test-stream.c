@@ -218,7 +218,11 @@ static void test_source_ends_and_errors(void)
     /* Stopped by its done callback: every job taken is reported once. */
     e.stop_after = 20;
     CU_ASSERT_EQUAL(zmp_run_stream(3, endless_next, endless_done, &e), 0);
-    CU_ASSERT_TRUE(e.reported >= 20 && e.reported <= 23);
+    /* At most the 3 running and the jobs queued ahead for the workers
+     * (4 each, one worker per CPU up to 3) come after the stop, and
+     * those never started are reported cancelled. */
+    CU_ASSERT_TRUE(e.reported >= 20 &&
+                   e.reported <= 20 + 3 + 4 * (size_t)(zmp_cpu_count() < 3 ? zmp_cpu_count() : 3));
     CU_ASSERT_EQUAL(e.taken, e.reported);
 
     /* The source fails at job 5: jobs 0-4 still finish, the error returns;
