@@ -19,7 +19,8 @@
  * atomically) and end of file means exec happened.  The pipe is not read
  * otherwise: its end of file waits for every copy of the write end, and a
  * fork() by another thread while the child starts holds one for as long as
- * that copy lives.
+ * that copy lives.  Once a child has been seen writing to our memory, the
+ * pipe is not even made.
  *
  * Methods, best first, each remembered once it fails with ENOSYS or EPERM
  * (seccomp profiles answer either):
@@ -74,13 +75,16 @@ static int no_clone_pidfd;
 static int no_pidfd_open;
 static int no_close_range_cloexec;
 static int no_close_range;
+/* A child was seen writing to our memory: CLONE_VM is honoured, and the
+ * exec-error pipe is no longer made (a pipe and three closes a spawn). */
+static int vm_shared;
 
 struct child_args {
     const struct zmp__spawn_args *a;
     uint64_t nofile[2];    /* the caller's own limit, to restore ... */
     bool set_nofile;       /* ... when zmp raised the soft limit */
     unsigned disabled;
-    int errfd;   /* write end of the exec-error pipe */
+    int errfd;   /* write end of the exec-error pipe, or -1 */
     bool in_cgroup;   /* clone3 started it in a->cgroup_fd already */
     int ran;     /* set by the child: we share its memory */
     int err;     /* the child's errno when exec failed, else 0 */
@@ -215,7 +219,7 @@ NO_SANITIZE static int child_main(void *arg)
 
     __atomic_store_n(&c->ran, 1, __ATOMIC_RELAXED);
     /* The error pipe must not sit where stdio is about to go. */
-    if (c->errfd < 3) {
+    if (c->errfd >= 0 && c->errfd < 3) {
         i = (int)syscall(SYS_fcntl, c->errfd, F_DUPFD_CLOEXEC, 3);
         if (i < 0)
             goto fail;
@@ -249,7 +253,8 @@ NO_SANITIZE static int child_main(void *arg)
         }
         /* Closing must spare the error pipe (it is above 2 by now). */
         if (!__atomic_load_n(&no_close_range, __ATOMIC_RELAXED)) {
-            if ((c->errfd == 3 ||
+            if (c->errfd < 0 ? syscall(SYS_close_range, 3U, ~0U, 0U) == 0 :
+                (c->errfd == 3 ||
                  syscall(SYS_close_range, 3U, (unsigned)c->errfd - 1, 0U) == 0) &&
                 syscall(SYS_close_range, (unsigned)c->errfd + 1, ~0U, 0U) == 0)
                 goto fds_done;
@@ -291,7 +296,8 @@ fds_done:
 fail:
     err = errno ? errno : EIO;
     __atomic_store_n(&c->err, err, __ATOMIC_RELAXED);
-    while (syscall(SYS_write, c->errfd, &err, sizeof err) < 0 && errno == EINTR)
+    while (c->errfd >= 0 && syscall(SYS_write, c->errfd, &err, sizeof err) < 0 &&
+           errno == EINTR)
         ;
     syscall(SYS_exit_group, 127);
     return 127;
@@ -380,11 +386,11 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
     bool want_pidfd = zmp__have_pidfd();
     struct rlimit rl = { 0, 0 };
     sigset_t all, old;
-    int pidfd = -1, saved_errno = errno, errpipe[2], err = 0;
+    int pidfd = -1, saved_errno = errno, errpipe[2] = { -1, -1 }, err = 0;
     long pid = -ENOSYS;
     ssize_t n;
 
-    if (pipe2(errpipe, O_CLOEXEC) < 0)
+    if (!__atomic_load_n(&vm_shared, __ATOMIC_RELAXED) && pipe2(errpipe, O_CLOEXEC) < 0)
         return -errno;
     c.errfd = errpipe[1];
     c.set_nofile = zmp__nofile_for_child(&rl);
@@ -435,9 +441,11 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
             pid = -errno;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    close(errpipe[1]);
+    if (errpipe[1] >= 0)
+        close(errpipe[1]);
     if (pid < 0) {
-        close(errpipe[0]);
+        if (errpipe[0] >= 0)
+            close(errpipe[0]);
         errno = saved_errno;
         return (int)pid;
     }
@@ -446,14 +454,16 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
      * has it, or its end of file once the forked child has exec'd. */
     if (__atomic_load_n(&c.ran, __ATOMIC_ACQUIRE)) {
         err = __atomic_load_n(&c.err, __ATOMIC_RELAXED);
-    } else {
+        __atomic_store_n(&vm_shared, 1, __ATOMIC_RELAXED);
+    } else if (errpipe[0] >= 0) {
         do
             n = read(errpipe[0], &err, sizeof err);
         while (n < 0 && errno == EINTR);
         if (n != (ssize_t)sizeof err)
             err = 0;
     }
-    close(errpipe[0]);
+    if (errpipe[0] >= 0)
+        close(errpipe[0]);
 
     /* Kernels before 5.2 ignore CLONE_PIDFD in clone(): no pidfd came. */
     if (want_pidfd && pidfd < 0) {
