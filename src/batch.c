@@ -221,16 +221,19 @@ static int start_jobs(struct stream *s)
  */
 static int queue_jobs(struct stream *s)
 {
-    int r;
-
     size_t limit = (size_t)s->parallel + zmp__workers_ahead(s->wk);
+    bool pushed = false;
+    int r;
 
     while (zmp__workers_busy(s->wk) < limit && take_job(s)) {
         r = zmp__workers_push(s->wk, &s->job, s->count - 1);
         if (r < 0)
             return r;
         s->have_job = false;
+        pushed = true;
     }
+    if (pushed)
+        zmp__workers_wake(s->wk);
     return 0;
 }
 

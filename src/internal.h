@@ -361,6 +361,7 @@ int64_t zmp__ctx_fire_timers(struct zmp__ctx *ctx, int64_t now);
 struct zmp__workers;
 int  zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__workers **ret);
 int  zmp__workers_push(struct zmp__workers *w, const zmp_options *job, size_t index);
+void zmp__workers_wake(struct zmp__workers *w);
 bool zmp__workers_pop(struct zmp__workers *w, size_t *ret_index, int *ret_err,
                       zmp_result *ret_res, zmp_info *ret_info, bool *ret_has_info,
                       bool *ret_held);

@@ -20,6 +20,10 @@
  * that one sleeps (an atomic flag each), through the sleeper's context
  * (zmp__ctx_kick: a condition variable, and the engine's wake when it is
  * blocked in the kernel).
+ *
+ * Lock order: a context's lock, then w->m, which is taken last and never
+ * held while taking anything else.  No thread holds two contexts' locks:
+ * a side that must wake the other lets go of its own context first.
  */
 #include "config.h"
 
@@ -66,6 +70,8 @@ struct worker {
     /* nrun is written by this thread only, atomically: the stream reads
      * it to see who has room. */
     bool killed;              /* its jobs were sent SIGKILL */
+    bool tell;                /* the stream must hear of an end (wake it
+                                 once this thread's ctx is unlocked) */
     int idle;                 /* atomic: waiting for an event */
 };
 
@@ -166,18 +172,41 @@ static void wake_stream(struct zmp__workers *w)
         wake_ctx(w->main);
 }
 
-/* Wake the workers that sleep; with all false, only those with room. */
+/* A worker sleeps that should look again: any, or with all false, one
+ * with room for a job. */
+static bool asleep(const struct worker *k, bool all)
+{
+    const struct zmp__workers *w = k->w;
+
+    return k->started && load(&k->idle) &&
+           (all || __atomic_load_n(&k->nrun, __ATOMIC_RELAXED) < (size_t)load(&w->share));
+}
+
+/* Wake the workers that sleep (see asleep).  Called with no context
+ * locked. */
 static void wake_workers(struct zmp__workers *w, bool all)
 {
-    struct worker *k;
     unsigned i;
 
-    for (i = 0; i < w->n; i++) {
-        k = &w->workers[i];
-        if (k->started && load(&k->idle) &&
-            (all || __atomic_load_n(&k->nrun, __ATOMIC_RELAXED) < (size_t)load(&w->share)))
-            wake_ctx(&k->ctx);
-    }
+    for (i = 0; i < w->n; i++)
+        if (asleep(&w->workers[i], all))
+            wake_ctx(&w->workers[i].ctx);
+}
+
+/* The same from the stream's thread, which holds its own ctx's lock: let
+ * go of it meanwhile, as every stream does around its callbacks. */
+static void wake_workers_from_stream(struct zmp__workers *w, bool all)
+{
+    unsigned i;
+
+    for (i = 0; i < w->n; i++)
+        if (asleep(&w->workers[i], all))
+            break;
+    if (i == w->n)
+        return;  /* nobody to wake: keep the lock */
+    zmp__unlock(w->main);
+    wake_workers(w, all);
+    zmp__lock(w->main);
 }
 
 /* --- the worker's side ------------------------------------------------ */
@@ -237,8 +266,19 @@ static void give(struct worker *k, const struct outcome *o, bool was_running)
     if (o->failed)
         store(&w->held, load(&w->held) + 1);
     pthread_mutex_unlock(&w->m);
-    if (tell)
-        wake_stream(w);
+    k->tell |= tell;
+}
+
+/* Wake the stream if an end must be told: with this worker's ctx locked,
+ * which is let go of meanwhile (one context's lock at a time). */
+static void tell_stream(struct worker *k)
+{
+    if (!k->tell)
+        return;
+    k->tell = false;
+    zmp__unlock(&k->ctx);
+    wake_stream(k->w);
+    zmp__lock(&k->ctx);
 }
 
 /*
@@ -359,6 +399,7 @@ static void *worker_main(void *arg)
     while (r == 0) {
         start_jobs(k);
         finish_jobs(k);
+        tell_stream(k);
         if (load(&w->kill) && !k->killed) {
             for (j = 0; j < k->nrun; j++)
                 zmp__proc_signal(k->run[j], SIGKILL);
@@ -378,6 +419,8 @@ static void *worker_main(void *arg)
     /* Nothing of ours runs: let go of the engine from its own thread. */
     zmp__ctx_stop(c);
     zmp__unlock(c);
+    if (k->tell)
+        wake_stream(w);
     return NULL;
 }
 
@@ -484,9 +527,14 @@ int zmp__workers_push(struct zmp__workers *w, const zmp_options *job, size_t ind
         store(&w->queued, (int)w->queue.n);
     }
     pthread_mutex_unlock(&w->m);
-    if (r == 0)
-        wake_workers(w, false);
     return r;
+}
+
+/* After pushing jobs: wake the workers with room that sleep.  Called with
+ * the stream's ctx locked (let go of meanwhile). */
+void zmp__workers_wake(struct zmp__workers *w)
+{
+    wake_workers_from_stream(w, false);
 }
 
 /* A finished job: its index, and err < 0 (never started) or its result
@@ -526,7 +574,7 @@ void zmp__workers_unhold(struct zmp__workers *w)
     store(&w->held, left);
     pthread_mutex_unlock(&w->m);
     if (left == 0)
-        wake_workers(w, false);
+        wake_workers_from_stream(w, false);
 }
 
 /* Jobs queued, with a worker, or finished and not popped. */
@@ -576,7 +624,7 @@ void zmp__workers_stop(struct zmp__workers *w, bool kill)
     store(&w->stop, 1);
     if (kill && !load(&w->kill)) {
         store(&w->kill, 1);
-        wake_workers(w, true);
+        wake_workers_from_stream(w, true);
     }
 }
 
@@ -612,8 +660,8 @@ void zmp__workers_free(struct zmp__workers *w)
     store(&w->stop, 1);
     store(&w->kill, 1);
     store(&w->quit, 1);
-    wake_workers(w, true);
     zmp__unlock(w->main);
+    wake_workers(w, true);
     for (i = 0; i < w->n; i++)
         if (w->workers[i].started)
             pthread_join(w->workers[i].thread, NULL);
