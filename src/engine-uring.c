@@ -80,6 +80,33 @@ static struct io_uring_sqe *get_sqe(struct uring *u)
  */
 static pthread_mutex_t rlimit_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * Rings are set up and torn down by several threads (the workers of
+ * streams, workers.c), and a ring's memory is mapped where an earlier
+ * ring of another thread was unmapped.  liburing maps and unmaps with raw
+ * system calls, which order nothing for the C memory model, nor for
+ * ThreadSanitizer: this lock puts each unmapping before the next mapping,
+ * as the kernel does.
+ */
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int ring_map(struct io_uring *ring, struct io_uring_params *params)
+{
+    int r;
+
+    pthread_mutex_lock(&map_lock);
+    r = io_uring_queue_init_params(SQ_ENTRIES, ring, params);
+    pthread_mutex_unlock(&map_lock);
+    return r;
+}
+
+static void ring_unmap(struct io_uring *ring)
+{
+    pthread_mutex_lock(&map_lock);
+    io_uring_queue_exit(ring);
+    pthread_mutex_unlock(&map_lock);
+}
+
 static void setup_fixed(struct uring *u)
 {
     struct rlimit old, rl;
@@ -151,7 +178,7 @@ static int uring_init(struct zmp__ctx *ctx)
     if (!u)
         return -ENOMEM;
     u->ctx = ctx;
-    r = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &params);
+    r = ring_map(&u->ring, &params);
     if (r < 0) {
         free(u);
         return r;
@@ -182,7 +209,7 @@ static int uring_init(struct zmp__ctx *ctx)
 fail:
     if (probe)
         io_uring_free_probe(probe);
-    io_uring_queue_exit(&u->ring);
+    ring_unmap(&u->ring);
     free(u->free_slots);
     free(u);
     return r;
@@ -585,7 +612,7 @@ static void uring_fini(struct zmp__ctx *ctx)
         }
         reap_cqes(u);
     } while (busy);
-    io_uring_queue_exit(&u->ring);
+    ring_unmap(&u->ring);
     free(u->free_slots);
     free(u);
     ctx->engine_state = NULL;
@@ -601,7 +628,7 @@ static void uring_forget(struct zmp__ctx *ctx)
 
     if (!u)
         return;
-    io_uring_queue_exit(&u->ring);
+    ring_unmap(&u->ring);
     free(u->free_slots);
     free(u);
     ctx->engine_state = NULL;
