@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@
 #include "internal.h"
 
 #define SQ_ENTRIES 256
+#define WAKE_TRIES 1000
 #define CQ_ENTRIES 4096
 
 /* user_data: a proc pointer (malloc'd, so 16-byte aligned) with a tag in
@@ -565,17 +567,29 @@ static void uring_wake(struct zmp__ctx *ctx, bool force)
     struct uring *u = ctx->engine_state;
     int64_t next = ctx->ntimers ? ctx->timers[0]->tmo.timer : ZMP__FOREVER;
     struct io_uring_sqe *sqe;
+    int r, tries;
 
-    if (force && (sqe = get_sqe(u))) {
-        io_uring_prep_nop(sqe);
-        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    for (tries = 0; force && tries < WAKE_TRIES; tries++) {
+        if ((sqe = get_sqe(u))) {
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+            break;
+        }
+        sched_yield();
     }
     if (next != ZMP__FOREVER &&
         (ctx->leader_wake == ZMP__FOREVER || next < ctx->leader_wake) &&
         arm_timer(u, next) == 0)
         ctx->leader_wake = next;
-    if (io_uring_sq_ready(&u->ring))
-        (void)io_uring_submit(&u->ring);
+    /* A wake that does not reach the kernel is a thread asleep for
+     * good: a submission refused for want of memory (EAGAIN) or while
+     * completions overflow (EBUSY) is tried again. */
+    for (tries = 0; io_uring_sq_ready(&u->ring) && tries < WAKE_TRIES; tries++) {
+        r = io_uring_submit(&u->ring);
+        if (r >= 0 || (r != -EAGAIN && r != -EBUSY && r != -EINTR))
+            break;
+        sched_yield();
+    }
 }
 
 /* Cancel what is still in flight and wait for it, so the kernel writes no

@@ -360,7 +360,8 @@ static bool worker_wake(const void *arg)
     const struct worker *k = arg;
     const struct zmp__workers *w = k->w;
 
-    return k->ctx.ndone != k->seen || load(&w->quit) ||
+    /* Each holds until this thread acts on it, or it would spin. */
+    return k->ctx.ndone != k->seen || (load(&w->quit) && k->nrun == 0) ||
            (load(&w->kill) && !k->killed) ||
            (k->nrun < (size_t)load(&w->share) && load(&w->queued) && !load(&w->paused) &&
             !load(&w->held) && !load(&w->stop));
