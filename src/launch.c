@@ -366,8 +366,8 @@ static int adopt(struct zmp__ctx *ctx, struct zmp__proc *p, struct fds *f)
     r = watch_child(ctx, p);
     if (r < 0)
         return r;
-    /* Started while a zmp_deinit() kills everything (from another thread,
-     * or a starter's start that was under way): it goes too. */
+    /* Started while a zmp_deinit() kills everything (from another
+     * thread): it goes too. */
     if (ctx->stopping || ctx->deinit_pending)
         zmp__proc_signal(p, SIGKILL);
     zmp__ctx_flush(ctx);

@@ -173,7 +173,7 @@ struct deinit_cb {
 };
 
 /* Jobs that never started because the batch stopped are not reported to
- * the callback: with starter threads, some may still be queued. */
+ * the callback: with worker threads, some may still be queued. */
 
 static int deinit_first(void *arg, size_t index, int err, zmp_result *res,
                         const zmp_info *info)
