@@ -309,6 +309,9 @@ int zmp__stream(struct zmp__ctx *ctx, unsigned parallel, zmp_next_fn next,
         if (ctx->deinit_pending || ctx->stopping) {
             if (!s.ended)
                 stop_source(&s);
+            /* Even after the source's end: what is still queued for the
+             * workers never starts (reported cancelled below). */
+            s.stopped = true;
             /* The workers' children are theirs to kill. */
             if (s.wk && !s.killed) {
                 zmp__workers_stop(s.wk, true);
