@@ -28,6 +28,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,7 @@ struct worker {
     /* This thread's own, under ctx.lock: */
     struct zmp__proc **run;   /* its jobs in flight */
     size_t *index;
-    size_t nrun;
+    size_t nrun, cap;
     uint64_t seen;            /* ctx.ndone when last looked */
     /* nrun is written by this thread only, atomically: the stream reads
      * it to see who has room. */
@@ -304,6 +305,27 @@ static bool hold_back(struct worker *k, const struct item *it)
     return held;
 }
 
+/* Room for one more job in flight; 0 or -ENOMEM. */
+static int grow(struct worker *k)
+{
+    size_t cap = k->cap ? k->cap * 2 : 16;
+    struct zmp__proc **run;
+    size_t *index;
+
+    if (k->nrun < k->cap)
+        return 0;
+    run = realloc(k->run, cap * sizeof *run);
+    if (!run)
+        return -ENOMEM;
+    k->run = run;
+    index = realloc(k->index, cap * sizeof *index);
+    if (!index)
+        return -ENOMEM;
+    k->index = index;
+    k->cap = cap;
+    return 0;
+}
+
 static void start_jobs(struct worker *k)
 {
     struct zmp__workers *w = k->w;
@@ -312,7 +334,18 @@ static void start_jobs(struct worker *k)
     struct item it;
     int r;
 
-    while (take(k, &it)) {
+    for (;;) {
+        r = grow(k);
+        if (!take(k, &it))
+            return;
+        if (r < 0) {
+            /* No room to keep it: a resource, as for a start. */
+            if (hold_back(k, &it))
+                return;
+            o = (struct outcome){ .index = it.index, .err = r, .failed = true };
+            give(k, &o, false);
+            continue;
+        }
         zmp__unlock(&k->ctx);
         r = zmp__launch(&k->ctx, &it.job, &p);
         zmp__lock(&k->ctx);
@@ -430,6 +463,8 @@ static void *worker_main(void *arg)
 static int worker_ctx_init(struct zmp__ctx *c, const struct zmp__ctx *main,
                            unsigned parallel, unsigned n)
 {
+    unsigned long long share;
+
     memset(c, 0, sizeof *c);
     c->devnull = -1;
     c->forced = main->engine->name;  /* the same engine as the caller's */
@@ -440,7 +475,8 @@ static int worker_ctx_init(struct zmp__ctx *c, const struct zmp__ctx *main,
     /* A fixed-file table for about its share of the jobs (two pipes
      * each), not the default of up to 64 Ki entries a ring: many CPUs
      * make many rings.  Past it, pipes stay plain descriptors. */
-    c->fixed_max = 2 * ((parallel + n - 1) / n) + 64;
+    share = ((unsigned long long)parallel + n - 1) / n;
+    c->fixed_max = share > 32768 ? 65536 : (unsigned)(2 * share + 64);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     return 0;
@@ -455,6 +491,7 @@ static int worker_ctx_init(struct zmp__ctx *c, const struct zmp__ctx *main,
 int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__workers **ret)
 {
     unsigned n = (unsigned)zmp_cpu_count(), i, started = 0;
+    unsigned long long share;
     struct zmp__workers *w;
     struct worker *k;
 
@@ -482,10 +519,7 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
     for (i = 0; i < n; i++) {
         k = &w->workers[i];
         k->w = w;
-        /* Room for every job: a worker may end up with all of them. */
-        k->run = malloc(parallel * sizeof *k->run);
-        k->index = malloc(parallel * sizeof *k->index);
-        if (!k->run || !k->index || worker_ctx_init(&k->ctx, ctx, parallel, n) < 0)
+        if (worker_ctx_init(&k->ctx, ctx, parallel, n) < 0)
             break;
         k->inited = true;
         if (pthread_create(&k->thread, NULL, worker_main, k) != 0)
@@ -501,7 +535,8 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
     for (i = 0, started = 0; i < n; i++)
         started += w->workers[i].taking;
     /* Spread the jobs over the workers that take them. */
-    store(&w->share, started ? (int)((parallel + started - 1) / started) : 0);
+    share = started ? ((unsigned long long)parallel + started - 1) / started : 0;
+    store(&w->share, share > INT_MAX ? INT_MAX : (int)share);
     w->ahead = 4 * started;
     pthread_mutex_unlock(&w->m);
     if (started == 0) {
