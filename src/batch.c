@@ -55,12 +55,6 @@ static bool something_happened(const void *arg)
            (s->waiting && ctx->watches[s->watch].ready);
 }
 
-/* Out of a resource that finishing jobs give back: wait, do not fail. */
-static bool transient(int r)
-{
-    return r == -EMFILE || r == -ENFILE || r == -EAGAIN || r == -ENOMEM;
-}
-
 /* Tell the caller (unlocked) about job i; true when it asks to stop. */
 static bool report(struct stream *s, size_t i, int err, zmp_result *res,
                    const zmp_info *info)
@@ -200,7 +194,7 @@ static int start_jobs(struct stream *s)
         zmp__unlock(s->ctx);
         r = zmp__launch(s->ctx, &s->job, &p);
         zmp__lock(s->ctx);
-        if (r < 0 && transient(r) && s->nrun > 0)
+        if (r < 0 && zmp__launch_transient(r) && s->nrun > 0)
             return 0;  /* tried again once a job in flight gives back */
         s->have_job = false;
         if (r < 0) {

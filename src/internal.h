@@ -6,6 +6,7 @@
 #ifndef ZMP_INTERNAL_H
 #define ZMP_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -298,6 +299,14 @@ void zmp__cgroup_sweep(struct zmp__ctx *ctx, bool wait);
 
 /* launch.c */
 int zmp__launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc **ret);
+
+/* A start that failed for want of a resource that running jobs give back
+ * as they end (descriptors, processes, memory): a stream waits for one to
+ * end and tries again, rather than failing the job. */
+static inline bool zmp__launch_transient(int r)
+{
+    return r == -EMFILE || r == -ENFILE || r == -EAGAIN || r == -ENOMEM;
+}
 
 /* proc.c: the child record, and what engines call back. */
 int  zmp__proc_new(struct zmp__ctx *ctx, bool capture, struct zmp__proc **ret);

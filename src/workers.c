@@ -153,12 +153,6 @@ static bool fifo_pop(struct fifo *f, void *e)
     return true;
 }
 
-/* Out of a resource that finishing jobs give back. */
-static bool transient(int r)
-{
-    return r == -EMFILE || r == -ENFILE || r == -EAGAIN || r == -ENOMEM;
-}
-
 /* Tell a sleeping side to look again, through its context. */
 static void wake_ctx(struct zmp__ctx *ctx)
 {
@@ -360,7 +354,7 @@ static void start_jobs(struct worker *k)
             pthread_mutex_unlock(&w->m);
             continue;
         }
-        if (transient(r) && hold_back(k, &it))
+        if (zmp__launch_transient(r) && hold_back(k, &it))
             return;
         o = (struct outcome){ .index = it.index, .err = r, .failed = true };
         give(k, &o, false);
