@@ -48,15 +48,18 @@ struct uring {
     uint64_t timer_gen;
     struct __kernel_timespec ts;
     /* Pipe read ends live in the ring's fixed-file table, outside the fd
-     * table: a parent with thousands of children in flight keeps a small
-     * fd table, so every spawn stays cheap (clone copies the table, exec
-     * scans it) and the fd limit is not the ceiling.  A stack of free
-     * slots; when it is empty, pipes stay regular descriptors. */
+     * table, once the process has FIXED_FROM children or more: a parent
+     * with thousands of children in flight keeps a small fd table, so
+     * every spawn stays cheap (clone copies the table, exec scans it) and
+     * the fd limit is not the ceiling.  Below that, registering costs
+     * more (a system call a pipe) than the descriptors do.  A stack of
+     * free slots; when it is empty, pipes stay regular descriptors. */
     unsigned *free_slots;
     unsigned nfree;
 };
 
 #define MAX_FIXED 65536
+#define FIXED_FROM 128
 
 static inline uint64_t ud_proc(struct zmp__proc *p, unsigned tag)
 {
@@ -154,7 +157,7 @@ static void make_fixed(struct uring *u, struct zmp__proc *p, int stream)
 {
     unsigned slot;
 
-    if (!u->nfree)
+    if (!u->nfree || zmp__reg_live() < FIXED_FROM)
         return;
     slot = u->free_slots[--u->nfree];
     if (io_uring_register_files_update(&u->ring, slot, &p->out.fd[stream], 1) != 1) {
@@ -515,9 +518,28 @@ static int arm_timer(struct uring *u, int64_t deadline)
     return 0;
 }
 
+/*
+ * Hand what is queued to the kernel's side of the ring, without entering
+ * the kernel: the tail moves under the lock, so no other thread is filling
+ * an entry at that moment, and any io_uring_enter() then submits them.
+ * Returns how many wait there.  (liburing 2.3 keeps its own flush private.)
+ */
+static unsigned flush_sq(struct uring *u)
+{
+    struct io_uring_sq *sq = &u->ring.sq;
+    unsigned tail = sq->sqe_tail;
+
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        io_uring_smp_store_release(sq->ktail, tail);
+    }
+    return tail - io_uring_smp_load_acquire(sq->khead);
+}
+
 static int uring_run(struct zmp__ctx *ctx, int64_t deadline)
 {
     struct uring *u = ctx->engine_state;
+    unsigned queued;
     int r, n;
 
     if (deadline > 0) {
@@ -527,15 +549,15 @@ static int uring_run(struct zmp__ctx *ctx, int64_t deadline)
     }
     n = reap_cqes(u);
     if (n == 0 && deadline != ZMP__NOWAIT) {
-        r = io_uring_submit(&u->ring);
-        if (r < 0 && r != -EINTR)
-            return r;
-        /* Wait with the lock released: other threads queue and submit
-         * their requests meanwhile (under the lock; the kernel takes its
-         * own for submissions), and only this thread reaps. */
+        /* Submit and wait in one system call, with the lock released:
+         * other threads queue and submit their requests meanwhile (under
+         * the lock; the kernel takes its own for submissions), and only
+         * this thread reaps.  Fewer submitted than asked (another thread
+         * took some) returns without waiting: the caller comes back. */
+        queued = flush_sq(u);
         ctx->in_kernel = true;
         zmp__unlock(ctx);
-        r = io_uring_enter(u->ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS, NULL);
+        r = io_uring_enter(u->ring.ring_fd, queued, 1, IORING_ENTER_GETEVENTS, NULL);
         zmp__lock(ctx);
         ctx->in_kernel = false;
         if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY)
@@ -547,8 +569,10 @@ static int uring_run(struct zmp__ctx *ctx, int64_t deadline)
         n = reap_cqes(u);
     }
     /* What the handlers queued (reads, re-armed waits) goes in now, so it
-     * is in flight while the caller does other things. */
-    if (io_uring_sq_ready(&u->ring)) {
+     * is in flight while the caller does other things; unless the caller
+     * is a worker, which runs the engine again once it has handed over
+     * what ended: one system call then does both. */
+    if (io_uring_sq_ready(&u->ring) && !ctx->lazy_submit) {
         r = io_uring_submit(&u->ring);
         if (r < 0 && r != -EINTR)
             return r;

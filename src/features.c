@@ -17,7 +17,7 @@
 
 /*
  * $ZMP_DISABLE lists kernel features to treat as missing, comma separated
- * (waitid, clone3, close_range, pidfd).  It exists so the degraded paths,
+ * (waitid, clone3, close_range, pidfd, fixed_files, clear_sighand).  It exists so the degraded paths,
  * which old kernels and sandboxes take, are tested on a kernel that has
  * everything.  Read once: the answer must not change under a running engine.
  */
@@ -29,6 +29,7 @@ unsigned zmp__disabled(void)
         { "close_range", ZMP__F_CLOSE_RANGE },
         { "pidfd", ZMP__F_PIDFD },
         { "fixed_files", ZMP__F_FIXED },
+        { "clear_sighand", ZMP__F_CLEAR_SIGHAND },
     };
     static int known;
     static unsigned mask;

@@ -39,6 +39,7 @@
 #define ZMP__F_CLOSE_RANGE (1u << 2)  /* close_range (5.9, CLOEXEC 5.11) */
 #define ZMP__F_PIDFD       (1u << 3)  /* CLONE_PIDFD (5.2), pidfd_open (5.3) */
 #define ZMP__F_FIXED       (1u << 4)  /* io_uring sparse fixed files (5.19) */
+#define ZMP__F_CLEAR_SIGHAND (1u << 5) /* clone3's CLONE_CLEAR_SIGHAND (5.5) */
 
 /* A growable byte buffer, always with room for a trailing NUL. */
 struct zmp__buf {
@@ -241,6 +242,12 @@ struct zmp__ctx {
     char *resolved_path;
     unsigned fixed_max;       /* the engine's fixed-file table at most, or
                                  0 for its default (a worker's: workers.c) */
+    /* A worker's (workers.c), set before its thread starts: */
+    bool masked;              /* its thread blocks every signal but SIGCHLD */
+    bool lazy_submit;         /* its thread runs the engine again soon:
+                                 requests may wait for that run */
+    bool have_ignored;        /* ignored: the caller's ignored signals */
+    uint64_t ignored;
 };
 
 #define ZMP__SCRATCH_SIZE (64 * 1024)
@@ -274,8 +281,13 @@ struct zmp__spawn_args {
     bool new_pgroup;       /* setpgid(0, 0) in the child */
     int cgroup_fd;         /* start in this cgroup v2 directory, or -1 */
     int stdio[3];
+    const uint64_t *ignored; /* the signals the caller ignores, as seen
+                                when its batch began, or NULL: the child
+                                then reads them itself */
+    bool masked;           /* the calling thread blocks all but SIGCHLD */
 };
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd);
+int zmp__signals_ignored(uint64_t *ret);
 bool zmp__have_pidfd(void);
 
 /* pidref.c: a child by pidfd, or by pid without one; async-signal-safe. */
@@ -288,6 +300,7 @@ int  zmp__reg_reserve(void);
 void zmp__reg_set(int i, pid_t pid, int pidfd, int cgfd, bool group);
 void zmp__reg_clear(int i);
 void zmp__reg_release(int i);
+unsigned zmp__reg_live(void);
 void zmp__reg_forget(void);
 void zmp__reg_fork(bool before);
 

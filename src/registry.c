@@ -41,6 +41,7 @@ static struct entry *chunks[CHUNKS];
 static unsigned hwm;          /* entries [0, hwm) have been handed out */
 static unsigned *free_idx;    /* released entries, for reuse */
 static size_t nfree, free_cap;
+static unsigned live;         /* entries handed out and not released */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct entry *entry(unsigned i)
@@ -61,6 +62,7 @@ int zmp__reg_reserve(void)
     pthread_mutex_lock(&lock);
     if (nfree) {
         r = (int)free_idx[--nfree];
+        __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
         goto out;
     }
     i = __atomic_load_n(&hwm, __ATOMIC_RELAXED);
@@ -92,6 +94,7 @@ int zmp__reg_reserve(void)
     /* After a fork the entry may still hold a pid of the parent's. */
     __atomic_store_n(&chunks[i / CHUNK][i % CHUNK].pid, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&hwm, i + 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
     r = (int)i;
 out:
     pthread_mutex_unlock(&lock);
@@ -124,7 +127,15 @@ void zmp__reg_release(int i)
     zmp__reg_clear(i);
     pthread_mutex_lock(&lock);
     free_idx[nfree++] = (unsigned)i;
+    __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&lock);
+}
+
+/* How many children of this process zmp holds now, every context
+ * together; a hint, read without the lock. */
+unsigned zmp__reg_live(void)
+{
+    return __atomic_load_n(&live, __ATOMIC_RELAXED);
 }
 
 /* Around a fork(): the lock is held across it, so the child never copies
@@ -144,6 +155,7 @@ void zmp__reg_forget(void)
 {
     pthread_mutex_init(&lock, NULL);
     __atomic_store_n(&hwm, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&live, 0, __ATOMIC_RELAXED);
     nfree = 0;
 }
 

@@ -30,6 +30,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -425,8 +427,9 @@ static void *worker_main(void *arg)
     pthread_cond_broadcast(&w->ready);
     pthread_mutex_unlock(&w->m);
     while (r == 0) {
-        start_jobs(k);
+        /* Ends first: the places they free are taken in the same turn. */
         finish_jobs(k);
+        start_jobs(k);
         tell_stream(k);
         if (load(&w->kill) && !k->killed) {
             for (j = 0; j < k->nrun; j++)
@@ -455,7 +458,7 @@ static void *worker_main(void *arg)
 /* --- the stream's side ------------------------------------------------ */
 
 static int worker_ctx_init(struct zmp__ctx *c, const struct zmp__ctx *main,
-                           unsigned parallel, unsigned n)
+                           unsigned parallel, unsigned n, const uint64_t *ignored)
 {
     unsigned long long share;
 
@@ -471,6 +474,17 @@ static int worker_ctx_init(struct zmp__ctx *c, const struct zmp__ctx *main,
      * make many rings.  Past it, pipes stay plain descriptors. */
     share = ((unsigned long long)parallel + n - 1) / n;
     c->fixed_max = share > 32768 ? 65536 : (unsigned)(2 * share + 64);
+    /* Its thread blocks all signals but SIGCHLD, so a spawn need not
+     * (clone3 clears a handler of SIGCHLD in the child), and it runs
+     * its engine again as soon as its jobs are started or handed over. */
+    c->masked = true;
+    c->lazy_submit = true;
+    /* Its children get the caller's ignored signals back to default as
+     * they were when the stream began: read once, not once a child. */
+    if (ignored) {
+        c->ignored = *ignored;
+        c->have_ignored = true;
+    }
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     return 0;
@@ -488,6 +502,9 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
     unsigned long long share;
     struct zmp__workers *w;
     struct worker *k;
+    sigset_t all, old;
+    uint64_t ignored;
+    bool have_ignored;
 
     *ret = NULL;
     if (n > parallel)
@@ -510,10 +527,19 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
     pthread_mutex_init(&w->m, NULL);
     pthread_cond_init(&w->ready, NULL);
     w->n = n;
+    have_ignored = zmp__signals_ignored(&ignored) == 0;
+    /* Workers are born blocking every signal but SIGCHLD: the process's
+     * signals go to the caller's threads, and a spawn need not block them
+     * itself.  SIGCHLD stays open: a child's end would otherwise interrupt
+     * a caller's thread each time, as a signal blocked by the thread that
+     * started the child is never discarded at once, even when ignored. */
+    sigfillset(&all);
+    sigdelset(&all, SIGCHLD);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (i = 0; i < n; i++) {
         k = &w->workers[i];
         k->w = w;
-        if (worker_ctx_init(&k->ctx, ctx, parallel, n) < 0)
+        if (worker_ctx_init(&k->ctx, ctx, parallel, n, have_ignored ? &ignored : NULL) < 0)
             break;
         k->inited = true;
         if (pthread_create(&k->thread, NULL, worker_main, k) != 0)
@@ -521,6 +547,7 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
         k->started = true;
         started++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     /* Wait for each to start its engine: one that could not is left out
      * (it has left already). */
     pthread_mutex_lock(&w->m);

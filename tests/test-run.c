@@ -175,28 +175,58 @@ static void test_parent_stdio_closed(void)
     zmp_result_free(&res);
 }
 
+static void on_signal(int sig)
+{
+    (void)sig;
+}
+
 /* Default dispositions and an empty mask in the child, whatever the
- * parent has. */
+ * parent has: ignored, caught (one of whose handlers must never run in the
+ * child) or blocked.  Once alone, and in a batch, whose workers read the
+ * ignored signals when it begins. */
 static void test_signals_reset(void)
 {
-    struct sigaction sa = { .sa_handler = SIG_IGN }, old_usr2, old_pipe;
+    enum { N = 6 };
+    struct sigaction sa = { .sa_handler = SIG_IGN }, caught = { .sa_handler = on_signal };
+    struct sigaction old_usr2, old_pipe, old_usr1, old_winch;
+    const char *argv[] = { "sigs", NULL };
+    zmp_options jobs[N];
+    zmp_result res, batch[N];
     sigset_t set, old_mask;
-    zmp_result res;
+    size_t i;
+    int r;
 
+    use_helper();
+    memset(jobs, 0, sizeof jobs);
+    for (i = 0; i < N; i++)
+        jobs[i].argv = argv;
     sigaction(SIGUSR2, &sa, &old_usr2);
     sigaction(SIGPIPE, &sa, &old_pipe);
+    sigaction(SIGUSR1, &caught, &old_usr1);
+    sigaction(SIGWINCH, &caught, &old_winch);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &set, &old_mask);
     run_ok("sigs", NULL, &res);
+    r = zmp_run_batch(jobs, N, N, batch, NULL, NULL, NULL, NULL);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     sigaction(SIGUSR2, &old_usr2, NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    sigaction(SIGWINCH, &old_winch, NULL);
     CU_ASSERT_PTR_NOT_NULL(strstr(res.out, "SigBlk:\t0000000000000000\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(res.out, "SigIgn:\t0000000000000000\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(res.out, "SigCgt:\t0000000000000000\n"));
     zmp_result_free(&res);
+    CU_ASSERT_EQUAL_FATAL(r, 0);
+    for (i = 0; i < N; i++) {
+        CU_ASSERT_TRUE(batch[i].ok);
+        CU_ASSERT_PTR_NOT_NULL(strstr(batch[i].out, "SigBlk:\t0000000000000000\n"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(batch[i].out, "SigIgn:\t0000000000000000\n"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(batch[i].out, "SigCgt:\t0000000000000000\n"));
+        zmp_result_free(&batch[i]);
+    }
 }
 
 static void test_run_code_sh(void)
