@@ -69,8 +69,9 @@ typedef struct zmp_result {
  * Run INTERPRETER SCRIPT ARGS... and wait for it, capturing stdout and
  * stderr completely.  args is a NULL-terminated array, or NULL for none.
  * The child's stdin is /dev/null; it gets the caller's environment and
- * working directory, default signal dispositions and an empty signal mask,
- * and no descriptor but 0, 1 and 2.
+ * working directory, an empty signal mask, and no descriptor but 0, 1 and
+ * 2.  Caught signals, SIGPIPE, SIGXFSZ and SIGCHLD are at their default in
+ * it; other signals the caller ignores stay ignored, as exec leaves them.
  *
  * Returns 0 when the child ran (whatever its exit status: a failing script
  * is res->ok == false, not an error of the call), or:

@@ -246,8 +246,6 @@ struct zmp__ctx {
     bool masked;              /* its thread blocks every signal but SIGCHLD */
     bool lazy_submit;         /* its thread runs the engine again soon:
                                  requests may wait for that run */
-    bool have_ignored;        /* ignored: the caller's ignored signals */
-    uint64_t ignored;
 };
 
 #define ZMP__SCRATCH_SIZE (64 * 1024)
@@ -281,13 +279,9 @@ struct zmp__spawn_args {
     bool new_pgroup;       /* setpgid(0, 0) in the child */
     int cgroup_fd;         /* start in this cgroup v2 directory, or -1 */
     int stdio[3];
-    const uint64_t *ignored; /* the signals the caller ignores, as seen
-                                when its batch began, or NULL: the child
-                                then reads them itself */
     bool masked;           /* the calling thread blocks all but SIGCHLD */
 };
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd);
-int zmp__signals_ignored(uint64_t *ret);
 bool zmp__have_pidfd(void);
 
 /* pidref.c: a child by pidfd, or by pid without one; async-signal-safe. */

@@ -415,7 +415,6 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
     a.cgroup_fd = p->cg_fd;
     /* Set before a worker's thread starts, never changed after. */
     a.masked = ctx->masked;
-    a.ignored = ctx->have_ignored ? &ctx->ignored : NULL;
     r = zmp__spawn(&a, &p->pid, &p->pidfd);
     free(argv);
     free(envp);

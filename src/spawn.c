@@ -176,13 +176,12 @@ NO_SANITIZE static bool status_mask(const char *buf, size_t n, const char *key,
 }
 
 /*
- * The signals whose disposition is not the default, from the text of
- * /proc/self/status: caught (a handler of the parent, which must never run
- * in the child on the parent's memory) or ignored (which exec would keep).
- * A few system calls instead of one rt_sigaction per signal, but the
- * kernel formats the whole file (about 14 us here): a batch reads it once.
+ * The signals the parent catches, from the text of /proc/self/status: a
+ * few system calls instead of one rt_sigaction per signal (the kernel
+ * formats the whole file, about 14 us here).  Needed only where clone3
+ * could not clear them (CLONE_CLEAR_SIGHAND, 5.5).
  */
-NO_SANITIZE static int read_dispositions(uint64_t *ret_ign, uint64_t *ret_cgt)
+NO_SANITIZE static int read_caught(uint64_t *ret)
 {
     char buf[4096];
     size_t n = 0;
@@ -196,42 +195,48 @@ NO_SANITIZE static int read_dispositions(uint64_t *ret_ign, uint64_t *ret_cgt)
     while (n < sizeof buf && (r = syscall(SYS_read, fd, buf + n, sizeof buf - n)) > 0)
         n += (size_t)r;
     syscall(SYS_close, fd);
-    if (!status_mask(buf, n, "SigIgn:", ret_ign) || !status_mask(buf, n, "SigCgt:", ret_cgt))
-        return -EIO;
-    return 0;
+    return status_mask(buf, n, "SigCgt:", ret) ? 0 : -EIO;
 }
 
-/* The parent's side, for a batch: the signals ignored now. */
-int zmp__signals_ignored(uint64_t *ret)
-{
-    uint64_t cgt;
-
-    return read_dispositions(ret, &cgt);
-}
+#define SIGBIT(s) ((uint64_t)1 << ((s) - 1))
 
 /*
- * Default dispositions, then an empty mask.  clone3's CLONE_CLEAR_SIGHAND
- * (5.5) has set the caught signals to default already, in the kernel:
- * then only the ignored ones are left, which the caller may have listed.
- * Otherwise the child reads its own, and resets all when it cannot.
+ * Signals the child gets back to default even when the caller ignores
+ * them, as Python's restore_signals does: a program expects to die of
+ * SIGPIPE on a closed pipe and of SIGXFSZ past its file size limit, and
+ * one that inherits SIGCHLD ignored loses its own children's statuses.
+ * Other ignored signals stay ignored, as exec and posix_spawn leave them,
+ * so that nohup and a shell's background jobs keep working.
+ */
+#define RESET_ALWAYS (SIGBIT(SIGPIPE) | SIGBIT(SIGXFSZ) | SIGBIT(SIGCHLD))
+
+/*
+ * Caught signals to default, and those above; then an empty mask.  clone3
+ * has cleared the caught ones in the kernel already (CLONE_CLEAR_SIGHAND);
+ * otherwise the child finds them in /proc/self/status, or, without /proc,
+ * asks for each.
  */
 NO_SANITIZE static void reset_signals(const struct child_args *c)
 {
-    struct ksigaction dfl = { 0 };
-    uint64_t empty = 0, ign, cgt, todo;
+    struct ksigaction dfl = { 0 }, cur;
+    uint64_t empty = 0, todo = RESET_ALWAYS, caught;
     int sig;
 
-    if (c->cleared && c->a->ignored)
-        todo = *c->a->ignored;
-    else if (read_dispositions(&ign, &cgt) == 0)
-        todo = ign | cgt;
-    else
-        todo = ~(uint64_t)0;
+    if (!c->cleared) {
+        if (read_caught(&caught) == 0) {
+            todo |= caught;
+        } else {
+            for (sig = 1; sig < 65; sig++)
+                if (syscall(SYS_rt_sigaction, sig, NULL, &cur, sizeof(uint64_t)) == 0 &&
+                    cur.handler != (void *)SIG_DFL && cur.handler != (void *)SIG_IGN)
+                    todo |= SIGBIT(sig);
+        }
+    }
     /* Dispositions first, mask last: a signal pending since the parent
      * blocked everything is then delivered with its default action, never
      * to a handler of the parent running on the parent's memory. */
     for (sig = 1; sig < 65; sig++)
-        if (todo & (uint64_t)1 << (sig - 1) && sig != SIGKILL && sig != SIGSTOP)
+        if (todo & SIGBIT(sig) && sig != SIGKILL && sig != SIGSTOP)
             syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof(uint64_t));
 }

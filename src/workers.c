@@ -31,7 +31,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -458,7 +457,7 @@ static void *worker_main(void *arg)
 /* --- the stream's side ------------------------------------------------ */
 
 static int worker_ctx_init(struct zmp__ctx *c, const struct zmp__ctx *main,
-                           unsigned parallel, unsigned n, const uint64_t *ignored)
+                           unsigned parallel, unsigned n)
 {
     unsigned long long share;
 
@@ -479,12 +478,6 @@ static int worker_ctx_init(struct zmp__ctx *c, const struct zmp__ctx *main,
      * its engine again as soon as its jobs are started or handed over. */
     c->masked = true;
     c->lazy_submit = true;
-    /* Its children get the caller's ignored signals back to default as
-     * they were when the stream began: read once, not once a child. */
-    if (ignored) {
-        c->ignored = *ignored;
-        c->have_ignored = true;
-    }
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     return 0;
@@ -503,8 +496,6 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
     struct zmp__workers *w;
     struct worker *k;
     sigset_t all, old;
-    uint64_t ignored;
-    bool have_ignored;
 
     *ret = NULL;
     if (n > parallel)
@@ -527,7 +518,6 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
     pthread_mutex_init(&w->m, NULL);
     pthread_cond_init(&w->ready, NULL);
     w->n = n;
-    have_ignored = zmp__signals_ignored(&ignored) == 0;
     /* Workers are born blocking every signal but SIGCHLD: the process's
      * signals go to the caller's threads, and a spawn need not block them
      * itself.  SIGCHLD stays open: a child's end would otherwise interrupt
@@ -539,7 +529,7 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
     for (i = 0; i < n; i++) {
         k = &w->workers[i];
         k->w = w;
-        if (worker_ctx_init(&k->ctx, ctx, parallel, n, have_ignored ? &ignored : NULL) < 0)
+        if (worker_ctx_init(&k->ctx, ctx, parallel, n) < 0)
             break;
         k->inited = true;
         if (pthread_create(&k->thread, NULL, worker_main, k) != 0)
