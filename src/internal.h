@@ -243,7 +243,6 @@ struct zmp__ctx {
     unsigned fixed_max;       /* the engine's fixed-file table at most, or
                                  0 for its default (a worker's: workers.c) */
     /* A worker's (workers.c), set before its thread starts: */
-    bool masked;              /* its thread blocks every signal but SIGCHLD */
     bool lazy_submit;         /* its thread runs the engine again soon:
                                  requests may wait for that run */
 };
@@ -279,7 +278,6 @@ struct zmp__spawn_args {
     bool new_pgroup;       /* setpgid(0, 0) in the child */
     int cgroup_fd;         /* start in this cgroup v2 directory, or -1 */
     int stdio[3];
-    bool masked;           /* the calling thread blocks all but SIGCHLD */
 };
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd);
 bool zmp__have_pidfd(void);

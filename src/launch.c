@@ -413,8 +413,6 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
     a.cwd = o->cwd;
     a.new_pgroup = p->pgroup;
     a.cgroup_fd = p->cg_fd;
-    /* Set before a worker's thread starts, never changed after. */
-    a.masked = ctx->masked;
     r = zmp__spawn(&a, &p->pid, &p->pidfd);
     free(argv);
     free(envp);

@@ -437,12 +437,12 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
     c.nofile[0] = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
     c.nofile[1] = rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_max;
 
-    /* Nothing may be delivered to a parent's handler while the child runs
-     * on the parent's memory; the child resets and unblocks before exec.
-     * A worker thread blocks all but SIGCHLD all along, and a handler of
-     * SIGCHLD is gone from the child once the kernel clears them. */
+    /* No handler of the parent may run in the child, on the parent's
+     * memory.  Where clone3 clears them, the child has none from birth;
+     * otherwise every signal stays blocked until the child has reset
+     * them, and this thread blocks them across the clone. */
     sigfillset(&all);
-    if (!a->masked || !clear_sighand(&c)) {
+    if (!clear_sighand(&c)) {
         pthread_sigmask(SIG_SETMASK, &all, &old);
         blocked = true;
     }

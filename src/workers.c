@@ -473,10 +473,8 @@ static int worker_ctx_init(struct zmp__ctx *c, const struct zmp__ctx *main,
      * make many rings.  Past it, pipes stay plain descriptors. */
     share = ((unsigned long long)parallel + n - 1) / n;
     c->fixed_max = share > 32768 ? 65536 : (unsigned)(2 * share + 64);
-    /* Its thread blocks all signals but SIGCHLD, so a spawn need not
-     * (clone3 clears a handler of SIGCHLD in the child), and it runs
-     * its engine again as soon as its jobs are started or handed over. */
-    c->masked = true;
+    /* Its thread runs its engine again as soon as its jobs are started
+     * or handed over. */
     c->lazy_submit = true;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
@@ -519,10 +517,10 @@ int zmp__workers_new(struct zmp__ctx *ctx, unsigned parallel, struct zmp__worker
     pthread_cond_init(&w->ready, NULL);
     w->n = n;
     /* Workers are born blocking every signal but SIGCHLD: the process's
-     * signals go to the caller's threads, and a spawn need not block them
-     * itself.  SIGCHLD stays open: a child's end would otherwise interrupt
-     * a caller's thread each time, as a signal blocked by the thread that
-     * started the child is never discarded at once, even when ignored. */
+     * signals, and their handlers, go to the caller's threads.  SIGCHLD
+     * stays open: a child's end would otherwise interrupt a caller's
+     * thread each time, as a signal blocked by the thread that started
+     * the child is never discarded at once, even when ignored. */
     sigfillset(&all);
     sigdelset(&all, SIGCHLD);
     pthread_sigmask(SIG_SETMASK, &all, &old);
