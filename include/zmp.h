@@ -240,7 +240,7 @@ ZMP_EXTERN const char *zmp_version(void);
  * say the version in configure.ac.
  */
 #define ZMP_VERSION_MAJOR 0
-#define ZMP_VERSION_MINOR 1
+#define ZMP_VERSION_MINOR 2
 #define ZMP_VERSION_PATCH 0
 #define ZMP_VERSION_NUMBER \
     ((ZMP_VERSION_MAJOR << 16) | (ZMP_VERSION_MINOR << 8) | ZMP_VERSION_PATCH)
@@ -330,12 +330,24 @@ typedef struct zmp_options {
 #define ZMP_PIPES_HELD  (1u << 2)  /* a descendant held the pipes open past
                                       the drain grace: output may be short */
 
-/* What happened to a job, beyond its result. */
+/*
+ * What happened to a job, beyond its result.  The resources are those of
+ * the child and of the descendants it waited for (getrusage's
+ * RUSAGE_SELF and RUSAGE_CHILDREN together, as wait4 reports them); all
+ * zero when zmp could not reap the child itself (SIGCHLD ignored, or a
+ * wait elsewhere in the program took it).
+ */
 typedef struct zmp_info {
     unsigned flags;
     int pid;
     double started;      /* when it started: seconds since the Epoch */
     double seconds;      /* from start to the last byte read and reaped */
+    double user_cpu;     /* CPU seconds in user mode */
+    double system_cpu;   /* CPU seconds in the kernel */
+    long max_rss_kb;     /* peak resident set, KiB (the largest one of the
+                            child and of each descendant waited for; at
+                            least the caller's own peak when the child
+                            started, whose memory it shared until exec) */
 } zmp_info;
 
 /*

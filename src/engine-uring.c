@@ -227,9 +227,11 @@ static int queue_exit_watch(struct uring *u, struct zmp__proc *p)
     if (!sqe)
         return -EBUSY;
     if (u->has_waitid) {
-        /* The kernel reaps the child and fills p->eng.si. */
+        /* The kernel fills p->eng.si once the child has exited, and
+         * leaves it unreaped: the ring's wait reports no resource usage,
+         * which the reaping waitid() in on_exit_cqe gets. */
         io_uring_prep_waitid(sqe, (idtype_t)P_PIDFD, (id_t)p->pidfd, &p->eng.si,
-                             WEXITED, 0);
+                             WEXITED | WNOWAIT, 0);
         io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_WAIT));
     } else {
         /* A pidfd polls readable once the child has exited (5.3+). */
@@ -363,7 +365,9 @@ static void pidfd_ready(struct uring *u, struct zmp__proc *p)
 static void on_exit_cqe(struct uring *u, struct zmp__proc *p, int res)
 {
     if (res == 0) {
-        zmp__proc_exited(p, zmp__exit_code_from_siginfo(&p->eng.si));
+        /* Exited: reap it, with its resource usage. */
+        if (!zmp__proc_collect(p))
+            zmp__proc_exited(p, zmp__exit_code_from_siginfo(&p->eng.si));
         return;
     }
     if ((res == -EINTR || res == -EAGAIN) && !u->closing) {

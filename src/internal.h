@@ -78,6 +78,7 @@ struct zmp__proc {
     int64_t start_ns;
     double started;        /* CLOCK_REALTIME at start, for reports */
     int64_t end_ns;        /* when it became done */
+    struct rusage ru;      /* from the wait that reaped it, else zeroes */
 
     /* Captured stdout and stderr, indexed by ZMP__OUT and ZMP__ERR
      * (proc.c; the engines read and close fd). */
@@ -284,7 +285,7 @@ bool zmp__have_pidfd(void);
 
 /* pidref.c: a child by pidfd, or by pid without one; async-signal-safe. */
 int  zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig);
-int  zmp__pidref_wait(int pidfd, pid_t pid, siginfo_t *si, int options);
+int  zmp__pidref_wait(int pidfd, pid_t pid, siginfo_t *si, int options, struct rusage *ru);
 int  zmp__pidref_exit_status(int pidfd, int *ret_status);
 
 /* registry.c: the live children, as zmp_signal_all() reads them. */

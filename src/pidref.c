@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,20 +72,30 @@ int zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig)
     return -errno;
 }
 
+/* The system call, whose fifth argument glibc's waitid() does not pass:
+ * the resources of the child reaped, and of the children it reaped. */
+static int sys_waitid(int type, int id, siginfo_t *si, int options, struct rusage *ru)
+{
+    return (int)syscall(SYS_waitid, type, id, si, options, ru);
+}
+
 /*
  * waitid() on the child: through the pidfd where the kernel can, else by
  * pid (a child of ours that we have not reaped).  si is zeroed first, so
- * with WNOHANG si->si_pid == 0 means "not yet".  EINTR is retried.
- * Returns 0 or -errno.
+ * with WNOHANG si->si_pid == 0 means "not yet"; ru, when not NULL, gets
+ * the child's resource usage (zeroes unless it was reaped now).  EINTR is
+ * retried.  Returns 0 or -errno.
  */
-int zmp__pidref_wait(int pidfd, pid_t pid, siginfo_t *si, int options)
+int zmp__pidref_wait(int pidfd, pid_t pid, siginfo_t *si, int options, struct rusage *ru)
 {
     int r;
 
     memset(si, 0, sizeof *si);
+    if (ru)
+        memset(ru, 0, sizeof *ru);
     if (pidfd >= 0 && !__atomic_load_n(&no_waitid_pidfd, __ATOMIC_RELAXED)) {
         do
-            r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, si, options);
+            r = sys_waitid(P_PIDFD, pidfd, si, options, ru);
         while (r < 0 && errno == EINTR);
         if (r == 0)
             return 0;
@@ -93,7 +104,7 @@ int zmp__pidref_wait(int pidfd, pid_t pid, siginfo_t *si, int options)
         __atomic_store_n(&no_waitid_pidfd, 1, __ATOMIC_RELAXED);
     }
     do
-        r = waitid(P_PID, (id_t)pid, si, options);
+        r = sys_waitid(P_PID, pid, si, options, ru);
     while (r < 0 && errno == EINTR);
     return r == 0 ? 0 : -errno;
 }

@@ -135,7 +135,7 @@ void zmp__proc_reap_now(struct zmp__proc *p)
 
     zmp__proc_signal(p, SIGKILL);
     zmp__reg_clear(p->reg);
-    r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED);
+    r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED, &p->ru);
     zmp__proc_exited(p, r == 0 ? zmp__exit_code_from_siginfo(&si) : -SIGKILL);
 }
 
@@ -154,12 +154,12 @@ int zmp__proc_collect(struct zmp__proc *p)
      * let go of the child before it is reaped, so look first (WNOWAIT).
      * A pidfd never reaches a recycled pid, reaped or not. */
     r = zmp__pidref_wait(p->pidfd, p->pid, &si,
-                         WEXITED | WNOHANG | (p->pidfd < 0 ? WNOWAIT : 0));
+                         WEXITED | WNOHANG | (p->pidfd < 0 ? WNOWAIT : 0), &p->ru);
     if (r == 0 && si.si_pid == 0)
         return 0;
     if (r == 0 && p->pidfd < 0) {
         zmp__reg_clear(p->reg);
-        r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED | WNOHANG);
+        r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED | WNOHANG, &p->ru);
     }
     if (r == 0 && si.si_pid != 0) {
         zmp__proc_exited(p, zmp__exit_code_from_siginfo(&si));
@@ -485,6 +485,9 @@ int zmp__proc_take(struct zmp__proc *p, zmp_result *res, zmp_info *info)
         info->started = p->started;
         info->seconds = (double)((p->end_ns ? p->end_ns : zmp__now_ns()) -
                                  p->start_ns) / 1e9;
+        info->user_cpu = (double)p->ru.ru_utime.tv_sec + (double)p->ru.ru_utime.tv_usec / 1e6;
+        info->system_cpu = (double)p->ru.ru_stime.tv_sec + (double)p->ru.ru_stime.tv_usec / 1e6;
+        info->max_rss_kb = p->ru.ru_maxrss;
     }
     return r;
 }

@@ -410,7 +410,7 @@ static void reap_failed(pid_t pid, int pidfd)
     siginfo_t si;
 
     /* The child has already exited: CLONE_VFORK returned after its exit. */
-    (void)zmp__pidref_wait(pidfd, pid, &si, WEXITED);
+    (void)zmp__pidref_wait(pidfd, pid, &si, WEXITED, NULL);
     if (pidfd >= 0)
         close(pidfd);
 }

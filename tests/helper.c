@@ -21,6 +21,9 @@
  *                         print "after" on stderr and exit 0
  *   dieafter N            write N bytes of the stdout flood, then die by
  *                         SIGKILL
+ *   work MS MIB [child]   spend MS ms of CPU time in user mode and touch
+ *                         MIB MiB, or, with "child", have a child it waits
+ *                         for do it; print "done"
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,6 +130,28 @@ static int print_sigs(void)
     return 0;
 }
 
+/* MS ms of this process's CPU time, mostly in user mode, and MIB MiB
+ * written (so resident). */
+static void work(long ms, long mib)
+{
+    struct timespec t;
+    volatile unsigned long x = 0;
+    size_t len = (size_t)mib << 20, i;
+    char *m = len ? malloc(len) : NULL;
+    double end;
+
+    for (i = 0; m && i < len; i += 4096)
+        m[i] = 1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    end = (double)t.tv_sec + (double)t.tv_nsec / 1e9 + (double)ms / 1e3;
+    do {
+        for (i = 0; i < 100000; i++)
+            x += i;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    } while ((double)t.tv_sec + (double)t.tv_nsec / 1e9 < end);
+    free(m);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -168,6 +194,23 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "fds"))
         return list_fds();
+    if (!strcmp(mode, "work") && argc > 3) {
+        if (argc > 4 && !strcmp(argv[4], "child")) {
+            pid_t pid = fork();
+            int st;
+
+            if (pid == 0) {
+                work(atol(argv[2]), atol(argv[3]));
+                _exit(0);
+            }
+            if (pid < 0 || waitpid(pid, &st, 0) != pid)
+                return 1;
+        } else {
+            work(atol(argv[2]), atol(argv[3]));
+        }
+        printf("done\n");
+        return 0;
+    }
     if (!strcmp(mode, "sigs"))
         return print_sigs();
     if (!strcmp(mode, "stdin")) {

@@ -31,6 +31,67 @@ static void test_program(void)
     CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -ENOENT);
 }
 
+/*
+ * The resources a job used: CPU seconds and peak RSS, its own and those of
+ * a child it waited for; the same through a batch (worker threads), and
+ * through zmp_start/zmp_collect.  A quick job reports small figures.
+ */
+static void check_work(const zmp_info *info, double cpu, long kb)
+{
+    CU_ASSERT_TRUE(info->user_cpu + info->system_cpu >= cpu * 0.9);
+    CU_ASSERT_TRUE(info->user_cpu >= cpu * 0.5);
+    CU_ASSERT_TRUE(info->user_cpu + info->system_cpu < info->seconds + 0.05);
+    CU_ASSERT_TRUE(info->max_rss_kb >= kb);
+}
+
+static void test_resources(void)
+{
+    enum { N = 4 };
+    const char *own[] = { "work", "300", "64", NULL };
+    const char *kid[] = { "work", "300", "64", "child", NULL };
+    const char *quick[] = { "echo", "hi", NULL };
+    zmp_options o = { .argv = own }, jobs[N];
+    zmp_result res, batch[N];
+    zmp_info info, infos[N];
+    int h, i;
+
+    use_helper();
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "done\n");
+    check_work(&info, 0.3, 64 * 1024);
+    zmp_result_free(&res);
+
+    o.argv = kid;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "done\n");
+    check_work(&info, 0.3, 64 * 1024);
+    zmp_result_free(&res);
+
+    o.argv = quick;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, &info), 0);
+    CU_ASSERT_TRUE(info.user_cpu + info.system_cpu < 0.2);
+    /* Not small: Linux counts the caller's own peak, whose memory the
+     * child shared until exec (zmp_info(3)). */
+    CU_ASSERT_TRUE(info.max_rss_kb > 0);
+    zmp_result_free(&res);
+
+    memset(jobs, 0, sizeof jobs);
+    for (i = 0; i < N; i++)
+        jobs[i].argv = i % 2 ? kid : own;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, N, N, batch, infos, NULL, NULL, NULL), 0);
+    for (i = 0; i < N; i++) {
+        check_work(&infos[i], 0.3, 64 * 1024);
+        zmp_result_free(&batch[i]);
+    }
+
+    o.argv = own;
+    h = zmp_start(&o);
+    CU_ASSERT_TRUE_FATAL(h > 0);
+    CU_ASSERT_EQUAL_FATAL(zmp_collect(h, &res, &info), 0);
+    check_work(&info, 0.3, 64 * 1024);
+    zmp_result_free(&res);
+}
+
 /* The interpreter of one job, without touching the default. */
 static void test_interpreter_per_job(void)
 {
@@ -392,6 +453,7 @@ void add_options_tests(void)
     CU_pSuite s = CU_add_suite("options and background jobs", suite_init, suite_clean);
 
     CU_add_test(s, "a program with its own argv", test_program);
+    CU_add_test(s, "resources used", test_resources);
     CU_add_test(s, "interpreter per job", test_interpreter_per_job);
     CU_add_test(s, "environment added and replaced", test_env);
     CU_add_test(s, "working directory", test_cwd);
