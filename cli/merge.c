@@ -33,8 +33,8 @@ static const char usage[] =
     "\n"
     "Exit status: 0 complete and every job succeeded; 1 complete, some jobs\n"
     "failed; 2 incomplete (a shard missing or not finished, inputs without\n"
-    "a job); 255 usage, or files that cannot be read or do not belong\n"
-    "together.\n";
+    "a job); 255 usage, files that cannot be read or do not belong\n"
+    "together, or output that cannot be written.\n";
 
 enum { NONE, OK, FAILED };
 
@@ -230,7 +230,13 @@ int cmd_merge(int argc, char **argv)
         switch (c) {
         case 'j': json = true; break;
         case 'f': failed_only = true; break;
-        case 'h': fputs(usage, stdout); return 0;
+        case 'h':
+            if (fputs(usage, stdout) == EOF || fflush(stdout) != 0) {
+                fprintf(stderr, "zmp merge: cannot write standard output: %s\n",
+                        strerror(errno));
+                return MERGE_ERROR;
+            }
+            return 0;
         default: fputs(usage, stderr); return MERGE_ERROR;
         }
     }

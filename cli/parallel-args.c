@@ -255,7 +255,12 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
             }
             break;
         case 'h':
-            fputs(usage, stdout);
+            /* A write error is an error, as for the jobs' output. */
+            if (fputs(usage, stdout) == EOF || fflush(stdout) != 0) {
+                fprintf(stderr, "zmp parallel: cannot write standard output: %s\n",
+                        strerror(errno));
+                return EXIT_USAGE;
+            }
             return PARALLEL_HELP;
         default:
             fputs(usage, stderr);

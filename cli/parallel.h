@@ -31,8 +31,9 @@ struct parallel_config {
 
 /*
  * Parse `zmp parallel`'s arguments (argv[0] is "parallel"): 0, or
- * EXIT_USAGE after a message on stderr, or PARALLEL_HELP after the usage
- * text on stdout.  cfg points into argv.
+ * EXIT_USAGE after a message on stderr (also when --help's text cannot be
+ * written), or PARALLEL_HELP after the usage text on stdout.  cfg points
+ * into argv.
  */
 int parallel_parse(int argc, char **argv, struct parallel_config *cfg);
 

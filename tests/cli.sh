@@ -179,14 +179,31 @@ $zmp parallel --results "$tmp/r" -- sh -c 'kill -KILL $$; : {}' ::: x > /dev/nul
 check "killed job: status" $? 1
 grep -q '"exit_code":-9,"signal":9' "$tmp/r" && ok "killed job: reported" || bad "killed job: reported"
 
+# cgroup_dir NAME: make a cgroup v2 directory NAME and print its path, as
+# test_cgroup_dir (tests/test-reliability.c) finds one: under our own
+# cgroup where that is writable (a delegated subtree), else at the root of
+# the first cgroup2 mount that lets us (the hybrid layout mounts it at
+# /sys/fs/cgroup/unified), mount points from mountinfo.  Fails when none.
+cgroup_dir() {
+    _own=$(sed -n 's/^0:://p' /proc/self/cgroup 2> /dev/null)
+    _own=${_own%/}  # the root: "", not "/"
+    _mnts=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+        /proc/self/mountinfo 2> /dev/null)
+    for _under in "$_own" ""; do
+        for _m in $_mnts; do
+            mkdir "$_m$_under/$1" 2> /dev/null && { echo "$_m$_under/$1"; return 0; }
+        done
+    done
+    return 1
+}
+
 # --cgroup: what escaped with setsid dies with the job's cgroup.
-cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
-if [ -n "$cg" ] && mkdir "$cg/zmp-cli-$$" 2>/dev/null; then
-    $zmp parallel --cgroup "$cg/zmp-cli-$$" -- sh -c 'setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!; : {}' ::: x > "$tmp/pid"
+if cg=$(cgroup_dir "zmp-cli-$$"); then
+    $zmp parallel --cgroup "$cg" -- sh -c 'setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!; : {}' ::: x > "$tmp/pid"
     check "cgroup: status" $? 0
     state=$(awk '{ print $3 }' "/proc/$(cat "$tmp/pid")/stat" 2>/dev/null)
     case "$state" in ""|Z) ok "cgroup: escapee killed" ;; *) bad "cgroup: escapee still $state" ;; esac
-    rmdir "$cg/zmp-cli-$$" && ok "cgroup: removed" || bad "cgroup: removed"
+    rmdir "$cg" && ok "cgroup: removed ($cg)" || bad "cgroup: removed ($cg)"
 else
     echo "  SKIP: no writable cgroup v2 hierarchy"
 fi
@@ -379,6 +396,17 @@ $zmp -i sh run-code 'echo hi >&2; exit 3' 2> /dev/full
 check "run-code 2>/dev/full: status" $? 125
 $zmp cpu-count > /dev/full 2> /dev/null
 check "cpu-count >/dev/full: status" $? 2
+# ... the help texts too, with each command's status for a write error.
+for h in "zmp:--help:2" "zmp parallel:parallel --help:2" "zmp merge:merge --help:255"; do
+    name=${h%%:*} st=${h##*:} args=${h#*:}
+    args=${args%:*}
+    $zmp $args > "$tmp/o"
+    check "$args: status, text" "$? $(head -c 10 "$tmp/o")" "0 usage: zmp"
+    $zmp $args > /dev/full 2> "$tmp/e"
+    check "$args >/dev/full: status, one message" "$? $(cat "$tmp/e")" "$st $name: cannot write standard output: No space left on device"
+    $zmp $args >&- 2> "$tmp/e"
+    check "$args >&-: status, one message" "$? $(cat "$tmp/e")" "$st $name: cannot write standard output: Bad file descriptor"
+done
 
 # A closed stdout or stderr at start: the results file does not take its
 # descriptor, so nothing but records lands in it.

@@ -224,6 +224,169 @@ static void test_deinit_in_callback(void)
     zmp_result_free(&res[0]);
 }
 
+/* --- zmp_deinit() and nested calls from a stream's callbacks ---------- */
+
+enum { STREAM_JOBS = 64 };
+
+struct stream_cb {
+    bool from_source;             /* zmp_deinit() in the source, else in done */
+    size_t at;                    /* ... when it is asked for job `at` */
+    const char *engine;           /* zmp_backend() before the stream */
+    bool deinited, calls_ok;
+    size_t taken, asked_after;    /* jobs given; source calls after the deinit */
+    int reported[STREAM_JOBS];    /* reports of each job */
+    size_t ran, killed, cancelled, other;
+    int nested_stream, nested_batch;
+};
+
+static int no_jobs(void *arg, size_t index, zmp_options *job, int *wait_fd)
+{
+    (void)arg;
+    (void)index;
+    (void)job;
+    (void)wait_fd;
+    return ZMP_STREAM_END;
+}
+
+/* What else a callback may call: the interpreter's setting, a run of
+ * code, and the getters, which answer as outside. */
+static bool other_calls_work(const struct stream_cb *d)
+{
+    char version[32];
+    zmp_result r;
+    bool ok;
+
+    snprintf(version, sizeof version, "%d.%d.%d", ZMP_VERSION_MAJOR, ZMP_VERSION_MINOR,
+             ZMP_VERSION_PATCH);
+    ok = zmp_set_interpreter("sh") == 0 && !strcmp(zmp_interpreter(), "sh") &&
+         zmp_run_code("echo \"$0\"; exit 3", (const char *[]){ "x", NULL }, &r) == 0 &&
+         r.exit_code == 3 && r.out && !strcmp(r.out, "x\n") &&
+         !strcmp(zmp_backend(), d->engine) && !strcmp(zmp_version(), version) &&
+         zmp_cpu_count() >= 1;
+    zmp_result_free(&r);
+    return ok;
+}
+
+/*
+ * Job 0 exits 1 at once, the others sleep until killed.  (A failure is
+ * reported at once; with worker threads, a success may be told to the
+ * stream only with the next ends, here the sleepers' own.)
+ */
+static int deinit_source(void *arg, size_t index, zmp_options *job, int *wait_fd)
+{
+    static const char *quick[] = { "helper", "exit", "1", NULL },
+                      *slow[] = { "helper", "sleep", "30000", NULL };
+    struct stream_cb *d = arg;
+    zmp_options one = { .program = "/bin/true", .argv = (const char *[]){ "true", NULL } };
+    zmp_result r1 = { 0 };
+
+    (void)wait_fd;
+    if (d->deinited)
+        d->asked_after++;
+    if (index == 0) {
+        d->nested_stream = zmp_run_stream(1, no_jobs, NULL, NULL);
+        d->nested_batch = zmp_run_batch(&one, 1, 1, &r1, NULL, NULL, NULL, NULL);
+        zmp_result_free(&r1);
+    }
+    if (index >= STREAM_JOBS)
+        return ZMP_STREAM_END;
+    if (d->from_source && index == d->at) {
+        d->calls_ok = other_calls_work(d);
+        zmp_deinit();
+        d->deinited = true;
+    }
+    *job = (zmp_options){ .program = helper_path(), .argv = index ? slow : quick };
+    d->taken++;
+    return ZMP_STREAM_JOB;
+}
+
+static int deinit_done(void *arg, size_t index, int err, zmp_result *res,
+                       const zmp_info *info)
+{
+    struct stream_cb *d = arg;
+
+    (void)info;
+    if (index < STREAM_JOBS)
+        d->reported[index]++;
+    if (err == -ECANCELED && !res)
+        d->cancelled++;
+    else if (err == 0 && index == 0 && res->exit_code == 1)
+        d->ran++;
+    else if (err == 0 && res->exit_code == -SIGKILL)
+        d->killed++;
+    else
+        d->other++;
+    zmp_result_free(res);
+    if (!d->from_source && !d->deinited) {
+        d->calls_ok = other_calls_work(d);
+        zmp_deinit();
+        d->deinited = true;
+    }
+    return 0;
+}
+
+/*
+ * zmp_deinit() from a stream's done callback (at the first report) or
+ * from its source (asked for job `parallel`): the stream stops and
+ * returns 0, every job taken is reported once (run, killed or cancelled),
+ * no child is left, and the library works after.  Nested streams and
+ * batches from the source are -EBUSY.
+ */
+static void stream_deinit(unsigned parallel, bool from_source)
+{
+    struct stream_cb d = { .from_source = from_source, .at = parallel,
+                           .nested_stream = 1, .nested_batch = 1 };
+    struct timespec t0, t1;
+    zmp_result res;
+    size_t i;
+
+    d.engine = zmp_backend();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CU_ASSERT_EQUAL(zmp_run_stream(parallel, deinit_source, deinit_done, &d), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CU_ASSERT_TRUE(t1.tv_sec - t0.tv_sec < 20);  /* the sleepers were killed */
+    CU_ASSERT_TRUE(d.deinited);
+    CU_ASSERT_TRUE(d.calls_ok);
+    CU_ASSERT_EQUAL(d.nested_stream, -EBUSY);
+    CU_ASSERT_EQUAL(d.nested_batch, -EBUSY);
+    /* Not asked again.  (From the source with worker threads, the jobs
+     * asked ahead in the same turn are still asked for: cancelled.) */
+    if (!from_source || parallel == 1)
+        CU_ASSERT_EQUAL(d.asked_after, 0);
+    for (i = 0; i < STREAM_JOBS; i++)
+        CU_ASSERT_EQUAL(d.reported[i], i < d.taken);
+    CU_ASSERT_EQUAL(d.other, 0);
+    CU_ASSERT_EQUAL(d.ran + d.killed + d.cancelled, d.taken);
+    /* Job 0 ended before the deinit, except when the source, asked
+     * ahead for the worker threads, got there first. */
+    CU_ASSERT_TRUE(from_source && parallel > 1 ? d.ran <= 1 : d.ran == 1);
+    CU_ASSERT_TRUE(no_children());
+    use_helper();
+    CU_ASSERT_EQUAL(zmp_run("exit", (const char *[]){ "0", NULL }, &res), 0);
+    CU_ASSERT_EQUAL(res.exit_code, 0);
+    zmp_result_free(&res);
+}
+
+static void test_stream_deinit_in_done_1(void)
+{
+    stream_deinit(1, false);
+}
+
+static void test_stream_deinit_in_done_4(void)
+{
+    stream_deinit(4, false);
+}
+
+static void test_stream_deinit_in_source_1(void)
+{
+    stream_deinit(1, true);
+}
+
+static void test_stream_deinit_in_source_4(void)
+{
+    stream_deinit(4, true);
+}
+
 /* What `ulimit -Sn` says in a child started now. */
 static long child_nofile(void)
 {
@@ -605,6 +768,11 @@ void add_reliability_tests(void)
     CU_add_test(s, "signal every job from a handler", test_signal_all_from_handler);
     CU_add_test(s, "fork with jobs running", test_fork);
     CU_add_test(s, "deinit from a callback", test_deinit_in_callback);
+    CU_add_test(s, "deinit from a stream's done, 1 at a time", test_stream_deinit_in_done_1);
+    CU_add_test(s, "deinit from a stream's done, 4 at once", test_stream_deinit_in_done_4);
+    CU_add_test(s, "deinit from a stream's source, 1 at a time",
+                test_stream_deinit_in_source_1);
+    CU_add_test(s, "deinit from a stream's source, 4 at once", test_stream_deinit_in_source_4);
     CU_add_test(s, "children get the caller's fd limit", test_nofile_follows_caller);
     CU_add_test(s, "40,000 env entries over 40,000", test_big_env);
     CU_add_test(s, "handles not reused", test_handles_not_reused);
