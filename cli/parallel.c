@@ -367,14 +367,16 @@ static void write_result_json(struct run *r, size_t i, const struct job *j)
     }
     fprintf(f, "\"ok\":%s,\"exit_code\":%d,\"signal\":%d,"
                "\"timed_out\":%s,\"truncated\":%s,\"pipes_held\":%s,"
-               "\"start\":%.6f,\"seconds\":%.6f,\"stdout\":",
+               "\"start\":%.6f,\"seconds\":%.6f,"
+               "\"user_cpu\":%.6f,\"system_cpu\":%.6f,\"max_rss_kb\":%ld,\"stdout\":",
             res->ok ? "true" : "false",
             res->exit_code,
             res->exit_code < 0 ? -res->exit_code : 0,
             info->flags & ZMP_TIMED_OUT ? "true" : "false",
             info->flags & ZMP_TRUNCATED ? "true" : "false",
             info->flags & ZMP_PIPES_HELD ? "true" : "false",
-            info->started, info->seconds);
+            info->started, info->seconds, info->user_cpu, info->system_cpu,
+            info->max_rss_kb);
     json_string(f, res->out, res->out_len);
     fputs(",\"stderr\":", f);
     json_string(f, res->err, res->err_len);

@@ -45,10 +45,12 @@ static const char usage[] =
  * timeout(1) say it: 126 and 127 are taken by "cannot run". */
 #define EXIT_OWN_FAILURE 125
 
-static int print_json(const zmp_result *res)
+static int print_json(const zmp_result *res, const zmp_info *info)
 {
-    printf("{\"ok\":%s,\"exit_code\":%d,\"out\":", res->ok ? "true" : "false",
-           res->exit_code);
+    printf("{\"ok\":%s,\"exit_code\":%d,\"seconds\":%.6f,\"user_cpu\":%.6f,"
+           "\"system_cpu\":%.6f,\"max_rss_kb\":%ld,\"out\":",
+           res->ok ? "true" : "false", res->exit_code, info->seconds, info->user_cpu,
+           info->system_cpu, info->max_rss_kb);
     json_string(stdout, res->out, res->out_len);
     fputs(",\"err\":", stdout);
     json_string(stdout, res->err, res->err_len);
@@ -90,9 +92,34 @@ static void forward_run_signals(void)
     job_control_install();
 }
 
+/* zmp_run() or zmp_run_code(), with the job's zmp_info as well. */
+static int run_with_info(bool code, const char *what, char **args, zmp_result *res,
+                         zmp_info *info)
+{
+    size_t n = 0, k = 0;
+    const char **argv;
+    zmp_options o = { 0 };
+    int r;
+
+    while (args[n])
+        n++;
+    argv = calloc(n + 3, sizeof *argv);
+    if (!argv)
+        return -ENOMEM;
+    if (code)
+        argv[k++] = "-c";
+    argv[k++] = what;
+    memcpy(argv + k, args, n * sizeof *argv);
+    o.argv = argv;
+    r = zmp_run_opts(&o, res, info);
+    free(argv);
+    return r;
+}
+
 static int run(bool code, bool json, const char *what, char **args)
 {
     zmp_result res;
+    zmp_info info;
     int r, w, status;
 
     if (!*what) {
@@ -102,8 +129,7 @@ static int run(bool code, bool json, const char *what, char **args)
         return 2;
     }
     forward_run_signals();
-    r = code ? zmp_run_code(what, (const char *const *)args, &res)
-             : zmp_run(what, (const char *const *)args, &res);
+    r = run_with_info(code, what, args, &res, &info);
     if (r < 0) {
         fprintf(stderr, "zmp: cannot run %s (engine %s): %s\n", zmp_interpreter(),
                 zmp_backend(), zmp_strerror(r));
@@ -112,7 +138,7 @@ static int run(bool code, bool json, const char *what, char **args)
     /* Like a shell: a death by signal N is 128 + N. */
     status = res.exit_code < 0 ? 128 - res.exit_code : res.exit_code;
     if (json) {
-        w = print_json(&res);
+        w = print_json(&res, &info);
     } else {
         w = write_all(1, res.out, res.out_len);
         if (w == 0 && write_all(2, res.err, res.err_len) < 0)

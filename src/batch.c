@@ -114,6 +114,10 @@ static bool take_job(struct stream *s)
 
     if (s->ended)
         return false;  /* a job held back is then reported cancelled */
+    /* A zmp_deinit() meanwhile (from the source itself, or the done
+     * callback): the source is not asked again. */
+    if (s->ctx->deinit_pending || s->ctx->stopping)
+        return false;
     if (s->have_job)
         return true;
     if (s->waiting) {

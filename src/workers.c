@@ -74,6 +74,8 @@ struct worker {
     bool killed;              /* its jobs were sent SIGKILL */
     bool tell;                /* the stream must hear of an end (wake it
                                  once this thread's ctx is unlocked) */
+    int64_t untold;           /* when the oldest end not yet told to the
+                                 stream was handed over, or 0 */
     int idle;                 /* atomic: waiting for an event */
 };
 
@@ -207,6 +209,10 @@ static void wake_workers_from_stream(struct zmp__workers *w, bool all)
 
 /* --- the worker's side ------------------------------------------------ */
 
+/* The longest an end waits to be told to the stream in a group: its
+ * callback, its output in zmp parallel, its record. */
+#define TELL_WITHIN (2 * 1000000LL)
+
 static void set_nrun(struct worker *k, size_t n)
 {
     __atomic_store_n(&k->nrun, n, __ATOMIC_RELAXED);
@@ -263,15 +269,22 @@ static void give(struct worker *k, const struct outcome *o, bool was_running)
         store(&w->held, load(&w->held) + 1);
     pthread_mutex_unlock(&w->m);
     k->tell |= tell;
+    if (!k->untold)
+        k->untold = zmp__now_ns();
 }
 
 /* Wake the stream if an end must be told: with this worker's ctx locked,
  * which is let go of meanwhile (one context's lock at a time). */
 static void tell_stream(struct worker *k)
 {
+    /* An end is never kept from the stream longer than TELL_WITHIN:
+     * while long jobs fill every place, the queue does not run low. */
+    if (k->untold && zmp__now_ns() - k->untold >= TELL_WITHIN)
+        k->tell = true;
     if (!k->tell)
         return;
     k->tell = false;
+    k->untold = 0;
     zmp__unlock(&k->ctx);
     wake_stream(k->w);
     zmp__lock(&k->ctx);
@@ -439,8 +452,11 @@ static void *worker_main(void *arg)
             break;
         k->seen = c->ndone;
         store(&k->idle, 1);
-        r = zmp__ctx_run_until(c, worker_wake, k, ZMP__FOREVER);
+        r = zmp__ctx_run_until(c, worker_wake, k,
+                               k->untold ? k->untold + TELL_WITHIN : ZMP__FOREVER);
         store(&k->idle, 0);
+        if (r == -ETIME)
+            r = 0;
         if (r < 0) {
             fail(k, r);
             break;

@@ -129,6 +129,21 @@ assert raw(o["err"]) == b"e\x1b\n", o
 assert o["ok"] is False and o["exit_code"] == 4
 PY
 
+# The resources a job used: in run --json and in each --results record.
+$zmp -i ./tests/helper run --json work 300 32 > "$tmp/j"
+check "run --json resources: status" $? 0
+$zmp parallel --results "$tmp/r" -- ./tests/helper work {} 32 ::: 300 > /dev/null
+check "--results resources: status" $? 0
+python3 - "$tmp/j" "$tmp/r" <<'PY' && ok "resources: CPU seconds and peak RSS" || bad "resources: CPU seconds and peak RSS"
+import json, sys
+run = json.load(open(sys.argv[1]))
+job = [r for r in map(json.loads, open(sys.argv[2])) if r.get("type") == "job"][0]
+for o in (run, job):
+    assert o["user_cpu"] >= 0.15 and o["user_cpu"] + o["system_cpu"] >= 0.27, o
+    assert o["user_cpu"] + o["system_cpu"] <= o["seconds"] + 0.05, o
+    assert o["max_rss_kb"] >= 32 * 1024, o
+PY
+
 # 10,000 jobs: every line accounted for.
 seq 10000 > "$tmp/in"
 $zmp parallel -j 64 -- "$child" echo < "$tmp/in" > "$tmp/out"; st=$?
@@ -367,6 +382,18 @@ end=$(date +%s)
 check "| head -1: first line, status, no message" "$out $(cat "$tmp/st") $(wc -c < "$tmp/e")" "$m 141 0"
 [ $((end - start)) -lt 20 ] && ok "| head -1: prompt ($((end - start)) s)" || bad "| head -1: took $((end - start)) s"
 check "| head -1: no job left" "$(until_alive 0 3 "$m")" 0
+
+# A quick job's output is not held back while long jobs fill every place
+# and many wait their turn (the workers tell the stream of ends in groups,
+# but never later than a few ms).
+m="prompt$$"
+start=$(date +%s)
+out=$({ $zmp parallel -j 2 -- "$child" sleep {} "$m" ::: 10 $(yes 60000 | head -20) 2> "$tmp/e"; } | head -1)
+end=$(date +%s)
+check "an end told while long jobs run: first line" "$out" "$m"
+[ $((end - start)) -lt 20 ] && ok "an end told while long jobs run: prompt ($((end - start)) s)" ||
+    bad "an end told while long jobs run: took $((end - start)) s"
+check "an end told while long jobs run: no job left" "$(until_alive 0 3 "$m")" 0
 
 # Write errors: reported once, naming the file; a failure status.
 $zmp parallel -- "$child" echo {} ::: a b > /dev/full 2> "$tmp/e"
