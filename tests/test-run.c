@@ -196,6 +196,22 @@ static unsigned long long own_ignored(void)
 }
 
 #define BIT(s) (1ULL << ((s) - 1))
+/* glibc's own signals (SIGCANCEL, SIGSETXID): ignored if inherited so,
+ * until glibc installs its handlers (starting threads may), after which
+ * they are caught, and at default in children. */
+#define GLIBC_SIGS (BIT(32) | BIT(33))
+
+/* The SigIgn mask in a child's "sigs" output, glibc's own left out; or
+ * ~0 when it is missing. */
+static unsigned long long child_ignored(const char *out)
+{
+    const char *s = out ? strstr(out, "SigIgn:") : NULL;
+    unsigned long long m;
+
+    if (!s || sscanf(s, "SigIgn: %llx", &m) != 1)
+        return ~0ULL;
+    return m & ~GLIBC_SIGS;
+}
 
 /* In the child: caught signals (one of whose handlers must never run
  * there) and SIGPIPE, SIGXFSZ and SIGCHLD at their default, other ignored
@@ -212,7 +228,6 @@ static void test_signals_reset(void)
     zmp_result res, batch[N];
     sigset_t set, old_mask;
     unsigned long long ign;
-    char want[64];
     size_t i;
     int r;
 
@@ -230,10 +245,9 @@ static void test_signals_reset(void)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &set, &old_mask);
-    ign = own_ignored() & ~(BIT(SIGPIPE) | BIT(SIGXFSZ) | BIT(SIGCHLD));
+    ign = own_ignored() & ~(BIT(SIGPIPE) | BIT(SIGXFSZ) | BIT(SIGCHLD) | GLIBC_SIGS);
     CU_ASSERT_EQUAL(ign & (BIT(SIGHUP) | BIT(SIGUSR2) | BIT(SIGPIPE)),
                     BIT(SIGHUP) | BIT(SIGUSR2));
-    snprintf(want, sizeof want, "SigIgn:\t%016llx\n", ign);
     run_ok("sigs", NULL, &res);
     r = zmp_run_batch(jobs, N, N, batch, NULL, NULL, NULL, NULL);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
@@ -244,14 +258,14 @@ static void test_signals_reset(void)
     sigaction(SIGUSR1, &old_usr1, NULL);
     sigaction(SIGWINCH, &old_winch, NULL);
     CU_ASSERT_PTR_NOT_NULL(strstr(res.out, "SigBlk:\t0000000000000000\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(res.out, want));
+    CU_ASSERT_EQUAL(child_ignored(res.out), ign);
     CU_ASSERT_PTR_NOT_NULL(strstr(res.out, "SigCgt:\t0000000000000000\n"));
     zmp_result_free(&res);
     CU_ASSERT_EQUAL_FATAL(r, 0);
     for (i = 0; i < N; i++) {
         CU_ASSERT_TRUE(batch[i].ok);
         CU_ASSERT_PTR_NOT_NULL(strstr(batch[i].out, "SigBlk:\t0000000000000000\n"));
-        CU_ASSERT_PTR_NOT_NULL(strstr(batch[i].out, want));
+        CU_ASSERT_EQUAL(child_ignored(batch[i].out), ign);
         CU_ASSERT_PTR_NOT_NULL(strstr(batch[i].out, "SigCgt:\t0000000000000000\n"));
         zmp_result_free(&batch[i]);
     }
