@@ -6,6 +6,7 @@
  * pipe, a terminal, a file) never needs O_NONBLOCK, which would change it
  * for everyone sharing it.
  */
+#define _GNU_SOURCE
 #include "input.h"
 
 #include <errno.h>
@@ -23,7 +24,13 @@ void input_from_args(struct input *in, char *const *args, size_t n)
 
 void input_from_fd(struct input *in, int fd)
 {
-    *in = (struct input){ .fd = fd };
+    *in = (struct input){ .fd = fd, .delim = "\n", .delim_len = 1 };
+}
+
+void input_set_delim(struct input *in, const char *d, size_t n)
+{
+    in->delim = d;
+    in->delim_len = n;
 }
 
 /* Room for READ_SIZE more bytes and a NUL, dropping what was handed out. */
@@ -77,6 +84,7 @@ static int fill(struct input *in)
 int input_next(struct input *in, const char **ret)
 {
     char *start, *nl;
+    size_t avail;
     int r;
 
     if (in->fd < 0) {
@@ -89,12 +97,15 @@ int input_next(struct input *in, const char **ret)
         start = in->buf ? in->buf + in->off : NULL;
         /* Only what came since the last look: a long line arriving in
          * pieces is scanned once. */
-        nl = in->len > in->off + in->scanned
-                 ? memchr(start + in->scanned, '\n', in->len - in->off - in->scanned)
-                 : NULL;
+        avail = in->len - in->off;
+        nl = NULL;
+        if (avail > in->scanned && in->delim_len == 1)
+            nl = memchr(start + in->scanned, in->delim[0], avail - in->scanned);
+        else if (avail > in->scanned)
+            nl = memmem(start + in->scanned, avail - in->scanned, in->delim, in->delim_len);
         if (nl) {
             *nl = '\0';
-            in->off = (size_t)(nl - in->buf) + 1;
+            in->off = (size_t)(nl - in->buf) + in->delim_len;
             in->scanned = 0;
             *ret = start;
             return 1;
@@ -108,7 +119,8 @@ int input_next(struct input *in, const char **ret)
             *ret = start;
             return 1;
         }
-        in->scanned = in->len - in->off;
+        /* A delimiter of several bytes may have begun at the end. */
+        in->scanned = avail >= in->delim_len ? avail - (in->delim_len - 1) : 0;
         r = fill(in);
         if (r < 0)
             return r;

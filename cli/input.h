@@ -13,15 +13,21 @@ struct input {
     size_t nargs, next;
     char *buf;            /* bytes read, not yet handed out */
     size_t off, len, cap;
-    size_t scanned;       /* bytes after off known to hold no newline */
+    size_t scanned;       /* bytes after off known to hold no delimiter */
+    const char *delim;    /* what ends an input: "\n" unless set */
+    size_t delim_len;
     bool eof;
 };
 
 void input_from_args(struct input *in, char *const *args, size_t n);
 void input_from_fd(struct input *in, int fd);
 
+/* Inputs from the fd end at these n bytes (-0, -d) instead of a newline;
+ * d must outlive in. */
+void input_set_delim(struct input *in, const char *d, size_t n);
+
 /*
- * The next input, without its newline (a last line without one counts):
+ * The next input, without its delimiter (a last one without it counts):
  * returns 1 with *ret pointing at it (valid until the next call), 0 at
  * the end, -EAGAIN when no whole line is there yet (wait for in->fd to be
  * readable, then call again), or a negative errno from read().

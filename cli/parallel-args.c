@@ -7,27 +7,56 @@
 #include "parallel.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
-    "usage: zmp parallel [OPTIONS] [--] COMMAND [ARG...] [::: INPUT...]\n"
+    "usage: zmp parallel [OPTIONS] [--] [COMMAND [ARG...]] [::: INPUT... | :::: FILE...]...\n"
     "\n"
-    "Runs COMMAND once per input: each line of standard input (or of\n"
-    "--arg-file), read as it comes, or each INPUT after :::.  In COMMAND\n"
-    "and its ARGs, {} is the input and {#} the job number; without {}, the\n"
-    "input is added as a last argument.  No shell is involved.\n"
+    "Runs COMMAND once per input, as GNU parallel does: for each line of\n"
+    "standard input, or of each -a/:::: FILE, or each INPUT after :::; with\n"
+    "several sources, for every combination of their inputs (:::+ and ::::+\n"
+    "link a source to the one before).  Inputs are read as they come.\n"
+    "Replacement strings: {} the input, {.} without extension, {/} basename,\n"
+    "{//} dirname, {/.} basename without extension, {#} job number, {%} job\n"
+    "slot, {N} {N.} {N/} {N//} {N/.} the Nth input of the job.  Without any,\n"
+    "the inputs are added as last arguments.  No shell is involved: each\n"
+    "word is one argument, unless --shell.  Without COMMAND, each input is a\n"
+    "command line for /bin/sh.\n"
     "\n"
-    "  -j, --jobs N          at most N jobs at once (default: CPUs available);\n"
+    "  -j, --jobs, -P N      at most N jobs at once (default: CPUs available);\n"
     "                        +N, -N: CPUs plus or minus N; N%: N% of CPUs;\n"
     "                        0: as many as the system allows\n"
     "  -k, --keep-order      print outputs in input order\n"
-    "  -a, --arg-file FILE   read inputs from FILE\n"
+    "  -a, --arg-file FILE   an input source (again for more sources; - is\n"
+    "                        standard input)\n"
+    "  -0, --null            inputs end at NUL bytes, not newlines\n"
+    "  -d, --delimiter D     inputs end at D (\\n \\t \\0 \\xHH \\\\ understood)\n"
+    "  -E STR                an input equal to STR ends its source\n"
+    "  -r, --no-run-if-empty skip blank inputs\n"
+    "      --trim n|l|r|lr|rl  trim blanks from inputs (columns)\n"
+    "  -C, --colsep REGEX    split each input into columns {1} {2}... at REGEX\n"
+    "                        (POSIX extended; \\t \\s \\d understood)\n"
+    "      --link            link all sources (shorter ones wrap around)\n"
+    "  -n, --max-args N      at most N inputs per job\n"
+    "  -N, --max-replace-args N  N inputs per job ({N} empty past the end)\n"
+    "  -m                    as many inputs per job as fit, spread over the jobs\n"
+    "  -X                    as -m, with a word holding {} repeated per input\n"
+    "  -I STR                STR instead of {} for the input\n"
+    "      --arg-sep SEP     SEP instead of :::\n"
+    "      --arg-file-sep SEP  SEP instead of ::::\n"
+    "      --shell           run the command line through /bin/sh -c, every\n"
+    "                        input quoted for the shell\n"
+    "      --dry-run         print the commands, run nothing\n"
     "      --timeout SECS    SIGTERM a job after SECS, SIGKILL 2 s later\n"
-    "      --halt-on-error   start no new job after one fails\n"
+    "      --halt WHEN,WHAT=N  WHEN: never, soon (start no more jobs) or now\n"
+    "                        (and stop the running ones); WHAT: fail, success\n"
+    "                        or done; N: a count or a percentage (N%);\n"
+    "                        0, 1, 2, -1, -2 as GNU parallel\n"
+    "      --halt-on-error   --halt soon,fail=1\n"
     "      --results FILE    one JSON object per job in FILE\n"
     "      --output-cap N    keep at most N bytes of each stream per job\n"
     "      --cgroup DIR      run each job in a cgroup of its own under DIR (a\n"
@@ -40,13 +69,16 @@ static const char usage[] =
     "      --resume          with --results: skip the inputs FILE already has\n"
     "                        a record of, append the new records\n"
     "      --resume-failed   as --resume, and run the failed ones again\n"
+    "      --will-cite, --no-notice  accepted and ignored, as GNU parallel's\n"
     "  -h, --help            this text\n"
+    "      --version         zmp's version\n"
     "\n"
-    "Exit status: the number of failed jobs (101: more than 100), 2 for bad\n"
-    "usage or an error (input, output or --results that cannot be read or\n"
-    "written), 255 for a --shard that cannot be worked out.  On SIGINT,\n"
-    "SIGTERM or SIGHUP the jobs get the signal (SIGKILL 2 s later), are\n"
-    "printed, and zmp dies of it.  See zmp(1) and `zmp merge --help'.\n";
+    "Long options are never abbreviated.  Exit status: 0 if every job\n"
+    "succeeded, else the number of failed jobs (101: more than 100); with\n"
+    "--halt, as GNU parallel; 255 for any other error (usage, input, output,\n"
+    "--results).  On SIGINT, SIGTERM or SIGHUP the jobs get the signal\n"
+    "(SIGKILL 2 s later), are printed, and zmp dies of it.  See zmp(1) and\n"
+    "`zmp merge --help'.\n";
 
 /* -j as GNU parallel reads it: N, +N and -N (the CPU count plus or
  * minus N), N% (of the CPU count).  Digits only: no blank, no second
@@ -193,106 +225,477 @@ unsigned parallel_jobs(const struct parallel_config *cfg, unsigned cpus)
     return cpus;
 }
 
-int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
-{
-    static const struct option opts[] = {
-        { "jobs", required_argument, NULL, 'j' },
-        { "keep-order", no_argument, NULL, 'k' },
-        { "arg-file", required_argument, NULL, 'a' },
-        { "timeout", required_argument, NULL, 't' },
-        { "halt-on-error", no_argument, NULL, 'H' },
-        { "results", required_argument, NULL, 'r' },
-        { "output-cap", required_argument, NULL, 'c' },
-        { "progress", no_argument, NULL, 'p' },
-        { "cgroup", required_argument, NULL, 'g' },
-        { "shard", required_argument, NULL, 'S' },
-        { "resume", no_argument, NULL, 'R' },
-        { "resume-failed", no_argument, NULL, 'F' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    char *end;
-    int c, n;
+/* --- the option parser ------------------------------------------------- */
 
-    *cfg = (struct parallel_config){ .shard_n = 1 };
-    optind = 0;  /* 0, not 1: glibc's getopt then forgets any earlier argv */
-    opterr = 1;
-    argv[0] = (char *)"zmp parallel";  /* how getopt names us in messages */
-    while ((c = getopt_long(argc, argv, "+j:ka:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            if (parse_jobs(optarg, cfg) < 0) {
-                fprintf(stderr, "zmp parallel: bad --jobs: %s (want N, +N, -N or N%%)\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'k': cfg->keep_order = true; break;
-        case 'a': cfg->arg_file = optarg; break;
-        case 'H': cfg->halt = true; break;
-        case 'r': cfg->results = optarg; break;
-        case 'p': cfg->progress = true; break;
-        case 'g': cfg->cgroup = optarg; break;
-        case 'S':
-            if (parse_shard(optarg, cfg) < 0)
-                return EXIT_ERROR;
-            break;
-        case 'R': cfg->resume = true; break;
-        case 'F': cfg->resume = cfg->resume_failed = true; break;
-        case 't':
-            cfg->timeout = strtod(optarg, &end);
-            if (*end || !*optarg || !(cfg->timeout > 0) || cfg->timeout > 1e9) {
-                fprintf(stderr, "zmp parallel: bad --timeout: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'c':
-            errno = 0;
-            cfg->output_cap = strtoull(optarg, &end, 10);
-            if (errno || *end || !*optarg || *optarg == '-') {
-                fprintf(stderr, "zmp parallel: bad --output-cap: %s\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            /* A write error is an error, as for the jobs' output. */
-            if (fputs(usage, stdout) == EOF || fflush(stdout) != 0) {
-                fprintf(stderr, "zmp parallel: cannot write standard output: %s\n",
-                        strerror(errno));
-                return EXIT_USAGE;
-            }
-            return PARALLEL_HELP;
-        default:
-            fputs(usage, stderr);
-            return EXIT_USAGE;
+/*
+ * Options are matched whole: getopt_long takes any unambiguous prefix,
+ * so that `--halt now,fail=1` once read as --halt-on-error and ran
+ * "now,fail=1".  A prefix is refused with the option it may stand for.
+ */
+enum opt_id {
+    O_JOBS = 1, O_KEEP, O_ARGFILE, O_NULL, O_DELIM, O_EOF, O_NOEMPTY, O_TRIM,
+    O_COLSEP, O_LINK, O_MAXARGS, O_MAXREPL, O_M, O_X, O_REPLACE, O_ARGSEP,
+    O_ARGFILESEP, O_SHELL, O_DRYRUN, O_TIMEOUT, O_HALT, O_HALTERR, O_RESULTS,
+    O_OUTCAP, O_CGROUP, O_PROGRESS, O_SHARD, O_RESUME, O_RESUMEFAILED, O_IGNORED,
+    O_HELP, O_VERSION,
+};
+
+struct opt {
+    const char *name;       /* long name, or NULL */
+    char shrt;              /* short letter, or 0 */
+    bool arg;               /* takes a value */
+    enum opt_id id;
+};
+
+static const struct opt opts[] = {
+    { "jobs", 'j', true, O_JOBS },
+    { "max-procs", 'P', true, O_JOBS },
+    { "keep-order", 'k', false, O_KEEP },
+    { "arg-file", 'a', true, O_ARGFILE },
+    { "null", '0', false, O_NULL },
+    { "delimiter", 'd', true, O_DELIM },
+    { NULL, 'E', true, O_EOF },
+    { "no-run-if-empty", 'r', false, O_NOEMPTY },
+    { "trim", 0, true, O_TRIM },
+    { "colsep", 'C', true, O_COLSEP },
+    { "link", 0, false, O_LINK },
+    { "xapply", 0, false, O_LINK },
+    { "max-args", 'n', true, O_MAXARGS },
+    { "max-replace-args", 'N', true, O_MAXREPL },
+    { NULL, 'm', false, O_M },
+    { NULL, 'X', false, O_X },
+    { NULL, 'I', true, O_REPLACE },
+    { "arg-sep", 0, true, O_ARGSEP },
+    { "arg-file-sep", 0, true, O_ARGFILESEP },
+    { "shell", 0, false, O_SHELL },
+    { "dry-run", 0, false, O_DRYRUN },
+    { "timeout", 0, true, O_TIMEOUT },
+    { "halt", 0, true, O_HALT },
+    { "halt-on-error", 0, false, O_HALTERR },
+    { "results", 0, true, O_RESULTS },
+    { "output-cap", 0, true, O_OUTCAP },
+    { "cgroup", 0, true, O_CGROUP },
+    { "progress", 0, false, O_PROGRESS },
+    { "shard", 0, true, O_SHARD },
+    { "resume", 0, false, O_RESUME },
+    { "resume-failed", 0, false, O_RESUMEFAILED },
+    { "will-cite", 0, false, O_IGNORED },
+    { "no-notice", 0, false, O_IGNORED },
+    { "help", 'h', false, O_HELP },
+    { "version", 0, false, O_VERSION },
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("zmp parallel: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n(zmp parallel --help for the options)\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* An unknown --NAME: say which options it begins, if any. */
+static int unknown_long(const char *name, size_t len)
+{
+    char hint[256] = "";
+    size_t i, n = 0;
+
+    for (i = 0; i < NOPTS; i++) {
+        if (opts[i].name && !strncmp(opts[i].name, name, len) && n < 4) {
+            size_t at = strlen(hint);
+
+            snprintf(hint + at, sizeof hint - at, "%s--%s", n ? ", " : "", opts[i].name);
+            n++;
         }
     }
-    if (cfg->resume && !cfg->results) {
-        fprintf(stderr, "zmp parallel: --resume needs --results FILE\n");
+    fprintf(stderr, "zmp parallel: unknown option --%.*s", (int)len, name);
+    if (n)
+        fprintf(stderr, " (long options are never abbreviated: %s?)", hint);
+    fputs("\n(zmp parallel --help for the options)\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* -d's delimiter: C escapes \n \t \r \0 \\ \xHH and \NNN (octal). */
+static int parse_delim(const char *s, struct parallel_config *cfg)
+{
+    size_t n = 0;
+    char *end;
+
+    while (*s) {
+        unsigned long c = (unsigned char)*s++;
+
+        if (c == '\\' && *s) {
+            switch (*s) {
+            case 'n': c = '\n'; s++; break;
+            case 't': c = '\t'; s++; break;
+            case 'r': c = '\r'; s++; break;
+            case '\\': c = '\\'; s++; break;
+            case 'x':
+                c = strtoul(s + 1, &end, 16);
+                if (end == s + 1 || end > s + 3)
+                    return -1;
+                s = end;
+                break;
+            default:
+                if (*s < '0' || *s > '7')
+                    return -1;
+                c = strtoul(s, &end, 8);
+                if (end > s + 3 || c > 255)
+                    return -1;
+                s = end;
+            }
+        }
+        if (n == sizeof cfg->delim)
+            return -1;
+        cfg->delim[n++] = (char)c;
+    }
+    if (n == 0)
+        return -1;
+    cfg->delim_len = n;
+    return 0;
+}
+
+/* --halt: never, WHEN,WHAT=N[%], N%, or -2..2 (GNU parallel's forms). */
+static int parse_halt(const char *s, struct parallel_config *cfg)
+{
+    static const char *const shorts[] = { "-2", "-1", "0", "1", "2" };
+    static const char *const longs[] = { "now,success=1", "soon,success=1", "never",
+                                         "soon,fail=1", "now,fail=1" };
+    char buf[64], *what, *num;
+    unsigned long long n;
+    size_t i, len;
+
+    for (i = 0; i < 5; i++)
+        if (!strcmp(s, shorts[i]))
+            s = longs[i];
+    len = strlen(s);
+    if (len > 1 && len < 10 && s[len - 1] == '%' && strspn(s, "0123456789") == len - 1) {
+        snprintf(buf, sizeof buf, "soon,fail=%s", s);
+        s = buf;
+    }
+    if (!strcmp(s, "never")) {
+        cfg->halt_when = HALT_NEVER;
+        return 0;
+    }
+    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf)
+        return -1;
+    if (!(what = strchr(buf, ',')) || !(num = strchr(what, '=')))
+        return -1;
+    *what++ = '\0';
+    *num++ = '\0';
+    if (!strcmp(buf, "soon"))
+        cfg->halt_when = HALT_SOON;
+    else if (!strcmp(buf, "now"))
+        cfg->halt_when = HALT_NOW;
+    else
+        return -1;
+    if (!strcmp(what, "fail"))
+        cfg->halt_what = HALT_FAIL;
+    else if (!strcmp(what, "success"))
+        cfg->halt_what = HALT_SUCCESS;
+    else if (!strcmp(what, "done"))
+        cfg->halt_what = HALT_DONE;
+    else
+        return -1;
+    len = strlen(num);
+    cfg->halt_pct = len > 0 && num[len - 1] == '%';
+    if (parse_count(num, len - cfg->halt_pct, 1000000000, &n) < 0 || n == 0 ||
+        (cfg->halt_pct && n > 100))
+        return -1;
+    cfg->halt_n = (unsigned long)n;
+    return 0;
+}
+
+static int add_source(struct parallel_config *cfg, struct source_spec sp)
+{
+    struct source_spec *v = realloc(cfg->srcs, (cfg->nsrcs + 1) * sizeof *v);
+
+    if (!v) {
+        fprintf(stderr, "zmp parallel: out of memory\n");
+        return -1;
+    }
+    cfg->srcs = v;
+    cfg->srcs[cfg->nsrcs++] = sp;
+    return 0;
+}
+
+static int print_help(const char *text)
+{
+    /* A write error is an error, as for the jobs' output. */
+    if (fputs(text, stdout) == EOF || fflush(stdout) != 0) {
+        fprintf(stderr, "zmp parallel: cannot write standard output: %s\n",
+                strerror(errno));
         return EXIT_USAGE;
     }
-    cfg->tmpl = argv + optind;
-    n = argc - optind;
-    for (cfg->ntmpl = 0; (int)cfg->ntmpl < n && strcmp(cfg->tmpl[cfg->ntmpl], ":::");
-         cfg->ntmpl++)
-        ;
-    if (cfg->ntmpl == 0) {
-        fprintf(stderr, "zmp parallel: missing COMMAND\n%s", usage);
-        return EXIT_USAGE;
-    }
-    if ((int)cfg->ntmpl < n) {
-        /* ::: INPUT... */
-        if (cfg->arg_file) {
-            fprintf(stderr, "zmp parallel: both ::: and --arg-file given\n");
+    return PARALLEL_HELP;
+}
+
+/* One option with its value (NULL when it takes none). */
+static int apply(struct parallel_config *cfg, const struct opt *o, const char *v,
+                 const char *shown)
+{
+    unsigned long long n;
+    char *end;
+
+    switch (o->id) {
+    case O_JOBS:
+        if (parse_jobs(v, cfg) < 0)
+            return usage_error("bad %s: %s (want N, +N, -N or N%%)", shown, v);
+        break;
+    case O_KEEP: cfg->keep_order = true; break;
+    case O_ARGFILE:
+        if (add_source(cfg, (struct source_spec){ .kind = SRC_FILE, .path = v }) < 0)
             return EXIT_USAGE;
-        }
-        cfg->args = cfg->tmpl + cfg->ntmpl + 1;
-        cfg->nargs = (size_t)n - cfg->ntmpl - 1;
-        cfg->have_args = true;
-        if (cfg->nargs == 0) {
-            fprintf(stderr, "zmp parallel: no input after :::\n");
-            return EXIT_USAGE;
-        }
+        break;
+    case O_NULL: cfg->delim[0] = '\0'; cfg->delim_len = 1; break;
+    case O_DELIM:
+        if (parse_delim(v, cfg) < 0)
+            return usage_error("bad %s: %s (want characters, \\n, \\t, \\0, \\xHH)",
+                               shown, v);
+        break;
+    case O_EOF: cfg->eof = v; break;
+    case O_NOEMPTY: cfg->skip_empty = true; break;
+    case O_TRIM:
+        if (strcmp(v, "n") && strcmp(v, "l") && strcmp(v, "r") && strcmp(v, "lr") &&
+            strcmp(v, "rl"))
+            return usage_error("bad %s: %s (want n, l, r, lr or rl)", shown, v);
+        cfg->trim_left = strchr(v, 'l') != NULL;
+        cfg->trim_right = strchr(v, 'r') != NULL;
+        break;
+    case O_COLSEP: cfg->colsep = v; break;
+    case O_LINK: cfg->link = true; break;
+    case O_MAXARGS:
+    case O_MAXREPL:
+        if (parse_count(v, strlen(v), 1000000, &n) < 0 || n == 0)
+            return usage_error("bad %s: %s (want a count from 1)", shown, v);
+        cfg->max_args = (unsigned long)n;
+        cfg->pad_args = o->id == O_MAXREPL;
+        break;
+    case O_M: cfg->multi = MULTI_M; break;
+    case O_X: cfg->multi = MULTI_X; break;
+    case O_REPLACE:
+        if (!*v)
+            return usage_error("%s: the replacement string is empty", shown);
+        cfg->replace = v;
+        break;
+    case O_ARGSEP:
+    case O_ARGFILESEP:
+        if (!*v)
+            return usage_error("%s: the separator is empty", shown);
+        break;  /* read before the options (see find_seps) */
+    case O_SHELL: cfg->shell = true; break;
+    case O_DRYRUN: cfg->dry_run = true; break;
+    case O_TIMEOUT:
+        cfg->timeout = strtod(v, &end);
+        if (*end || !*v || !(cfg->timeout > 0) || cfg->timeout > 1e9)
+            return usage_error("bad %s: %s (want seconds, more than 0)", shown, v);
+        break;
+    case O_HALT:
+        if (parse_halt(v, cfg) < 0)
+            return usage_error("bad %s: %s (want never, or soon or now,fail, success or "
+                               "done=N or N%%, or -2..2)", shown, v);
+        break;
+    case O_HALTERR:
+        cfg->halt_when = HALT_SOON;
+        cfg->halt_what = HALT_FAIL;
+        cfg->halt_n = 1;
+        cfg->halt_pct = false;
+        break;
+    case O_RESULTS: cfg->results = v; break;
+    case O_OUTCAP:
+        errno = 0;
+        cfg->output_cap = strtoull(v, &end, 10);
+        if (errno || *end || !*v || *v == '-')
+            return usage_error("bad %s: %s (want bytes)", shown, v);
+        break;
+    case O_CGROUP: cfg->cgroup = v; break;
+    case O_PROGRESS: cfg->progress = true; break;
+    case O_SHARD:
+        if (parse_shard(v, cfg) < 0)
+            return EXIT_ERROR;
+        break;
+    case O_RESUME: cfg->resume = true; break;
+    case O_RESUMEFAILED: cfg->resume = cfg->resume_failed = true; break;
+    case O_IGNORED: break;
+    case O_HELP: return print_help(usage);
+    case O_VERSION: return PARALLEL_VERSION;
     }
     return 0;
+}
+
+static const struct opt *find_short(char c)
+{
+    size_t i;
+
+    for (i = 0; i < NOPTS; i++)
+        if (opts[i].shrt == c)
+            return &opts[i];
+    return NULL;
+}
+
+/* --arg-sep and --arg-file-sep change how the rest is cut, wherever they
+ * stand among the options: look for them first. */
+static void find_seps(int argc, char **argv, const char **sep, const char **filesep)
+{
+    int i;
+
+    for (i = 1; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--"); i++) {
+        const char **to = !strncmp(argv[i], "--arg-sep", 9)        ? sep
+                          : !strncmp(argv[i], "--arg-file-sep", 14) ? filesep
+                                                                    : NULL;
+        size_t n = to == sep ? 9 : 14;
+
+        if (!to)
+            continue;
+        if (argv[i][n] == '=')
+            *to = argv[i] + n + 1;
+        else if (!argv[i][n] && i + 1 < argc)
+            *to = argv[++i];
+    }
+}
+
+/* Which separator word s is: 1 :::, 2 :::+, 3 ::::, 4 ::::+, or 0. */
+static int sep_kind(const char *s, const char *sep, const char *filesep)
+{
+    size_t a = strlen(sep), f = strlen(filesep);
+
+    if (!strcmp(s, sep))
+        return 1;
+    if (!strncmp(s, sep, a) && !strcmp(s + a, "+"))
+        return 2;
+    if (!strcmp(s, filesep))
+        return 3;
+    if (!strncmp(s, filesep, f) && !strcmp(s + f, "+"))
+        return 4;
+    return 0;
+}
+
+/* The words after the options: COMMAND, then the sources. */
+static int parse_rest(int argc, char **argv, int i, struct parallel_config *cfg,
+                      const char *sep, const char *filesep)
+{
+    int k, kind;
+
+    cfg->tmpl = argv + i;
+    while (i < argc && !sep_kind(argv[i], sep, filesep))
+        i++;
+    cfg->ntmpl = (size_t)(argv + i - cfg->tmpl);
+    while (i < argc) {
+        kind = sep_kind(argv[i++], sep, filesep);
+        for (k = i; k < argc && !sep_kind(argv[k], sep, filesep); k++)
+            ;
+        if (kind <= 2) {
+            if (add_source(cfg, (struct source_spec){ .kind = SRC_ARGS,
+                                                      .args = argv + i,
+                                                      .nargs = (size_t)(k - i),
+                                                      .linked = kind == 2 }) < 0)
+                return EXIT_USAGE;
+        } else {
+            if (k == i)
+                return usage_error("no FILE after %s%s", filesep, kind == 4 ? "+" : "");
+            for (; i < k; i++) {
+                if (add_source(cfg, (struct source_spec){ .kind = SRC_FILE,
+                                                          .path = argv[i],
+                                                          .linked = kind == 4 }) < 0)
+                    return EXIT_USAGE;
+            }
+        }
+        i = k;
+    }
+    return 0;
+}
+
+int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
+{
+    const char *sep = ":::", *filesep = "::::", *v, *eq;
+    const struct opt *o;
+    char shown[64];
+    size_t i, len;
+    int a, r;
+
+    *cfg = (struct parallel_config){ .shard_n = 1 };
+    find_seps(argc, argv, &sep, &filesep);
+    for (a = 1; a < argc; a++) {
+        const char *s = argv[a];
+
+        if (!strcmp(s, "--")) {
+            a++;
+            break;
+        }
+        if (s[0] != '-' || !s[1])
+            break;  /* COMMAND */
+        if (s[1] == '-') {
+            eq = strchr(s + 2, '=');
+            len = eq ? (size_t)(eq - s - 2) : strlen(s + 2);
+            for (o = NULL, i = 0; i < NOPTS && !o; i++)
+                if (opts[i].name && strlen(opts[i].name) == len &&
+                    !strncmp(opts[i].name, s + 2, len))
+                    o = &opts[i];
+            if (!o) {
+                r = unknown_long(s + 2, len);
+                goto fail;
+            }
+            snprintf(shown, sizeof shown, "--%s", o->name);
+            v = eq ? eq + 1 : NULL;
+            if (o->arg && !v) {
+                if (a + 1 == argc) {
+                    r = usage_error("%s needs a value", shown);
+                    goto fail;
+                }
+                v = argv[++a];
+            } else if (!o->arg && v) {
+                r = usage_error("%s takes no value", shown);
+                goto fail;
+            }
+            if ((r = apply(cfg, o, v, shown)))
+                goto fail;
+            continue;
+        }
+        /* Short options, bundled (-kj4); a value is the rest, or the
+         * next word (-j -1 is "-1" jobs less). */
+        for (s++; *s; s++) {
+            if (!(o = find_short(*s))) {
+                r = usage_error("unknown option -%c", *s);
+                goto fail;
+            }
+            snprintf(shown, sizeof shown, "-%c", *s);
+            v = NULL;
+            if (o->arg) {
+                if (s[1]) {
+                    v = s + 1;
+                } else if (a + 1 < argc) {
+                    v = argv[++a];
+                } else {
+                    r = usage_error("%s needs a value", shown);
+                    goto fail;
+                }
+            }
+            if ((r = apply(cfg, o, v, shown)))
+                goto fail;
+            if (v)
+                break;
+        }
+    }
+    if ((r = parse_rest(argc, argv, a, cfg, sep, filesep)))
+        goto fail;
+    if (cfg->resume && !cfg->results) {
+        r = usage_error("--resume needs --results FILE");
+        goto fail;
+    }
+    return 0;
+fail:
+    parallel_config_free(cfg);
+    return r;
+}
+
+void parallel_config_free(struct parallel_config *cfg)
+{
+    free(cfg->srcs);
+    cfg->srcs = NULL;
+    cfg->nsrcs = 0;
 }

@@ -19,15 +19,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <regex.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "input.h"
 #include "json.h"
 #include "results.h"
+#include "sources.h"
 #include "template.h"
 #include "zmp.h"
 
@@ -226,8 +229,9 @@ fail:
 /* One job, from the time its input is read until it is printed. */
 struct job {
     uint64_t seq;           /* the input's number, from 1 ({#}) */
-    char *input;            /* as read, for the record */
+    char *input;            /* its values joined by blanks, for the record */
     char **argv;
+    unsigned slot;          /* {%}: from 1, while it runs */
     zmp_result res;
     zmp_info info;
     int err;
@@ -243,17 +247,31 @@ struct run {
      * the window keeps one pointer for each job since. */
     struct job **win;
     size_t base, nwin, wincap;
-    struct input in;
-    char *const *tmpl;
-    size_t ntmpl;
+    struct sources *src;
+    struct template tmpl;
+    const struct parallel_config *cfg;
+    unsigned parallel;      /* jobs at once */
+    size_t arg_limit;       /* bytes a job's argv may take (-m, -X) */
+    /* Records read, not yet in a job (-n, -N, -m, -X take several). */
+    struct pending { char **v; size_t n; uint64_t seq; } *pend;
+    size_t npend, pendcap;
+    uint64_t jobs_made;     /* jobs of several records made */
+    size_t per_job;         /* -m, -X: records a job takes, at most */
+    uint64_t total_jobs;    /* --halt N%: every job, known before the first */
+    /* {%}: free slots, last freed first; slots above next_slot unused. */
+    unsigned *free_slots;
+    size_t nfree, freecap;
+    unsigned next_slot;
+    int slot_fd;            /* readable while a slot is free ({%}) */
     zmp_options opts;       /* what every job shares */
-    bool keep_order, progress, halt;
+    bool keep_order, progress;
     FILE *results_file;
     const char *results_name;
     uint64_t shard_k, shard_n;  /* run the inputs i with i % n == k */
     uint64_t inputs;        /* inputs read, every shard's */
     bool input_ended;       /* ... all of them */
-    bool halted;            /* --halt-on-error stopped the run */
+    bool halted;            /* --halt stopped the run */
+    int halt_status;        /* ... and this is the exit status */
     unsigned char *done_bits;  /* --resume: bit seq - 1 set, done already */
     uint64_t done_nbits, skipped;
     int wait_fd;            /* what the source waits on for input */
@@ -433,38 +451,198 @@ static void draw_progress(struct run *r)
             r->running, r->failed);
 }
 
-/* The job source: the next input, expanded into a job. */
+/* One more record read into the pending ones: 1, 0 at the end, -EAGAIN,
+ * or a negative errno.  Other shards' inputs and those --resume finds
+ * done are skipped here, each counted once. */
+static int read_record(struct run *r)
+{
+    struct pending *p;
+    char **v;
+    size_t n;
+    uint64_t seq;
+    int e;
+
+    for (;;) {
+        e = sources_next(r->src, &v, &n);
+        if (e <= 0)
+            return e;
+        seq = ++r->inputs;
+        if ((seq - 1) % r->shard_n != r->shard_k ||
+            (seq <= r->done_nbits && r->done_bits[(seq - 1) / 8] & 1u << (seq - 1) % 8)) {
+            r->skipped += (seq - 1) % r->shard_n == r->shard_k;
+            values_free(v, n);
+            continue;
+        }
+        if (r->npend == r->pendcap) {
+            size_t cap = r->pendcap ? r->pendcap * 2 : 16;
+
+            if (!(p = realloc(r->pend, cap * sizeof *p))) {
+                values_free(v, n);
+                return -ENOMEM;
+            }
+            r->pend = p;
+            r->pendcap = cap;
+        }
+        r->pend[r->npend++] = (struct pending){ v, n, seq };
+        return 1;
+    }
+}
+
+/* How many records the next job wants: -n/-N's count, or with -m and -X
+ * the rest spread evenly over the job slots (as GNU parallel), or 1. */
+static size_t records_wanted(struct run *r)
+{
+    uint64_t left, per;
+
+    if (r->cfg->multi == MULTI_NONE)
+        return r->cfg->max_args ? r->cfg->max_args : 1;
+    if (r->per_job)
+        return r->per_job;
+    left = sources_left(r->src);
+    per = (left + r->parallel - 1) / r->parallel;
+    if (r->cfg->max_args && per > r->cfg->max_args)
+        per = r->cfg->max_args;
+    r->per_job = per > 1000000 ? 1000000 : per ? (size_t)per : 1;
+    return r->per_job;
+}
+
+/* The job of the first k pending records: its values and argv. */
+static int make_job(struct run *r, size_t k, struct job *j, size_t *ret_bytes)
+{
+    struct job_values jv = { .seq = j->seq, .slot = j->slot };
+    size_t n = 0, i, len = 0;
+    char **v;
+    int e;
+
+    for (i = 0; i < k; i++)
+        n += r->pend[i].n;
+    if (!(v = malloc((n ? n : 1) * sizeof *v)))
+        return -ENOMEM;
+    for (n = 0, i = 0; i < k; i++) {
+        memcpy(v + n, r->pend[i].v, r->pend[i].n * sizeof *v);
+        n += r->pend[i].n;
+    }
+    jv.v = v;
+    jv.n = n;
+    e = template_expand(&r->tmpl, &jv, &j->argv, ret_bytes);
+    for (i = 0; e == 0 && i < n; i++)
+        len += strlen(v[i]) + 1;
+    if (e == 0 && !(j->input = malloc(len + 1)))
+        e = -ENOMEM;
+    if (e == 0) {
+        /* The values, joined by blanks: --results' input, --tag's tag. */
+        j->input[0] = '\0';
+        for (len = 0, i = 0; i < n; i++) {
+            size_t l = strlen(v[i]);
+
+            if (i)
+                j->input[len++] = ' ';
+            memcpy(j->input + len, v[i], l + 1);
+            len += l;
+        }
+    }
+    if (e < 0) {
+        template_free(j->argv);
+        j->argv = NULL;
+    }
+    free(v);
+    return e;
+}
+
+/* {%}: the last slot freed, or a new one. */
+static unsigned take_slot(struct run *r)
+{
+    return r->nfree ? r->free_slots[--r->nfree] : ++r->next_slot;
+}
+
+static void give_slot(struct run *r, unsigned slot)
+{
+    uint64_t one = 1;
+    unsigned *v;
+
+    if (!slot)
+        return;
+    if (r->nfree == r->freecap) {
+        size_t cap = r->freecap ? r->freecap * 2 : 64;
+
+        if (!(v = realloc(r->free_slots, cap * sizeof *v)))
+            return;  /* that number is not used again */
+        r->free_slots = v;
+        r->freecap = cap;
+    }
+    r->free_slots[r->nfree++] = slot;
+    if (r->slot_fd >= 0)
+        (void)!write(r->slot_fd, &one, sizeof one);
+}
+
+/*
+ * The next job, shaped from the inputs: 1 and *ret, 0 at the end, -EAGAIN
+ * (wait on the source's fd), or a negative errno.
+ */
+static int take_job(struct run *r, struct job **ret)
+{
+    size_t want = records_wanted(r), k, bytes, i;
+    struct job *j;
+    int e = 1;
+
+    while (r->npend < want && (e = read_record(r)) == 1)
+        ;
+    if (e == 0)
+        r->input_ended = true;
+    if (e < 0)
+        return e;  /* -EAGAIN too: a job waits for all its records */
+    if (r->npend == 0)
+        return 0;
+    if (!(j = calloc(1, sizeof *j)))
+        return -ENOMEM;
+    /* The input's number: what --results, --resume and --shard count.
+     * A job of several records counts jobs instead. */
+    j->seq = want == 1 ? r->pend[0].seq : ++r->jobs_made;
+    if (r->tmpl.uses_slot)
+        j->slot = take_slot(r);
+    k = want < r->npend ? want : r->npend;
+    for (;;) {
+        if ((e = make_job(r, k, j, &bytes)) < 0)
+            break;
+        /* -m, -X: as many as fit under the system's limits. */
+        if (r->cfg->multi == MULTI_NONE || bytes <= r->arg_limit || k == 1)
+            break;
+        template_free(j->argv);
+        free(j->input);
+        j->argv = NULL;
+        j->input = NULL;
+        k = k >= 4 ? k / 4 * 3 : k - 1;
+    }
+    if (e < 0) {
+        give_slot(r, j->slot);
+        free(j);
+        return e;
+    }
+    for (i = 0; i < k; i++)
+        values_free(r->pend[i].v, r->pend[i].n);
+    memmove(r->pend, r->pend + k, (r->npend - k) * sizeof *r->pend);
+    r->npend -= k;
+    *ret = j;
+    return 1;
+}
+
+/* The job source of the stream. */
 static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
 {
     struct run *r = arg;
     struct job **w, *j;
-    const char *line;
-    uint64_t seq;
+    uint64_t drain;
     int e;
 
     (void)i;
-    for (;;) {
-        if (atomic_load(&stopping))
-            return ZMP_STREAM_END;
-        e = input_next(&r->in, &line);
-        if (e == -EAGAIN) {
-            *wait_fd = r->wait_fd;
-            return ZMP_STREAM_WAIT;
-        }
-        if (e < 0)
-            r->read_error = e;
-        r->input_ended = e == 0;
-        if (e <= 0)
-            return e;
-        seq = ++r->inputs;
-        /* Another shard's, or run already (--resume). */
-        if ((seq - 1) % r->shard_n != r->shard_k)
-            continue;
-        if (seq <= r->done_nbits && r->done_bits[(seq - 1) / 8] & 1u << (seq - 1) % 8) {
-            r->skipped++;
-            continue;
-        }
-        break;
+    if (atomic_load(&stopping))
+        return ZMP_STREAM_END;
+    if (r->tmpl.uses_slot && r->running >= r->parallel) {
+        /* The engine may ask ahead of a free slot; {%} must not. */
+        while (read(r->slot_fd, &drain, sizeof drain) > 0)
+            ;
+        *wait_fd = r->slot_fd;
+        return ZMP_STREAM_WAIT;
     }
     if (r->nwin == r->wincap) {
         size_t cap = r->wincap ? r->wincap * 2 : 64;
@@ -474,17 +652,14 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         r->win = w;
         r->wincap = cap;
     }
-    if (!(j = calloc(1, sizeof *j)))
-        return -ENOMEM;
-    j->seq = seq;
-    if (!(j->input = strdup(line))) {
-        free(j);
-        return -ENOMEM;
+    e = take_job(r, &j);
+    if (e == -EAGAIN) {
+        *wait_fd = r->wait_fd;
+        return ZMP_STREAM_WAIT;
     }
-    e = template_expand(r->tmpl, r->ntmpl, line, (unsigned long)seq, &j->argv);
-    if (e < 0) {
-        free(j->input);
-        free(j);
+    if (e <= 0) {
+        if (e < 0 && e != -ENOMEM)
+            r->read_error = e;
         return e;
     }
     r->win[r->nwin++] = j;
@@ -517,6 +692,63 @@ static bool killed_from_outside(const zmp_result *res, const zmp_info *info)
     }
 }
 
+/* A job's status as a shell gives it: its exit code, 128 + a signal,
+ * 127 for a program not found, 126 for one that could not start. */
+static int job_status(const struct job *j)
+{
+    if (j->err)
+        return j->err == -ENOENT ? 127 : 126;
+    if (j->res.exit_code < 0)
+        return 128 - j->res.exit_code;
+    return j->res.exit_code;
+}
+
+/*
+ * --halt, after each job, as GNU parallel: once N jobs (or N% of them)
+ * failed, succeeded or finished, start no more (soon) or also stop the
+ * running ones (now).  The exit status: with fail or done, the number of
+ * failed jobs (their percentage with N%), or the job's own status when N
+ * is 1; 0 with success.  True when the run is to stop.
+ */
+static bool check_halt(struct run *r, const struct job *j, bool failed)
+{
+    const struct parallel_config *c = r->cfg;
+    size_t count;
+    double limit;
+
+    if (r->halted)
+        return true;
+    if (c->halt_when == HALT_NEVER)
+        return false;
+    count = c->halt_what == HALT_FAIL      ? r->failed
+            : c->halt_what == HALT_SUCCESS ? r->finished - r->failed
+                                           : r->finished;
+    if ((c->halt_what == HALT_FAIL && !failed) || (c->halt_what == HALT_SUCCESS && failed))
+        return false;
+    /* With N%: of every job, all inputs having been read first. */
+    limit = c->halt_pct ? (double)r->total_jobs * (double)c->halt_n / 100 : (double)c->halt_n;
+    if ((double)count < limit)
+        return false;
+    r->halted = true;
+    if (c->halt_what == HALT_SUCCESS)
+        r->halt_status = 0;
+    else if (c->halt_pct)
+        r->halt_status = (int)ceil((double)r->failed * 100 / (double)(r->total_jobs ? r->total_jobs : 1));
+    else if (c->halt_n == 1)
+        r->halt_status = job_status(j);
+    else
+        r->halt_status = r->failed > FAILED_MAX ? FAILED_MAX : (int)r->failed;
+    say(r, "zmp parallel: this job %s: %s\n",
+        failed ? "failed" : c->halt_what == HALT_SUCCESS ? "succeeded" : "finished",
+        j->input);
+    if (c->halt_when == HALT_NOW && r->running > 0 && !atomic_load(&stopping))
+        stop_jobs(SIGTERM);
+    else if (r->running > 0)
+        say(r, "zmp parallel: starting no more jobs, waiting for %zu to finish\n",
+            r->running);
+    return true;
+}
+
 static int on_done(void *arg, size_t i, int err, zmp_result *res,
                    const zmp_info *info)
 {
@@ -541,7 +773,9 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     r->finished += !cancelled;
     r->running--;
     r->failed += failed;
-    r->halted |= r->halt && failed;
+    give_slot(r, j->slot);
+    if (!cancelled)
+        check_halt(r, j, failed);
     if (r->progress)
         say(r, "\r\033[K");
     if (!r->keep_order) {
@@ -554,7 +788,7 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     }
     slide(r);
     draw_progress(r);
-    return (r->halt && failed) || atomic_load(&stopping);
+    return r->halted || atomic_load(&stopping);
 }
 
 /*
@@ -604,10 +838,10 @@ static char *command_json(const struct run *r, size_t *ret_len)
     if (!f)
         return NULL;
     putc('[', f);
-    for (k = 0; k < r->ntmpl; k++) {
+    for (k = 0; k < r->cfg->ntmpl; k++) {
         if (k)
             putc(',', f);
-        json_string(f, r->tmpl[k], strlen(r->tmpl[k]));
+        json_string(f, r->cfg->tmpl[k], strlen(r->cfg->tmpl[k]));
     }
     putc(']', f);
     if (fclose(f) != 0) {
@@ -761,71 +995,202 @@ out:
     return e;
 }
 
+/* The bytes a job's argv may take: the system's limit, less the
+ * environment and a margin; one word at most (MAX_ARG_STRLEN) with
+ * --shell, whose command line is one word. */
+static size_t arg_limit(bool shell)
+{
+    extern char **environ;
+    long max = sysconf(_SC_ARG_MAX);
+    size_t env = 0, limit;
+    char **e;
+
+    for (e = environ; *e; e++)
+        env += strlen(*e) + 1 + sizeof *e;
+    if (max <= 0)
+        max = 131072;
+    limit = (size_t)max > env + 8192 ? (size_t)max - env - 8192 : 4096;
+    if (shell && limit > 131072 - 1)
+        limit = 131072 - 1 + 3 * sizeof(char *) + sizeof "/bin/sh" + sizeof "-c";
+    return limit;
+}
+
+/* --dry-run: each command as a shell would read it, on stdout. */
+static int dry_run(struct run *r)
+{
+    struct pollfd p = { .fd = sources_wait_fd(r->src), .events = POLLIN };
+    struct job *j;
+    size_t k;
+    char *q;
+    int e;
+
+    while ((e = take_job(r, &j)) != 0) {
+        if (e == -EAGAIN) {
+            poll(&p, 1, -1);
+            continue;
+        }
+        if (e < 0)
+            return e;
+        r->started++;
+        if (r->tmpl.shell) {
+            write_stdout(r, j->argv[2], strlen(j->argv[2]));
+        } else {
+            for (k = 0; j->argv[k]; k++) {
+                if (!(q = shell_quote(j->argv[k])))
+                    return -ENOMEM;
+                if (k)
+                    write_stdout(r, " ", 1);
+                write_stdout(r, q, strlen(q));
+                free(q);
+            }
+        }
+        write_stdout(r, "\n", 1);
+        give_slot(r, j->slot);
+        template_free(j->argv);
+        free(j->input);
+        free(j);
+    }
+    return 0;
+}
+
+/* --colsep's regex: POSIX extended, with Perl's \t \s \S \d \D \n. */
+static int compile_colsep(const char *re, regex_t *rx)
+{
+    static const struct { char c; const char *to; } esc[] = {
+        { 't', "\t" }, { 'n', "\n" }, { 's', "[[:space:]]" }, { 'S', "[^[:space:]]" },
+        { 'd', "[0-9]" }, { 'D', "[^0-9]" },
+    };
+    char *buf = malloc(strlen(re) * 12 + 1), *o = buf;
+    size_t i;
+    int e;
+
+    if (!buf)
+        return REG_ESPACE;
+    for (; *re; re++) {
+        if (*re == '\\' && re[1]) {
+            for (i = 0; i < sizeof esc / sizeof esc[0] && esc[i].c != re[1]; i++)
+                ;
+            if (i < sizeof esc / sizeof esc[0]) {
+                o = stpcpy(o, esc[i].to);
+                re++;
+                continue;
+            }
+            *o++ = *re++;
+        }
+        *o++ = *re;
+    }
+    *o = '\0';
+    e = regcomp(rx, buf, REG_EXTENDED);
+    free(buf);
+    return e;
+}
+
 int cmd_parallel(int argc, char **argv, bool stdin_closed)
 {
     struct parallel_config cfg;
-    struct run r = { .wait_fd = -1 };
-    int status, e, sig, fd = -1;
+    struct sources_config scfg = { 0 };
+    struct run r = { .wait_fd = -1, .slot_fd = -1 };
+    regex_t colsep;
+    bool have_colsep = false;
+    char err[512];
+    int status, e, sig;
 
     status = parallel_parse(argc, argv, &cfg);
+    if (status == PARALLEL_VERSION) {
+        parallel_config_free(&cfg);
+        if (printf("zmp parallel %s\n", zmp_version()) < 0 || fflush(stdout) != 0) {
+            fprintf(stderr, "zmp parallel: cannot write standard output: %s\n",
+                    strerror(errno));
+            return EXIT_USAGE;
+        }
+        return 0;
+    }
     if (status)
         return status == PARALLEL_HELP ? 0 : status;
-    status = EXIT_USAGE;
-    r.tmpl = cfg.tmpl;
-    r.ntmpl = cfg.ntmpl;
+    status = EXIT_ERROR;
+    r.cfg = &cfg;
     r.keep_order = cfg.keep_order;
     r.shard_k = cfg.shard_k;
     r.shard_n = cfg.shard_n;
-    r.halt = cfg.halt;
     r.progress = cfg.progress && isatty(2);
+    r.parallel = parallel_jobs(&cfg, (unsigned)zmp_cpu_count());
     r.opts.timeout_ms = (unsigned long)ceil(cfg.timeout * 1000);
     r.opts.output_cap = (size_t)cfg.output_cap;
     r.opts.cgroup = cfg.cgroup;
     r.opts.flags = ZMP_NEW_PGROUP;
+    if (cfg.resume && (cfg.max_args > 1 || cfg.multi != MULTI_NONE)) {
+        fprintf(stderr, "zmp parallel: --resume takes one input per job (not with -n, -N, "
+                "-m or -X)\n");
+        goto out;
+    }
+    if (template_parse(&r.tmpl, cfg.tmpl, cfg.ntmpl, cfg.replace, cfg.shell,
+                       cfg.multi == MULTI_X, err, sizeof err) < 0) {
+        fprintf(stderr, "zmp parallel: %s\n", err);
+        goto out;
+    }
+    r.arg_limit = arg_limit(r.tmpl.shell);
+    if (cfg.colsep) {
+        if ((e = compile_colsep(cfg.colsep, &colsep)) != 0) {
+            regerror(e, &colsep, err, sizeof err);
+            fprintf(stderr, "zmp parallel: bad --colsep %s: %s\n", cfg.colsep, err);
+            goto out;
+        }
+        have_colsep = true;
+        scfg.colsep = &colsep;
+    }
     if (cfg.cgroup && (e = check_cgroup(cfg.cgroup)) < 0) {
         fprintf(stderr, "zmp parallel: --cgroup %s: cannot make a cgroup there: %s\n",
                 cfg.cgroup,
                 e == -EOPNOTSUPP ? "no cgroup.kill (Linux 5.14 or later is needed)"
                 : e == -ENOTDIR  ? "not a cgroup v2 directory"
                                  : strerror(-e));
-        return EXIT_USAGE;
+        goto out;
     }
-    if (cfg.have_args) {
-        input_from_args(&r.in, cfg.args, cfg.nargs);
-    } else if (cfg.arg_file) {
-        fd = open(cfg.arg_file, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            fprintf(stderr, "zmp parallel: cannot read %s: %s\n", cfg.arg_file,
-                    strerror(errno));
-            return EXIT_USAGE;
-        }
-        input_from_fd(&r.in, fd);
-    } else {
-        /* main() put /dev/null there, so that nothing else takes fd 0:
-         * reading it would quietly run no job. */
-        if (stdin_closed) {
-            fprintf(stderr, "zmp parallel: cannot read standard input: %s\n",
-                    strerror(EBADF));
-            return EXIT_USAGE;
-        }
-        input_from_fd(&r.in, 0);
+    scfg.delim = cfg.delim_len ? cfg.delim : NULL;
+    scfg.delim_len = cfg.delim_len;
+    scfg.eof = cfg.eof;
+    scfg.skip_empty = cfg.skip_empty;
+    scfg.trim_left = cfg.trim_left;
+    scfg.trim_right = cfg.trim_right;
+    scfg.link = cfg.link;
+    scfg.read_all = cfg.multi != MULTI_NONE || (cfg.halt_when != HALT_NEVER && cfg.halt_pct);
+    /* main() put /dev/null on a closed fd 0, so that nothing else takes
+     * it: reading it would quietly run no job. */
+    scfg.stdin_closed = stdin_closed;
+    if (sources_open(&r.src, cfg.srcs, cfg.nsrcs, &scfg, err, sizeof err) < 0) {
+        fprintf(stderr, "zmp parallel: %s\n", err);
+        goto out;
+    }
+    r.total_jobs = (sources_left(r.src) + (cfg.max_args ? cfg.max_args : 1) - 1) /
+                   (cfg.max_args ? cfg.max_args : 1);
+    if (cfg.dry_run) {
+        e = dry_run(&r);
+        if (e < 0)
+            say(&r, "zmp parallel: cannot read %s: %s\n", sources_name(r.src),
+                zmp_strerror(e));
+        status = e < 0 || r.out_error || r.err_error ? EXIT_ERROR : 0;
+        goto out;
     }
     r.results_name = cfg.results;
     if (cfg.results && open_results(&r, &cfg) < 0)
         goto out;
-    if (r.in.fd >= 0)
-        r.wait_fd = make_wait_fd(r.in.fd);
+    if (sources_wait_fd(r.src) >= 0)
+        r.wait_fd = make_wait_fd(sources_wait_fd(r.src));
     if (r.wait_fd < 0)
-        r.wait_fd = r.in.fd;
+        r.wait_fd = sources_wait_fd(r.src);
+    if (r.tmpl.uses_slot && r.parallel != UINT_MAX &&
+        (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
+        goto out;
+    }
     install_handlers();
     start_stdout_watcher();
-    e = zmp_run_stream(parallel_jobs(&cfg, (unsigned)zmp_cpu_count()), next_job,
-                       on_done, &r);
+    e = zmp_run_stream(r.parallel, next_job, on_done, &r);
     if (r.progress)
         say(&r, "\n");
     if (r.read_error) {
-        say(&r, "zmp parallel: cannot read %s: %s\n",
-            cfg.arg_file ? cfg.arg_file : "standard input", zmp_strerror(r.read_error));
+        say(&r, "zmp parallel: cannot read %s: %s\n", sources_name(r.src),
+            zmp_strerror(r.read_error));
         goto out;
     }
     if (e < 0) {
@@ -837,11 +1202,17 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         write_summary(&r);
     if (r.out_error || r.results_error || r.err_error)
         goto out;
-    status = r.failed > FAILED_MAX ? FAILED_MAX : (int)r.failed;
+    /* With --halt N%, GNU parallel's status is the percentage of the
+     * jobs that failed, halted or not. */
+    status = r.halted ? r.halt_status
+             : cfg.halt_when != HALT_NEVER && cfg.halt_pct
+                 ? (int)ceil((double)r.failed * 100 / (double)(r.started ? r.started : 1))
+             : r.failed > FAILED_MAX ? FAILED_MAX
+                                     : (int)r.failed;
 out:
     if (r.results_file && fclose(r.results_file) != 0 && !r.results_error) {
         say(&r, "zmp parallel: cannot write %s: %s\n", cfg.results, strerror(errno));
-        status = EXIT_USAGE;
+        status = EXIT_ERROR;
     }
     /* Left only when the engine failed: free what is left. */
     for (; r.nwin > 0; r.nwin--) {
@@ -854,11 +1225,19 @@ out:
             free(j);
         }
     }
+    for (; r.npend > 0; r.npend--)
+        values_free(r.pend[r.npend - 1].v, r.pend[r.npend - 1].n);
+    free(r.pend);
+    free(r.free_slots);
     free(r.win);
     free(r.done_bits);
-    input_free(&r.in);
-    if (fd >= 0)
-        close(fd);
+    sources_close(r.src);
+    template_release(&r.tmpl);
+    if (have_colsep)
+        regfree(&colsep);
+    if (r.slot_fd >= 0)
+        close(r.slot_fd);
+    parallel_config_free(&cfg);
     zmp_deinit();
     alarm(0);
     sig = atomic_load(&die_sig);

@@ -5,26 +5,54 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define EXIT_USAGE 2
-#define EXIT_ERROR 255   /* a --shard that cannot be worked out (as GNU's 255) */
+#include "sources.h"
+
+/* Exit statuses, as GNU parallel's: 0, 1-100 failed jobs, 101 more. */
+#define EXIT_USAGE 255   /* bad usage, input, output or engine: any error */
+#define EXIT_ERROR 255
 #define PARALLEL_HELP (-1)
+#define PARALLEL_VERSION (-2)
 
 /* How -j reads: N, +N, -N, N% (see parallel_jobs). */
 enum jobs_form { JOBS_DEFAULT, JOBS_EXACT, JOBS_MORE, JOBS_FEWER, JOBS_PERCENT };
+
+/* --halt WHEN,WHAT=N[%] (GNU parallel's grammar). */
+enum halt_when { HALT_NEVER, HALT_SOON, HALT_NOW };
+enum halt_what { HALT_FAIL, HALT_SUCCESS, HALT_DONE };
+
+/* How many values a job takes. */
+enum multi { MULTI_NONE, MULTI_M, MULTI_X };
 
 /* What the command line of `zmp parallel` asks for. */
 struct parallel_config {
     unsigned long jobs;        /* the N of -j, at most 1000000 */
     enum jobs_form jobs_form;
-    bool keep_order, halt, progress;
-    const char *arg_file, *results, *cgroup;
+    bool keep_order, progress, dry_run, shell;
+    const char *results, *cgroup;
     double timeout;            /* seconds, 0: none */
     unsigned long long output_cap;
-    char **tmpl;               /* COMMAND [ARG...] */
+    char **tmpl;               /* COMMAND [ARG...]; none: the inputs are
+                                  the commands (run by /bin/sh -c) */
     size_t ntmpl;
-    char **args;               /* INPUT... after :::, when have_args */
-    size_t nargs;
-    bool have_args;
+    struct source_spec *srcs;  /* -a files, then ::: and :::: sources
+                                  (malloc'd; none: standard input) */
+    size_t nsrcs;
+    /* How inputs are read and cut (sources.h). */
+    char delim[64];            /* -0, -d (escapes decoded) */
+    size_t delim_len;          /* 0: newline */
+    const char *eof;           /* -E */
+    bool skip_empty, trim_left, trim_right, link;
+    const char *colsep;        /* --colsep REGEX, as given */
+    /* What a job gets. */
+    unsigned long max_args;    /* -n/-N: at most this many records; 0: 1 */
+    bool pad_args;             /* -N: {N} beyond the records is empty */
+    enum multi multi;          /* -m, -X */
+    const char *replace;       /* -I STR */
+    /* --halt */
+    enum halt_when halt_when;
+    enum halt_what halt_what;
+    unsigned long halt_n;      /* jobs, or percent of them when halt_pct */
+    bool halt_pct;
     unsigned long long shard_k, shard_n;  /* --shard K/N; 0/1 without */
     bool resume, resume_failed;
 };
@@ -32,10 +60,12 @@ struct parallel_config {
 /*
  * Parse `zmp parallel`'s arguments (argv[0] is "parallel"): 0, or
  * EXIT_USAGE after a message on stderr (also when --help's text cannot be
- * written), or PARALLEL_HELP after the usage text on stdout.  cfg points
- * into argv.
+ * written), PARALLEL_HELP after the usage text on stdout, or
+ * PARALLEL_VERSION for --version (the caller prints it).
+ * cfg points into argv; free it with parallel_config_free.
  */
 int parallel_parse(int argc, char **argv, struct parallel_config *cfg);
+void parallel_config_free(struct parallel_config *cfg);
 
 /* How many jobs at once -j asks for, given the CPU count: at least 1;
  * UINT_MAX for -j 0, no limit but the system's. */

@@ -268,7 +268,7 @@ int main(int argc, char **argv)
         return run(cmd[3] != '\0', json, argv[optind], argv + optind + 1);
     }
     if (!strcmp(cmd, "parallel") && !backend_env_ok())
-        return 2;
+        return EXIT_ERROR;
     if (!strcmp(cmd, "parallel"))
         return cmd_parallel(argc - optind + 1, argv + optind - 1, stdin_closed);
     if (!strcmp(cmd, "merge"))

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The command line of zmp parallel: words split at NUL bytes go to
- * parallel_parse as argv.  It must accept or refuse (status 2, with a
+ * parallel_parse as argv.  It must accept or refuse (status 255, with a
  * message), never crash or read past argv, and what it accepts must hold
- * together: a command, inputs only after :::, numbers in range.
+ * together: no separator left in the command, sources within argv,
+ * numbers in range.
  * (Run with -close_fd_mask=3: its messages and usage texts are expected.)
  */
 #include <assert.h>
@@ -30,23 +31,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     argv[argc] = NULL;
     r = parallel_parse(argc, argv, &cfg);
-    assert(r == 0 || r == EXIT_USAGE || r == EXIT_ERROR || r == PARALLEL_HELP);
+    assert(r == 0 || r == EXIT_USAGE || r == EXIT_ERROR || r == PARALLEL_HELP ||
+           r == PARALLEL_VERSION);
     if (r == 0) {
-        assert(cfg.ntmpl > 0 && cfg.tmpl >= argv + 1);
-        assert(cfg.tmpl + cfg.ntmpl <= argv + argc);
+        assert(cfg.tmpl >= argv + 1 && cfg.tmpl + cfg.ntmpl <= argv + argc);
         for (i = 0; i < cfg.ntmpl; i++)
-            assert(strcmp(cfg.tmpl[i], ":::") != 0);
+            assert(strncmp(cfg.tmpl[i], ":::", 3) != 0 || cfg.tmpl[i][3] == ':' ||
+                   (cfg.tmpl[i][3] && cfg.tmpl[i][3] != '+'));
+        for (i = 0; i < cfg.nsrcs; i++) {
+            const struct source_spec *sp = &cfg.srcs[i];
+
+            if (sp->kind == SRC_ARGS)
+                assert(sp->args >= argv + 1 && sp->args + sp->nargs <= argv + argc);
+            else
+                assert(sp->path != NULL);
+        }
         assert(cfg.jobs <= 1000000);
         assert(cfg.shard_n >= 1 && cfg.shard_k < cfg.shard_n);
         assert(!cfg.resume || cfg.results);
         assert(cfg.timeout >= 0 && cfg.timeout <= 1e9);
-        if (cfg.have_args) {
-            assert(cfg.nargs > 0 && !cfg.arg_file);
-            assert(cfg.args == cfg.tmpl + cfg.ntmpl + 1);
-            assert(cfg.args + cfg.nargs == argv + argc);
-        } else {
-            assert(cfg.tmpl + cfg.ntmpl == argv + argc);
-        }
+        assert(cfg.delim_len <= sizeof cfg.delim);
+        assert(cfg.halt_when == HALT_NEVER || cfg.halt_n > 0);
+        assert(!cfg.halt_pct || cfg.halt_n <= 100);
+        parallel_config_free(&cfg);
     }
     free(buf);
     return 0;

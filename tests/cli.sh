@@ -94,18 +94,37 @@ check "backend" "$($zmp backend)" "$ZMP_BACKEND"
 check "cpu-count" "$($zmp cpu-count)" "$(nproc)"
 $zmp --version | grep -q '^zmp [0-9]' && ok "--version" || bad "--version"
 
-# Bad input: a clear message and status 2.
-for args in "--bogus" "" "frobnicate" "parallel" "parallel -- echo :::" \
+# Bad input: a clear message and status 2 (zmp parallel: 255, as GNU
+# parallel's errors).
+for args in "--bogus" "" "frobnicate" "run" \
             "parallel -a $tmp/missing -- echo" "parallel -j x -- echo" \
-            "parallel --timeout -1 -- echo" "run"; do
+            "parallel --timeout -1 -- echo" "parallel --keep -- echo" \
+            "parallel --halt now,fail=1x -- echo" "parallel --halt later,fail=1 -- echo" \
+            "parallel -- echo {..}" "parallel -- echo {+/}" "parallel -- echo {=1=}" \
+            "parallel -- echo {0}" "parallel --trim x -- echo" "parallel -N 0 -- echo" \
+            "parallel --colsep ( -- echo" "parallel -d \\q -- echo" "parallel -j" \
+            "parallel --results" "parallel --dry-run=1 -- echo" "parallel -Z -- echo" \
+            "parallel --resume --results $tmp/x -N 2 -- echo"; do
+    want=2
+    case $args in parallel*) want=255 ;; esac
     # shellcheck disable=SC2086
     $zmp $args < /dev/null > "$tmp/o" 2> "$tmp/e"
     st=$?
-    if [ $st -eq 2 ] && [ -s "$tmp/e" ]; then ok "usage error: zmp $args"; else bad "usage error: zmp $args (status $st)"; fi
+    if [ $st -eq $want ] && [ -s "$tmp/e" ] && ! [ -s "$tmp/o" ]; then
+        ok "usage error: zmp $args"
+    else
+        bad "usage error: zmp $args (status $st: $(cat "$tmp/e"))"
+    fi
 done
+# Without COMMAND each input is a command line, as in GNU parallel; an
+# empty ::: is no input at all.
+printf 'echo a b\necho "$((1+2))"\n' | $zmp parallel -k > "$tmp/o"
+check "no COMMAND: the inputs are commands" "$? $(echo $(cat "$tmp/o"))" "0 a b 3"
+$zmp parallel -- echo ::: > "$tmp/o"
+check "an empty ::: runs nothing" "$? $(wc -c < "$tmp/o")" "0 0"
 
 $zmp parallel -- echo <&- > /dev/null 2> "$tmp/e"
-check "closed stdin: status 2" $? 2
+check "closed stdin: status 255" $? 255
 grep -q "standard input" "$tmp/e" && ok "closed stdin: message" || bad "closed stdin: message"
 
 # run and run-code pass output through and exit with the child's status.
@@ -397,23 +416,23 @@ check "an end told while long jobs run: no job left" "$(until_alive 0 3 "$m")" 0
 
 # Write errors: reported once, naming the file; a failure status.
 $zmp parallel -- "$child" echo {} ::: a b > /dev/full 2> "$tmp/e"
-check "parallel >/dev/full: status" $? 2
+check "parallel >/dev/full: status" $? 255
 check "parallel >/dev/full: one message" "$(cat "$tmp/e")" "zmp parallel: cannot write standard output: No space left on device"
 $zmp parallel -- "$child" echo {} ::: a >&- 2> "$tmp/e"
-check "parallel >&-: status" $? 2
+check "parallel >&-: status" $? 255
 check "parallel >&-: message" "$(cat "$tmp/e")" "zmp parallel: cannot write standard output: Bad file descriptor"
 $zmp parallel -- sh -c 'echo "$0" >&2' ::: a 2> /dev/full
-check "parallel 2>/dev/full: status" $? 2
+check "parallel 2>/dev/full: status" $? 255
 $zmp parallel -- sh -c 'echo "$0" >&2' ::: a 2>&-
-check "parallel 2>&-: status" $? 2
+check "parallel 2>&-: status" $? 255
 $zmp parallel --results /dev/full -- "$child" echo {} ::: a > /dev/null 2> "$tmp/e"
-check "--results /dev/full: status" $? 2
+check "--results /dev/full: status" $? 255
 check "--results /dev/full: message" "$(cat "$tmp/e")" "zmp parallel: cannot write /dev/full: No space left on device"
 # ... seen at once even when the input never ends.
 yes | timeout 60 $zmp parallel --results /dev/full -- true > /dev/null 2> "$tmp/e"
-check "--results /dev/full, endless input: stops, status" $? 2
+check "--results /dev/full, endless input: stops, status" $? 255
 yes | timeout 60 $zmp parallel -- "$child" echo > /dev/full 2> /dev/null
-check ">/dev/full, endless input: stops, status" $? 2
+check ">/dev/full, endless input: stops, status" $? 255
 $zmp -i sh run-code 'echo hi' > /dev/full 2> "$tmp/e"
 check "run-code >/dev/full: status" $? 125
 check "run-code >/dev/full: message" "$(cat "$tmp/e")" "zmp: cannot write standard output: No space left on device"
@@ -424,7 +443,7 @@ check "run-code 2>/dev/full: status" $? 125
 $zmp cpu-count > /dev/full 2> /dev/null
 check "cpu-count >/dev/full: status" $? 2
 # ... the help texts too, with each command's status for a write error.
-for h in "zmp:--help:2" "zmp parallel:parallel --help:2" "zmp merge:merge --help:255"; do
+for h in "zmp:--help:2" "zmp parallel:parallel --help:255" "zmp merge:merge --help:255"; do
     name=${h%%:*} st=${h##*:} args=${h#*:}
     args=${args%:*}
     $zmp $args > "$tmp/o"
@@ -438,7 +457,7 @@ done
 # A closed stdout or stderr at start: the results file does not take its
 # descriptor, so nothing but records lands in it.
 $zmp parallel --results "$tmp/r" -- sh -c 'echo "out $0"; echo "err $0" >&2' ::: a b >&- 2>&-
-check "closed stdout and stderr: status" $? 2
+check "closed stdout and stderr: status" $? 255
 python3 - "$tmp/r" <<'PY' && ok "closed stdout and stderr: results file clean" || bad "closed stdout and stderr: results file clean"
 import json, sys
 jobs = [j for j in map(json.loads, open(sys.argv[1])) if j["type"] == "job"]
@@ -451,15 +470,15 @@ check "run-code '': status, message" "$? $(cat "$tmp/e")" "2 zmp: run-code: the 
 ZMP_BACKEND=bogus $zmp -i sh run-code 'exit 0' 2> "$tmp/e"
 check "ZMP_BACKEND=bogus: run-code" "$? $(cat "$tmp/e")" "127 zmp: ZMP_BACKEND=bogus: no such engine (use io_uring, poll or auto)"
 ZMP_BACKEND=bogus $zmp parallel -- true ::: a 2> "$tmp/e"
-check "ZMP_BACKEND=bogus: parallel" "$? $(cat "$tmp/e")" "2 zmp: ZMP_BACKEND=bogus: no such engine (use io_uring, poll or auto)"
+check "ZMP_BACKEND=bogus: parallel" "$? $(cat "$tmp/e")" "255 zmp: ZMP_BACKEND=bogus: no such engine (use io_uring, poll or auto)"
 out=$(ZMP_BACKEND=bogus $zmp backend 2> "$tmp/e")
 check "ZMP_BACKEND=bogus: backend" "$? $out $(cat "$tmp/e")" "1 none zmp: ZMP_BACKEND=bogus: no such engine (use io_uring, poll or auto)"
 $zmp parallel -- '' ::: a 2> "$tmp/e"
 check "empty program: status, message" "$? $(cat "$tmp/e")" "1 zmp: job 1: the program name is empty"
 $zmp parallel --cgroup "$tmp/none" -- true ::: a 2> "$tmp/e"
-check "--cgroup missing: status, message" "$? $(cat "$tmp/e")" "2 zmp parallel: --cgroup $tmp/none: cannot make a cgroup there: No such file or directory"
+check "--cgroup missing: status, message" "$? $(cat "$tmp/e")" "255 zmp parallel: --cgroup $tmp/none: cannot make a cgroup there: No such file or directory"
 $zmp parallel --cgroup "$tmp" -- true ::: a 2> "$tmp/e"
-check "--cgroup not a cgroup: status, message" "$? $(cat "$tmp/e")" "2 zmp parallel: --cgroup $tmp: cannot make a cgroup there: not a cgroup v2 directory"
+check "--cgroup not a cgroup: status, message" "$? $(cat "$tmp/e")" "255 zmp parallel: --cgroup $tmp: cannot make a cgroup there: not a cgroup v2 directory"
 
 # -j: N, +N, -N, N%, 0 (no limit), and nothing else.  The most jobs seen
 # at once, from the --results times (a job starts after the one it
@@ -483,7 +502,7 @@ for spec in "1:1" "+1:$((cpus + 1))" "-1:$((cpus > 1 ? cpus - 1 : 1))" "-1000:1"
 done
 for j in " 5" "5 " "++5" "+-5" "5%%" "%" "+" "1000001" "0x5" "+5%"; do
     $zmp parallel -j "$j" -- true ::: a 2> "$tmp/e"
-    check "-j '$j' refused" "$? $(cat "$tmp/e")" "2 zmp parallel: bad --jobs: $j (want N, +N, -N or N%)"
+    check "-j '$j' refused" "$? $(head -1 "$tmp/e")" "255 zmp parallel: bad -j: $j (want N, +N, -N or N%)"
 done
 
 # --- shards, resumable results, merge ----------------------------------------
@@ -517,7 +536,7 @@ check "--resume-failed: same failures again" $? 3
 $zmp parallel --shard 1/3 --results "$tmp/s1" --resume -a "$tmp/in" -- sh -c 'echo "$1:$0"; [ $(($0 % 10)) != 0 ]' {} {#} > "$tmp/o"
 check "--resume of a complete shard: nothing runs" "$? $(wc -c < "$tmp/o")" "0 0"
 $zmp parallel --shard 1/3 --results "$tmp/s1" --resume -a "$tmp/in" -- echo {} > /dev/null 2> "$tmp/e"
-check "--resume of another command: refused" "$? $(cat "$tmp/e")" "2 zmp parallel: --resume: $tmp/s1 was written by another command"
+check "--resume of another command: refused" "$? $(cat "$tmp/e")" "255 zmp parallel: --resume: $tmp/s1 was written by another command"
 # A shard killed with SIGKILL, then resumed: merge sees it incomplete, then
 # complete with every input recorded once; nothing recorded runs again.
 seq 60 > "$tmp/in"
