@@ -8,6 +8,7 @@
  * (Run with -close_fd_mask=3: its messages and usage texts are expected.)
  */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct parallel_config cfg;
     size_t off = 0, i;
     int argc = 1, r;
+    bool other_seps = false;  /* --arg-sep, --arg-file-sep */
 
     assert(buf);
     memcpy(buf, data, size);
@@ -30,14 +32,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += strlen(buf + off) + 1;
     }
     argv[argc] = NULL;
+    for (i = 1; i < (size_t)argc; i++)
+        other_seps |= !strncmp(argv[i], "--arg-", 6);
     r = parallel_parse(argc, argv, &cfg);
     assert(r == 0 || r == EXIT_USAGE || r == EXIT_ERROR || r == PARALLEL_HELP ||
            r == PARALLEL_VERSION);
     if (r == 0) {
         assert(cfg.tmpl >= argv + 1 && cfg.tmpl + cfg.ntmpl <= argv + argc);
-        for (i = 0; i < cfg.ntmpl; i++)
-            assert(strncmp(cfg.tmpl[i], ":::", 3) != 0 || cfg.tmpl[i][3] == ':' ||
-                   (cfg.tmpl[i][3] && cfg.tmpl[i][3] != '+'));
+        for (i = 0; i < cfg.ntmpl && !other_seps; i++)
+            assert(strcmp(cfg.tmpl[i], ":::") && strcmp(cfg.tmpl[i], ":::+") &&
+                   strcmp(cfg.tmpl[i], "::::") && strcmp(cfg.tmpl[i], "::::+"));
         for (i = 0; i < cfg.nsrcs; i++) {
             const struct source_spec *sp = &cfg.srcs[i];
 

@@ -505,6 +505,52 @@ for j in " 5" "5 " "++5" "+-5" "5%%" "%" "+" "1000001" "0x5" "+5%"; do
     check "-j '$j' refused" "$? $(head -1 "$tmp/e")" "255 zmp parallel: bad -j: $j (want N, +N, -N or N%)"
 done
 
+# --- GNU parallel's inputs and replacement strings ---------------------------
+# (tests/compat.sh compares these with GNU parallel itself; here what
+# holds without it.)
+$zmp parallel -k -- echo ::: a b ::: 1 2 :::+ x y > "$tmp/o"
+check "sources: combinations, linked" "$(echo $(cat "$tmp/o"))" "a 1 x a 2 y b 1 x b 2 y"
+printf 'f1\0f2\0' > "$tmp/nul"
+$zmp parallel -k -0 -a "$tmp/nul" -a "$tmp/nul" -- echo {2}{1} > "$tmp/o"
+check "sources: -0, -a twice, positions" "$(echo $(cat "$tmp/o"))" "f1f1 f2f1 f1f2 f2f2"
+$zmp parallel -k -- printf '[%s]' {} {.} {/} {//} {/.} ::: /d.x/f.tar.gz > "$tmp/o"
+check "replacement strings" "$(cat "$tmp/o")" "[/d.x/f.tar.gz][/d.x/f.tar][f.tar.gz][/d.x][f.tar]"
+seq 30 | $zmp parallel -j 3 -- sh -c 'echo $0; sleep 0.0$0' {%} > "$tmp/o"
+check "{%}: slots 1 to 3 only" "$(sort -u "$tmp/o" | tr '\n' ' ')" "1 2 3 "
+seq 10 | $zmp parallel -k -j 3 -X -- echo x{} > "$tmp/o"
+check "-X: spread over the slots, the word repeated" "$(cat "$tmp/o" | tr '\n' '|')" "x1 x2 x3 x4|x5 x6 x7 x8|x9 x10|"
+# -m under the real argument limit: 300,000 inputs of 7 bytes cannot go
+# in one exec; every input comes out once.
+seq 1000000 1300000 | $zmp parallel -m -j 1 -- echo > "$tmp/o"
+check "-m: split under the argument limit, nothing lost" \
+    "$(($(wc -l < "$tmp/o") > 1)) $(tr ' ' '\n' < "$tmp/o" | sort | uniq -u | wc -l | tr -d ' ')" "1 300001"
+# --shell: inputs are data, never code.
+printf '%s\0' '$(touch pwned1)' '`touch pwned2`' 'a; touch pwned3' "it's \"q\"" 'x
+y' '*' '~' | (zmp_abs=$(cd "$(dirname "$zmp")" && pwd)/$(basename "$zmp") &&
+                 cd "$tmp" && "$zmp_abs" parallel -0 -k --shell 'printf "[%s]" {} | cat') > "$tmp/o"
+check "--shell: hostile inputs are quoted" "$(cat "$tmp/o")" '[$(touch pwned1)][`touch pwned2`][a; touch pwned3][it'"'"'s "q"][x
+y][*][~]'
+check "--shell: nothing ran" "$(ls "$tmp" | grep -c pwned)" 0
+$zmp parallel --dry-run -- echo ::: 'a b' "it's" -n > "$tmp/o"
+check "--dry-run: quoted as GNU parallel" "$(cat "$tmp/o")" "echo 'a b'
+echo 'it'\"'\"'s'
+echo -n"
+# A 131,000-byte argument passes whole; a 100 MB line as one is refused
+# (the kernel's limit), with a message, not cut.
+head -c 131000 /dev/zero | tr '\0' x | $zmp parallel -- sh -c 'echo ${#0}' > "$tmp/o"
+check "131,000-byte argument" "$(cat "$tmp/o")" 131000
+head -c 100000000 /dev/zero | tr '\0' y | $zmp parallel -- true 2> "$tmp/e"
+check "100 MB line: refused by exec, said" "$? $(cat "$tmp/e")" "1 zmp: job 1 (true): Argument list too long"
+# --halt: GNU's statuses.
+$zmp parallel -j 1 --halt now,fail=1 --shell 'exit {}' ::: 0 3 0 5 2> "$tmp/e"
+check "--halt now,fail=1: the job's status" $? 3
+$zmp parallel -j 1 --halt soon,success=1 --shell 'exit {}' ::: 4 0 3 2> "$tmp/e"
+check "--halt soon,success=1: 0" $? 0
+$zmp parallel -j 1 --halt now,done=2 --shell 'exit {}' ::: 4 0 3 2> "$tmp/e"
+check "--halt now,done=2: failed count" $? 1
+seq 150 | $zmp parallel -j 4 -- false
+check "150 failures: 101" $? 101
+
 # --- shards, resumable results, merge ----------------------------------------
 # Three shards of 100 inputs: together they run each input once, {#} is
 # the global number, and merge says complete with the 10 failures.
