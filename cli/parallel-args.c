@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,11 @@ static const char usage[] =
     "      --shell           run the command line through /bin/sh -c, every\n"
     "                        input quoted for the shell\n"
     "      --dry-run         print the commands, run nothing\n"
-    "      --timeout SECS    SIGTERM a job after SECS, SIGKILL 2 s later\n"
+    "      --timeout SECS    SIGTERM a job after SECS, SIGKILL 2 s later; N%:\n"
+    "                        N% of the median runtime of the jobs so far\n"
+    "      --termseq SEQ     what --timeout sends: SIGNAL,MS,SIGNAL,MS...\n"
+    "      --delay SECS      at least SECS between two job starts\n"
+    "      --joblog FILE     one line per job in GNU parallel's format\n"
     "      --halt WHEN,WHAT=N  WHEN: never, soon (start no more jobs) or now\n"
     "                        (and stop the running ones); WHAT: fail, success\n"
     "                        or done; N: a count or a percentage (N%);\n"
@@ -66,9 +71,11 @@ static const char usage[] =
     "      --shard K/N       run only the inputs numbered K+1, K+1+N, ... (one\n"
     "                        task of N); auto/N: K from the array index of\n"
     "                        Slurm, a Kubernetes Indexed Job or AWS Batch\n"
-    "      --resume          with --results: skip the inputs FILE already has\n"
-    "                        a record of, append the new records\n"
+    "      --resume          with --results or --joblog: skip the inputs FILE\n"
+    "                        already has a record of, append the new records\n"
     "      --resume-failed   as --resume, and run the failed ones again\n"
+    "      --retry-failed    run the failed jobs of --joblog FILE again, with\n"
+    "                        the commands it has (the command line's are ignored)\n"
     "      --will-cite, --no-notice  accepted and ignored, as GNU parallel's\n"
     "  -h, --help            this text\n"
     "      --version         zmp's version\n"
@@ -237,7 +244,7 @@ enum opt_id {
     O_COLSEP, O_LINK, O_MAXARGS, O_MAXREPL, O_M, O_X, O_REPLACE, O_ARGSEP,
     O_ARGFILESEP, O_SHELL, O_DRYRUN, O_TIMEOUT, O_HALT, O_HALTERR, O_RESULTS,
     O_OUTCAP, O_CGROUP, O_PROGRESS, O_SHARD, O_RESUME, O_RESUMEFAILED, O_IGNORED,
-    O_HELP, O_VERSION,
+    O_HELP, O_VERSION, O_JOBLOG, O_RETRYFAILED, O_TERMSEQ, O_DELAY,
 };
 
 struct opt {
@@ -279,6 +286,10 @@ static const struct opt opts[] = {
     { "shard", 0, true, O_SHARD },
     { "resume", 0, false, O_RESUME },
     { "resume-failed", 0, false, O_RESUMEFAILED },
+    { "retry-failed", 0, false, O_RETRYFAILED },
+    { "joblog", 0, true, O_JOBLOG },
+    { "termseq", 0, true, O_TERMSEQ },
+    { "delay", 0, true, O_DELAY },
     { "will-cite", 0, false, O_IGNORED },
     { "no-notice", 0, false, O_IGNORED },
     { "help", 'h', false, O_HELP },
@@ -357,6 +368,70 @@ static int parse_delim(const char *s, struct parallel_config *cfg)
     if (n == 0)
         return -1;
     cfg->delim_len = n;
+    return 0;
+}
+
+/* A signal by name (TERM, SIGTERM) or number. */
+static int signal_number(const char *s, size_t len)
+{
+    static const struct { const char *name; int sig; } sigs[] = {
+        { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
+        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "PIPE", SIGPIPE },
+        { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "CONT", SIGCONT },
+        { "STOP", SIGSTOP }, { "TSTP", SIGTSTP },
+    };
+    unsigned long long n;
+    size_t i;
+
+    if (len > 3 && !strncmp(s, "SIG", 3)) {
+        s += 3;
+        len -= 3;
+    }
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (strlen(sigs[i].name) == len && !strncmp(sigs[i].name, s, len))
+            return sigs[i].sig;
+    if (parse_count(s, len, 64, &n) == 0 && n > 0)
+        return (int)n;
+    return -1;
+}
+
+/* --termseq SIG,MS,SIG,MS...: GNU parallel's, the signals a stopped job
+ * gets (by --timeout here), each followed by a wait in milliseconds; the
+ * last wait may be left out.  SIGKILL follows the last anyway. */
+static int parse_termseq(const char *s, struct parallel_config *cfg)
+{
+    const char *p = s, *comma;
+    unsigned long long ms;
+    size_t n = 0, len;
+    int sig;
+
+    while (*p) {
+        comma = strchr(p, ',');
+        len = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == sizeof cfg->termseq / sizeof cfg->termseq[0] ||
+            (sig = signal_number(p, len)) < 0)
+            return -1;
+        cfg->termseq[n].signal = sig;
+        cfg->termseq[n].ms = 0;
+        if (!comma) {
+            n++;
+            break;
+        }
+        p = comma + 1;
+        comma = strchr(p, ',');
+        len = comma ? (size_t)(comma - p) : strlen(p);
+        if (parse_count(p, len, 86400000, &ms) < 0)
+            return -1;
+        cfg->termseq[n++].ms = (unsigned long)ms;
+        if (!comma)
+            break;
+        p = comma + 1;
+        if (!*p)
+            return -1;
+    }
+    if (n == 0)
+        return -1;
+    cfg->ntermseq = n;
     return 0;
 }
 
@@ -490,10 +565,32 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
         break;  /* read before the options (see find_seps) */
     case O_SHELL: cfg->shell = true; break;
     case O_DRYRUN: cfg->dry_run = true; break;
-    case O_TIMEOUT:
-        cfg->timeout = strtod(v, &end);
-        if (*end || !*v || !(cfg->timeout > 0) || cfg->timeout > 1e9)
-            return usage_error("bad %s: %s (want seconds, more than 0)", shown, v);
+    case O_TIMEOUT: {
+        double t = strtod(v, &end);
+
+        if (*end == '%' && end[1] == '\0' && t > 0 && t <= 1e9) {
+            cfg->timeout_pct = t;
+            cfg->timeout = 0;
+            break;
+        }
+        if (*end || !*v || !(t > 0) || t > 1e9)
+            return usage_error("bad %s: %s (want seconds, or N%% of the median runtime, "
+                               "more than 0)", shown, v);
+        cfg->timeout = t;
+        cfg->timeout_pct = 0;
+        break;
+    }
+    case O_DELAY:
+        cfg->delay = strtod(v, &end);
+        if (*end || !*v || !(cfg->delay >= 0) || cfg->delay > 1e6)
+            return usage_error("bad %s: %s (want seconds)", shown, v);
+        break;
+    case O_JOBLOG: cfg->joblog = v; break;
+    case O_RETRYFAILED: cfg->retry_failed = true; break;
+    case O_TERMSEQ:
+        if (parse_termseq(v, cfg) < 0)
+            return usage_error("bad %s: %s (want SIGNAL,MS,SIGNAL,MS..., such as "
+                               "TERM,200,TERM,100,KILL,25)", shown, v);
         break;
     case O_HALT:
         if (parse_halt(v, cfg) < 0)
@@ -683,8 +780,12 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
     }
     if ((r = parse_rest(argc, argv, a, cfg, sep, filesep)))
         goto fail;
-    if (cfg->resume && !cfg->results) {
-        r = usage_error("--resume needs --results FILE");
+    if (cfg->resume && !cfg->results && !cfg->joblog) {
+        r = usage_error("--resume and --resume-failed need --results FILE or --joblog FILE");
+        goto fail;
+    }
+    if (cfg->retry_failed && !cfg->joblog) {
+        r = usage_error("--retry-failed needs --joblog FILE");
         goto fail;
     }
     return 0;

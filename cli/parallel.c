@@ -23,11 +23,13 @@
 #include <regex.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "joblog.h"
 #include "json.h"
 #include "results.h"
 #include "sources.h"
@@ -262,7 +264,16 @@ struct run {
     unsigned *free_slots;
     size_t nfree, freecap;
     unsigned next_slot;
-    int slot_fd;            /* readable while a slot is free ({%}) */
+    bool gated;             /* a job only when a slot is free (see next_job) */
+    int slot_fd;            /* readable when a slot is freed (gated) */
+    FILE *joblog;           /* --joblog */
+    bool joblog_error;
+    uint64_t *seq_map;      /* --retry-failed: the joblog's seq of input i */
+    size_t nseq_map;
+    double last_start;      /* --delay: when the last job was handed out */
+    int delay_fd;           /* --delay: a timer, readable when one may start */
+    double runtimes[1001];  /* --timeout N%: the last successful runtimes */
+    size_t nruntimes, runtime_at;
     zmp_options opts;       /* what every job shares */
     bool keep_order, progress;
     FILE *results_file;
@@ -406,6 +417,70 @@ static struct job **slot(struct run *r, size_t i)
     return &r->win[i - r->base];
 }
 
+/* The command of a job as a shell would read it (--dry-run, --joblog):
+ * malloc'd, or NULL. */
+static char *command_line(const struct run *r, char **argv)
+{
+    char *buf = NULL, *q;
+    size_t len = 0, k;
+    FILE *f;
+
+    if (r->tmpl.shell)
+        return strdup(argv[2]);
+    if (!(f = open_memstream(&buf, &len)))
+        return NULL;
+    for (k = 0; argv[k]; k++) {
+        if (!(q = shell_quote(argv[k])))
+            break;
+        fprintf(f, "%s%s", k ? " " : "", q);
+        free(q);
+    }
+    if (fclose(f) != 0 || argv[k]) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* The job's line in --joblog, as GNU parallel writes it. */
+static void write_joblog(struct run *r, const struct job *j)
+{
+    struct timespec now;
+    struct joblog_line l = { .seq = j->seq, .start = j->info.started,
+                             .runtime = j->info.seconds,
+                             .receive = j->res.out_len + j->res.err_len };
+    char *cmd;
+    int e;
+
+    if (l.start == 0) {  /* never started: when it was tried */
+        clock_gettime(CLOCK_REALTIME, &now);
+        l.start = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    }
+    if (j->err) {
+        l.exitval = j->err == -ENOENT ? 127 : 126;
+    } else if (j->info.flags & ZMP_TIMED_OUT) {
+        l.exitval = -1;
+        l.signal = j->res.exit_code < 0 ? -j->res.exit_code : SIGTERM;
+    } else if (j->res.exit_code < 0) {
+        l.signal = -j->res.exit_code;
+    } else {
+        l.exitval = j->res.exit_code;
+    }
+    if (!(cmd = command_line(r, j->argv))) {
+        e = -ENOMEM;
+    } else {
+        l.command = cmd;
+        e = joblog_write(r->joblog, &l);
+        free(cmd);
+    }
+    if (e < 0) {
+        r->joblog_error = true;
+        say(r, "zmp parallel: cannot write %s: %s\n", r->cfg->joblog, strerror(-e));
+        if (!atomic_load(&stopping))
+            stop_jobs(SIGTERM);
+    }
+}
+
 /* Print a finished job whole: its stdout, then its stderr; free it. */
 static void print_job(struct run *r, size_t i)
 {
@@ -422,6 +497,8 @@ static void print_job(struct run *r, size_t i)
         write_result_json(r, i, j);
         flush_results(r);
     }
+    if (r->joblog && !j->cancelled && !r->joblog_error)
+        write_joblog(r, j);
     zmp_result_free(&j->res);
     template_free(j->argv);
     free(j->input);
@@ -557,7 +634,6 @@ static unsigned take_slot(struct run *r)
 
 static void give_slot(struct run *r, unsigned slot)
 {
-    uint64_t one = 1;
     unsigned *v;
 
     if (!slot)
@@ -571,6 +647,13 @@ static void give_slot(struct run *r, unsigned slot)
         r->freecap = cap;
     }
     r->free_slots[r->nfree++] = slot;
+}
+
+/* A job ended: a gated source may hand out the next. */
+static void slot_freed(struct run *r)
+{
+    uint64_t one = 1;
+
     if (r->slot_fd >= 0)
         (void)!write(r->slot_fd, &one, sizeof one);
 }
@@ -598,6 +681,8 @@ static int take_job(struct run *r, struct job **ret)
     /* The input's number: what --results, --resume and --shard count.
      * A job of several records counts jobs instead. */
     j->seq = want == 1 ? r->pend[0].seq : ++r->jobs_made;
+    if (r->seq_map && j->seq <= r->nseq_map)
+        j->seq = r->seq_map[j->seq - 1];
     if (r->tmpl.uses_slot)
         j->slot = take_slot(r);
     k = want < r->npend ? want : r->npend;
@@ -626,6 +711,50 @@ static int take_job(struct run *r, struct job **ret)
     return 1;
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --delay: seconds until the next job may start (the timer armed for
+ * then), or 0. */
+static double delay_left(struct run *r)
+{
+    double left = r->last_start + r->cfg->delay - mono_now();
+    struct itimerspec it = { 0 };
+
+    if (r->last_start == 0 || left <= 0)
+        return 0;
+    it.it_value.tv_sec = (time_t)left;
+    it.it_value.tv_nsec = (long)((left - (double)(time_t)left) * 1e9) + 1;
+    timerfd_settime(r->delay_fd, 0, &it, NULL);
+    return left;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* --timeout N%: N% of the median runtime of the jobs that succeeded (the
+ * last 1001), as GNU parallel; none before the first.  In ms, 0: none. */
+static unsigned long timeout_pct_ms(struct run *r)
+{
+    double v[1001], median;
+
+    if (r->nruntimes == 0)
+        return 0;
+    memcpy(v, r->runtimes, r->nruntimes * sizeof *v);
+    qsort(v, r->nruntimes, sizeof *v, cmp_double);
+    median = v[(r->nruntimes - 1) / 2];
+    return (unsigned long)ceil(median * r->cfg->timeout_pct / 100 * 1000) + 1;
+}
+
 /* The job source of the stream. */
 static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
 {
@@ -637,11 +766,19 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     (void)i;
     if (atomic_load(&stopping))
         return ZMP_STREAM_END;
-    if (r->tmpl.uses_slot && r->running >= r->parallel) {
-        /* The engine may ask ahead of a free slot; {%} must not. */
+    if (r->gated && r->running >= r->parallel) {
+        /* The engine asks ahead of a free slot, to keep its workers busy;
+         * {%}, --delay and --timeout N% need the job to start as it is
+         * handed out, so their jobs are handed out as slots free. */
         while (read(r->slot_fd, &drain, sizeof drain) > 0)
             ;
         *wait_fd = r->slot_fd;
+        return ZMP_STREAM_WAIT;
+    }
+    if (r->delay_fd >= 0 && delay_left(r) > 0) {
+        while (read(r->delay_fd, &drain, sizeof drain) > 0)
+            ;
+        *wait_fd = r->delay_fd;
         return ZMP_STREAM_WAIT;
     }
     if (r->nwin == r->wincap) {
@@ -666,6 +803,10 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     *o = r->opts;
     o->program = j->argv[0];
     o->argv = (const char *const *)j->argv;
+    if (r->cfg->timeout_pct > 0)
+        o->timeout_ms = timeout_pct_ms(r);
+    if (r->delay_fd >= 0)
+        r->last_start = mono_now();
     r->started++;
     r->running++;
     draw_progress(r);
@@ -774,6 +915,12 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     r->running--;
     r->failed += failed;
     give_slot(r, j->slot);
+    slot_freed(r);
+    if (!failed && !cancelled && info && r->cfg->timeout_pct > 0) {
+        r->runtimes[r->runtime_at] = info->seconds;
+        r->runtime_at = (r->runtime_at + 1) % 1001;
+        r->nruntimes += r->nruntimes < 1001;
+    }
     if (!cancelled)
         check_halt(r, j, failed);
     if (r->progress)
@@ -887,12 +1034,39 @@ struct resume {
     bool have_header;
 };
 
+/* Room in done_bits for seq: 0, or -1 after a message. */
+static int grow_done_bits(struct run *r, uint64_t seq)
+{
+    unsigned char *bits;
+    uint64_t n;
+
+    if (seq <= r->done_nbits)
+        return 0;
+    n = r->done_nbits ? r->done_nbits : 4096;
+    while (n < seq)
+        n *= 2;
+    if (!(bits = realloc(r->done_bits, n / 8))) {
+        fprintf(stderr, "zmp parallel: --resume: out of memory\n");
+        return -1;
+    }
+    memset(bits + r->done_nbits / 8, 0, (n - r->done_nbits) / 8);
+    r->done_bits = bits;
+    r->done_nbits = n;
+    return 0;
+}
+
+static void mark_done(struct run *r, uint64_t seq, bool done)
+{
+    if (done)
+        r->done_bits[(seq - 1) / 8] |= (unsigned char)(1u << (seq - 1) % 8);
+    else
+        r->done_bits[(seq - 1) / 8] &= (unsigned char)~(1u << (seq - 1) % 8);
+}
+
 static int resume_record(void *arg, const struct record *rec)
 {
     struct resume *rs = arg;
     struct run *r = rs->r;
-    unsigned char *bits;
-    uint64_t n;
 
     if (rec->type == REC_HEADER) {
         if (rec->command.len != rs->command_len ||
@@ -918,24 +1092,100 @@ static int resume_record(void *arg, const struct record *rec)
                 r->results_name);
         return -1;
     }
-    if (rec->seq > r->done_nbits) {
-        n = r->done_nbits ? r->done_nbits : 4096;
-        while (n < rec->seq)
-            n *= 2;
-        if (!(bits = realloc(r->done_bits, n / 8))) {
-            fprintf(stderr, "zmp parallel: --resume: out of memory\n");
-            return -1;
-        }
-        memset(bits + r->done_nbits / 8, 0, (n - r->done_nbits) / 8);
-        r->done_bits = bits;
-        r->done_nbits = n;
-    }
+    if (grow_done_bits(r, rec->seq) < 0)
+        return -1;
     /* The last record of a job wins; a job cut short by a stop (a
      * preempted task's SIGTERM) is not done. */
-    if (rec->ok || (!rs->failed_too && !rec->interrupted))
-        r->done_bits[(rec->seq - 1) / 8] |= (unsigned char)(1u << (rec->seq - 1) % 8);
-    else
-        r->done_bits[(rec->seq - 1) / 8] &= (unsigned char)~(1u << (rec->seq - 1) % 8);
+    mark_done(r, rec->seq, rec->ok || (!rs->failed_too && !rec->interrupted));
+    return 0;
+}
+
+/* --resume with --joblog, as GNU parallel: a seq with a line is done;
+ * with --resume-failed, only when its last line says it succeeded. */
+struct joblog_resume {
+    struct run *r;
+    bool failed_too;
+};
+
+static int joblog_resume_line(void *arg, const struct joblog_line *l)
+{
+    struct joblog_resume *jr = arg;
+
+    if (grow_done_bits(jr->r, l->seq) < 0)
+        return -ENOMEM;
+    mark_done(jr->r, l->seq, !jr->failed_too || (l->exitval == 0 && l->signal == 0));
+    return 0;
+}
+
+/* --retry-failed: the joblog's failed jobs, by seq, last line winning. */
+struct retry_list {
+    char **cmds;            /* index seq - 1; NULL: none, or succeeded */
+    size_t n;
+};
+
+static int retry_line(void *arg, const struct joblog_line *l)
+{
+    struct retry_list *rl = arg;
+    char **v;
+
+    if (l->seq > rl->n) {
+        size_t n = rl->n ? rl->n : 64;
+
+        while (n < l->seq)
+            n *= 2;
+        if (!(v = realloc(rl->cmds, n * sizeof *v)))
+            return -ENOMEM;
+        memset(v + rl->n, 0, (n - rl->n) * sizeof *v);
+        rl->cmds = v;
+        rl->n = n;
+    }
+    free(rl->cmds[l->seq - 1]);
+    rl->cmds[l->seq - 1] = NULL;
+    if ((l->exitval != 0 || l->signal != 0) && !(rl->cmds[l->seq - 1] = strdup(l->command)))
+        return -ENOMEM;
+    return 0;
+}
+
+/*
+ * --retry-failed: the failed jobs' commands become the inputs of a run
+ * without COMMAND (each one a command line for /bin/sh, as GNU parallel
+ * runs them), keeping their seqs.  0, or -1 after a message.
+ */
+static int load_retries(struct run *r, struct parallel_config *cfg, char ***ret_cmds,
+                        size_t *ret_n)
+{
+    struct retry_list rl = { 0 };
+    size_t bad = 0, i, k = 0;
+    int e;
+
+    e = joblog_read(cfg->joblog, retry_line, &rl, &bad);
+    if (e == -EBADMSG)
+        fprintf(stderr, "zmp parallel: --retry-failed: %s: line %zu is not a joblog line\n",
+                cfg->joblog, bad);
+    else if (e < 0)
+        fprintf(stderr, "zmp parallel: --retry-failed: cannot read %s: %s\n", cfg->joblog,
+                strerror(-e));
+    if (e == 0 && !(r->seq_map = calloc(rl.n ? rl.n : 1, sizeof *r->seq_map)))
+        e = -ENOMEM;
+    for (i = 0; i < rl.n; i++) {
+        if (e == 0 && rl.cmds[i]) {
+            rl.cmds[k] = rl.cmds[i];
+            r->seq_map[k++] = i + 1;
+        } else if (e != 0) {
+            free(rl.cmds[i]);
+        }
+    }
+    if (e < 0) {
+        free(rl.cmds);
+        if (e == -ENOMEM)
+            fprintf(stderr, "zmp parallel: out of memory\n");
+        return -1;
+    }
+    r->nseq_map = k;
+    *ret_cmds = rl.cmds;
+    *ret_n = k;
+    cfg->ntmpl = 0;
+    cfg->nsrcs = 0;
     return 0;
 }
 
@@ -1020,7 +1270,6 @@ static int dry_run(struct run *r)
 {
     struct pollfd p = { .fd = sources_wait_fd(r->src), .events = POLLIN };
     struct job *j;
-    size_t k;
     char *q;
     int e;
 
@@ -1032,18 +1281,10 @@ static int dry_run(struct run *r)
         if (e < 0)
             return e;
         r->started++;
-        if (r->tmpl.shell) {
-            write_stdout(r, j->argv[2], strlen(j->argv[2]));
-        } else {
-            for (k = 0; j->argv[k]; k++) {
-                if (!(q = shell_quote(j->argv[k])))
-                    return -ENOMEM;
-                if (k)
-                    write_stdout(r, " ", 1);
-                write_stdout(r, q, strlen(q));
-                free(q);
-            }
-        }
+        if (!(q = command_line(r, j->argv)))
+            return -ENOMEM;
+        write_stdout(r, q, strlen(q));
+        free(q);
         write_stdout(r, "\n", 1);
         give_slot(r, j->slot);
         template_free(j->argv);
@@ -1085,11 +1326,34 @@ static int compile_colsep(const char *re, regex_t *rx)
     return e;
 }
 
+/* --joblog FILE: anew, or appended to with --resume (learning what ran)
+ * and --retry-failed.  0, or -1 after a message. */
+static int open_joblog(struct run *r, const struct parallel_config *cfg)
+{
+    struct joblog_resume jr = { .r = r, .failed_too = cfg->resume_failed };
+    size_t bad = 0;
+
+    r->joblog = joblog_open(cfg->joblog, cfg->resume || cfg->retry_failed,
+                            cfg->resume ? joblog_resume_line : NULL, &jr, &bad);
+    if (r->joblog)
+        return 0;
+    if (errno == EBADMSG)
+        fprintf(stderr, "zmp parallel: --resume: %s: line %zu is not a joblog line\n",
+                cfg->joblog, bad);
+    else
+        fprintf(stderr, "zmp parallel: cannot write %s: %s\n", cfg->joblog,
+                strerror(errno));
+    return -1;
+}
+
 int cmd_parallel(int argc, char **argv, bool stdin_closed)
 {
     struct parallel_config cfg;
     struct sources_config scfg = { 0 };
-    struct run r = { .wait_fd = -1, .slot_fd = -1 };
+    struct run r = { .wait_fd = -1, .slot_fd = -1, .delay_fd = -1 };
+    struct source_spec retry_src = { .kind = SRC_ARGS };
+    char **retry_cmds = NULL;
+    size_t retry_n = 0;
     regex_t colsep;
     bool have_colsep = false;
     char err[512];
@@ -1118,6 +1382,12 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     r.opts.output_cap = (size_t)cfg.output_cap;
     r.opts.cgroup = cfg.cgroup;
     r.opts.flags = ZMP_NEW_PGROUP;
+    if (cfg.ntermseq) {
+        r.opts.term_seq = cfg.termseq;
+        r.opts.term_seq_len = cfg.ntermseq;
+    }
+    if (cfg.retry_failed && load_retries(&r, &cfg, &retry_cmds, &retry_n) < 0)
+        goto out;
     if (cfg.resume && (cfg.max_args > 1 || cfg.multi != MULTI_NONE)) {
         fprintf(stderr, "zmp parallel: --resume takes one input per job (not with -n, -N, "
                 "-m or -X)\n");
@@ -1157,7 +1427,10 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     /* main() put /dev/null on a closed fd 0, so that nothing else takes
      * it: reading it would quietly run no job. */
     scfg.stdin_closed = stdin_closed;
-    if (sources_open(&r.src, cfg.srcs, cfg.nsrcs, &scfg, err, sizeof err) < 0) {
+    retry_src.args = retry_cmds;
+    retry_src.nargs = retry_n;
+    if (sources_open(&r.src, cfg.retry_failed ? &retry_src : cfg.srcs,
+                     cfg.retry_failed ? 1 : cfg.nsrcs, &scfg, err, sizeof err) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", err);
         goto out;
     }
@@ -1174,12 +1447,20 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     r.results_name = cfg.results;
     if (cfg.results && open_results(&r, &cfg) < 0)
         goto out;
+    if (cfg.joblog && open_joblog(&r, &cfg) < 0)
+        goto out;
+    if (cfg.delay > 0 && (r.delay_fd = timerfd_create(CLOCK_MONOTONIC,
+                                                      TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
+        fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
+        goto out;
+    }
     if (sources_wait_fd(r.src) >= 0)
         r.wait_fd = make_wait_fd(sources_wait_fd(r.src));
     if (r.wait_fd < 0)
         r.wait_fd = sources_wait_fd(r.src);
-    if (r.tmpl.uses_slot && r.parallel != UINT_MAX &&
-        (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    r.gated = (r.tmpl.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0) &&
+              r.parallel != UINT_MAX;
+    if (r.gated && (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
         goto out;
     }
@@ -1200,7 +1481,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     if (r.results_file && r.input_ended && !r.halted && !atomic_load(&stopping) &&
         !r.results_error)
         write_summary(&r);
-    if (r.out_error || r.results_error || r.err_error)
+    if (r.out_error || r.results_error || r.err_error || r.joblog_error)
         goto out;
     /* With --halt N%, GNU parallel's status is the percentage of the
      * jobs that failed, halted or not. */
@@ -1225,6 +1506,14 @@ out:
             free(j);
         }
     }
+    if (r.joblog && fclose(r.joblog) != 0 && !r.joblog_error) {
+        say(&r, "zmp parallel: cannot write %s: %s\n", cfg.joblog, strerror(errno));
+        status = EXIT_ERROR;
+    }
+    if (r.delay_fd >= 0)
+        close(r.delay_fd);
+    values_free(retry_cmds, retry_n);
+    free(r.seq_map);
     for (; r.npend > 0; r.npend--)
         values_free(r.pend[r.npend - 1].v, r.pend[r.npend - 1].n);
     free(r.pend);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "sources.h"
+#include "zmp.h"
 
 /* Exit statuses, as GNU parallel's: 0, 1-100 failed jobs, 101 more. */
 #define EXIT_USAGE 255   /* bad usage, input, output or engine: any error */
@@ -30,6 +31,12 @@ struct parallel_config {
     bool keep_order, progress, dry_run, shell;
     const char *results, *cgroup;
     double timeout;            /* seconds, 0: none */
+    double timeout_pct;        /* --timeout N%: of the median runtime */
+    double delay;              /* --delay: seconds between job starts */
+    const char *joblog;        /* --joblog FILE */
+    bool retry_failed;         /* --retry-failed: the joblog's failed jobs */
+    zmp_term_step termseq[8];  /* --termseq, parsed */
+    size_t ntermseq;
     unsigned long long output_cap;
     char **tmpl;               /* COMMAND [ARG...]; none: the inputs are
                                   the commands (run by /bin/sh -c) */

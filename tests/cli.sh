@@ -551,6 +551,37 @@ check "--halt now,done=2: failed count" $? 1
 seq 150 | $zmp parallel -j 4 -- false
 check "150 failures: 101" $? 101
 
+# --joblog in GNU parallel's format; --resume, --resume-failed and
+# --retry-failed read it back.
+rm -f "$tmp/jl"
+$zmp parallel -k --joblog "$tmp/jl" --shell 'echo {}; exit {}' ::: 0 3 > /dev/null
+check "--joblog: status" $? 1
+check "--joblog: header, seq, exit values, commands" \
+    "$(cut -f1,2,5-9 "$tmp/jl" | tr '\t\n' ',|')" \
+    "Seq,Host,Send,Receive,Exitval,Signal,Command|1,:,0,2,0,0,echo 0; exit 0|2,:,0,2,3,0,echo 3; exit 3|"
+$zmp parallel --joblog "$tmp/jl" --resume -k --shell 'echo {}; exit {}' ::: 0 3 0 > "$tmp/o"
+check "--joblog --resume: only the new input" "$? $(cat "$tmp/o") $(wc -l < "$tmp/jl")" "0 0 4"
+$zmp parallel --joblog "$tmp/jl" --resume-failed -k --shell 'echo again {}' ::: 0 3 0 > "$tmp/o"
+check "--joblog --resume-failed: the failed one" "$? $(cat "$tmp/o") $(tail -1 "$tmp/jl" | cut -f1,7)" "0 again 3 2	0"
+printf 'Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n1\t:\t1.0\t1.0\t0\t0\t1\t0\techo retried one\n2\t:\t1.0\t1.0\t0\t0\t0\t0\techo not me\n' > "$tmp/jl2"
+$zmp parallel --retry-failed --joblog "$tmp/jl2" > "$tmp/o"
+check "--retry-failed: the joblog's failed commands" "$? $(cat "$tmp/o") $(tail -1 "$tmp/jl2" | cut -f1,7,9)" "0 retried one 1	0	echo retried one"
+echo 'not a joblog' > "$tmp/jl3"
+$zmp parallel --resume --joblog "$tmp/jl3" -- true ::: a 2> "$tmp/e"
+check "--resume of a bad joblog: refused" "$? $(cat "$tmp/e")" "255 zmp parallel: --resume: $tmp/jl3: line 1 is not a joblog line"
+$zmp parallel --joblog /dev/full -- true ::: a 2> "$tmp/e"
+check "--joblog /dev/full: status, message" "$? $(cat "$tmp/e")" "255 zmp parallel: cannot write /dev/full: No space left on device"
+# --timeout N%: of the median runtime of the jobs that succeeded.
+$zmp parallel -j 1 --joblog "$tmp/jl" --timeout 300% --shell 'sleep {}' ::: 0.1 0.1 0.1 5
+check "--timeout 300%: the slow job stopped" "$? $(tail -1 "$tmp/jl" | cut -f7,8)" "1 -1	15"
+# --termseq: what a timeout sends.
+$zmp parallel --termseq INT,200,KILL --timeout 0.2 --shell 'trap "echo got INT; exit 7" INT; sleep 5 & wait; echo {}' ::: a > "$tmp/o"
+check "--termseq INT first" "$? $(cat "$tmp/o")" "1 got INT"
+# --delay: starts at least that far apart.
+start=$(date +%s%N)
+$zmp parallel -j 4 --delay 0.25 -- true ::: 1 2 3 4 5
+check "--delay 0.25: five starts take a second" "$(( ($(date +%s%N) - start) / 1000000 >= 1000 ))" 1
+
 # --- shards, resumable results, merge ----------------------------------------
 # Three shards of 100 inputs: together they run each input once, {#} is
 # the global number, and merge says complete with the 10 failures.
