@@ -57,6 +57,11 @@ static const char usage[] =
     "      --termseq SEQ     what --timeout sends: SIGNAL,MS,SIGNAL,MS...\n"
     "      --delay SECS      at least SECS between two job starts\n"
     "      --joblog FILE     one line per job in GNU parallel's format\n"
+    "      --pipe            cut stdin into blocks of whole records, each the\n"
+    "                        stdin of one job\n"
+    "      --block SIZE      --pipe's block size (default 1M; k, M, G)\n"
+    "      --recend STR      where a record ends (default \\n)\n"
+    "      --recstart STR    where a record starts\n"
     "      --halt WHEN,WHAT=N  WHEN: never, soon (start no more jobs) or now\n"
     "                        (and stop the running ones); WHAT: fail, success\n"
     "                        or done; N: a count or a percentage (N%);\n"
@@ -244,7 +249,8 @@ enum opt_id {
     O_COLSEP, O_LINK, O_MAXARGS, O_MAXREPL, O_M, O_X, O_REPLACE, O_ARGSEP,
     O_ARGFILESEP, O_SHELL, O_DRYRUN, O_TIMEOUT, O_HALT, O_HALTERR, O_RESULTS,
     O_OUTCAP, O_CGROUP, O_PROGRESS, O_SHARD, O_RESUME, O_RESUMEFAILED, O_IGNORED,
-    O_HELP, O_VERSION, O_JOBLOG, O_RETRYFAILED, O_TERMSEQ, O_DELAY,
+    O_HELP, O_VERSION, O_JOBLOG, O_RETRYFAILED, O_TERMSEQ, O_DELAY, O_PIPE, O_BLOCK,
+    O_RECEND, O_RECSTART,
 };
 
 struct opt {
@@ -290,6 +296,12 @@ static const struct opt opts[] = {
     { "joblog", 0, true, O_JOBLOG },
     { "termseq", 0, true, O_TERMSEQ },
     { "delay", 0, true, O_DELAY },
+    { "pipe", 0, false, O_PIPE },
+    { "spreadstdin", 0, false, O_PIPE },
+    { "block", 0, true, O_BLOCK },
+    { "block-size", 0, true, O_BLOCK },
+    { "recend", 0, true, O_RECEND },
+    { "recstart", 0, true, O_RECSTART },
     { "will-cite", 0, false, O_IGNORED },
     { "no-notice", 0, false, O_IGNORED },
     { "help", 'h', false, O_HELP },
@@ -368,6 +380,33 @@ static int parse_delim(const char *s, struct parallel_config *cfg)
     if (n == 0)
         return -1;
     cfg->delim_len = n;
+    return 0;
+}
+
+/* A size as GNU parallel writes it: a number with K, M, G, T, P (powers
+ * of 1024; also Ki, ki...) or k, m, g, t, p (powers of 1000). */
+static int parse_size(const char *s, unsigned long long *ret)
+{
+    static const char units[] = "kmgtp";
+    const char *u;
+    double v;
+    char *end;
+
+    v = strtod(s, &end);
+    if (end == s || !(v >= 0))
+        return -1;
+    if (*end) {
+        bool binary = (*end >= 'A' && *end <= 'Z') || end[1] == 'i';
+        int k;
+
+        if (!(u = strchr(units, *end | 0x20)) || (end[1] && (end[1] != 'i' || end[2])))
+            return -1;
+        for (k = 0; k <= u - units; k++)
+            v *= binary ? 1024 : 1000;
+    }
+    if (v > 1e18)
+        return -1;
+    *ret = (unsigned long long)v;
     return 0;
 }
 
@@ -586,6 +625,13 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
             return usage_error("bad %s: %s (want seconds)", shown, v);
         break;
     case O_JOBLOG: cfg->joblog = v; break;
+    case O_PIPE: cfg->pipe = true; break;
+    case O_BLOCK:
+        if (parse_size(v, &cfg->block) < 0 || cfg->block == 0 || cfg->block > (1ULL << 40))
+            return usage_error("bad %s: %s (want bytes, with K, M, G, T: powers of 1024, k, m, g, t: of 1000)", shown, v);
+        break;
+    case O_RECEND: cfg->recend = v; break;
+    case O_RECSTART: cfg->recstart = v; break;
     case O_RETRYFAILED: cfg->retry_failed = true; break;
     case O_TERMSEQ:
         if (parse_termseq(v, cfg) < 0)
@@ -782,6 +828,10 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
         goto fail;
     if (cfg->resume && !cfg->results && !cfg->joblog) {
         r = usage_error("--resume and --resume-failed need --results FILE or --joblog FILE");
+        goto fail;
+    }
+    if (cfg->pipe && cfg->nsrcs) {
+        r = usage_error("--pipe reads standard input: no ::: or :::: or -a with it");
         goto fail;
     }
     if (cfg->retry_failed && !cfg->joblog) {

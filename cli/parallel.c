@@ -31,6 +31,7 @@
 
 #include "joblog.h"
 #include "json.h"
+#include "pipe.h"
 #include "results.h"
 #include "sources.h"
 #include "template.h"
@@ -234,6 +235,8 @@ struct job {
     char *input;            /* its values joined by blanks, for the record */
     char **argv;
     unsigned slot;          /* {%}: from 1, while it runs */
+    char *block;            /* --pipe: its stdin */
+    size_t block_len;
     zmp_result res;
     zmp_info info;
     int err;
@@ -250,6 +253,8 @@ struct run {
     struct job **win;
     size_t base, nwin, wincap;
     struct sources *src;
+    struct piper pipe;      /* --pipe */
+    bool piping;
     struct template tmpl;
     const struct parallel_config *cfg;
     unsigned parallel;      /* jobs at once */
@@ -447,7 +452,7 @@ static void write_joblog(struct run *r, const struct job *j)
 {
     struct timespec now;
     struct joblog_line l = { .seq = j->seq, .start = j->info.started,
-                             .runtime = j->info.seconds,
+                             .runtime = j->info.seconds, .send = j->block_len,
                              .receive = j->res.out_len + j->res.err_len };
     char *cmd;
     int e;
@@ -502,6 +507,7 @@ static void print_job(struct run *r, size_t i)
     zmp_result_free(&j->res);
     template_free(j->argv);
     free(j->input);
+    free(j->block);
     free(j);
     *slot(r, i) = NULL;
 }
@@ -662,12 +668,46 @@ static void slot_freed(struct run *r)
  * The next job, shaped from the inputs: 1 and *ret, 0 at the end, -EAGAIN
  * (wait on the source's fd), or a negative errno.
  */
+/* --pipe: the next block of stdin, as a job with no values. */
+static int take_block_job(struct run *r, struct job **ret)
+{
+    struct job *j;
+    size_t len;
+    char *block;
+    int e;
+
+    e = piper_next(&r->pipe, &block, &len);
+    if (e == 0)
+        r->input_ended = true;
+    if (e <= 0)
+        return e;
+    if (!(j = calloc(1, sizeof *j))) {
+        free(block);
+        return -ENOMEM;
+    }
+    j->seq = ++r->jobs_made;
+    if (r->tmpl.uses_slot)
+        j->slot = take_slot(r);
+    j->block = block;
+    j->block_len = len;
+    if ((e = make_job(r, 0, j, NULL)) < 0) {
+        give_slot(r, j->slot);
+        free(block);
+        free(j);
+        return e;
+    }
+    *ret = j;
+    return 1;
+}
+
 static int take_job(struct run *r, struct job **ret)
 {
     size_t want = records_wanted(r), k, bytes, i;
     struct job *j;
     int e = 1;
 
+    if (r->piping)
+        return take_block_job(r, ret);
     while (r->npend < want && (e = read_record(r)) == 1)
         ;
     if (e == 0)
@@ -803,6 +843,8 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     *o = r->opts;
     o->program = j->argv[0];
     o->argv = (const char *const *)j->argv;
+    o->input = j->block;
+    o->input_len = j->block_len;
     if (r->cfg->timeout_pct > 0)
         o->timeout_ms = timeout_pct_ms(r);
     if (r->delay_fd >= 0)
@@ -1268,7 +1310,8 @@ static size_t arg_limit(bool shell)
 /* --dry-run: each command as a shell would read it, on stdout. */
 static int dry_run(struct run *r)
 {
-    struct pollfd p = { .fd = sources_wait_fd(r->src), .events = POLLIN };
+    struct pollfd p = { .fd = r->piping ? r->pipe.fd : sources_wait_fd(r->src),
+                        .events = POLLIN };
     struct job *j;
     char *q;
     int e;
@@ -1289,6 +1332,7 @@ static int dry_run(struct run *r)
         give_slot(r, j->slot);
         template_free(j->argv);
         free(j->input);
+        free(j->block);
         free(j);
     }
     return 0;
@@ -1429,18 +1473,28 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     scfg.stdin_closed = stdin_closed;
     retry_src.args = retry_cmds;
     retry_src.nargs = retry_n;
-    if (sources_open(&r.src, cfg.retry_failed ? &retry_src : cfg.srcs,
+    if (cfg.pipe) {
+        if (stdin_closed) {
+            fprintf(stderr, "zmp parallel: cannot read standard input: %s\n",
+                    strerror(EBADF));
+            goto out;
+        }
+        piper_init(&r.pipe, 0, cfg.block ? (size_t)cfg.block : 1 << 20, cfg.recend,
+                   cfg.recstart);
+        r.piping = true;
+    } else if (sources_open(&r.src, cfg.retry_failed ? &retry_src : cfg.srcs,
                      cfg.retry_failed ? 1 : cfg.nsrcs, &scfg, err, sizeof err) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", err);
         goto out;
     }
-    r.total_jobs = (sources_left(r.src) + (cfg.max_args ? cfg.max_args : 1) - 1) /
-                   (cfg.max_args ? cfg.max_args : 1);
+    if (!r.piping)
+        r.total_jobs = (sources_left(r.src) + (cfg.max_args ? cfg.max_args : 1) - 1) /
+                       (cfg.max_args ? cfg.max_args : 1);
     if (cfg.dry_run) {
         e = dry_run(&r);
         if (e < 0)
-            say(&r, "zmp parallel: cannot read %s: %s\n", sources_name(r.src),
-                zmp_strerror(e));
+            say(&r, "zmp parallel: cannot read %s: %s\n",
+                r.piping ? "standard input" : sources_name(r.src), zmp_strerror(e));
         status = e < 0 || r.out_error || r.err_error ? EXIT_ERROR : 0;
         goto out;
     }
@@ -1454,10 +1508,11 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
         goto out;
     }
-    if (sources_wait_fd(r.src) >= 0)
-        r.wait_fd = make_wait_fd(sources_wait_fd(r.src));
+    e = r.piping ? r.pipe.fd : sources_wait_fd(r.src);
+    if (e >= 0)
+        r.wait_fd = make_wait_fd(e);
     if (r.wait_fd < 0)
-        r.wait_fd = sources_wait_fd(r.src);
+        r.wait_fd = e;
     r.gated = (r.tmpl.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0) &&
               r.parallel != UINT_MAX;
     if (r.gated && (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
@@ -1470,8 +1525,8 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     if (r.progress)
         say(&r, "\n");
     if (r.read_error) {
-        say(&r, "zmp parallel: cannot read %s: %s\n", sources_name(r.src),
-            zmp_strerror(r.read_error));
+        say(&r, "zmp parallel: cannot read %s: %s\n",
+            r.piping ? "standard input" : sources_name(r.src), zmp_strerror(r.read_error));
         goto out;
     }
     if (e < 0) {
@@ -1503,6 +1558,7 @@ out:
             zmp_result_free(&j->res);
             template_free(j->argv);
             free(j->input);
+            free(j->block);
             free(j);
         }
     }
@@ -1521,6 +1577,7 @@ out:
     free(r.win);
     free(r.done_bits);
     sources_close(r.src);
+    piper_free(&r.pipe);
     template_release(&r.tmpl);
     if (have_colsep)
         regfree(&colsep);

@@ -34,6 +34,9 @@ struct parallel_config {
     double timeout_pct;        /* --timeout N%: of the median runtime */
     double delay;              /* --delay: seconds between job starts */
     const char *joblog;        /* --joblog FILE */
+    bool pipe;                 /* --pipe: stdin in blocks, to the jobs' stdin */
+    unsigned long long block;  /* --block, bytes */
+    const char *recend, *recstart;
     bool retry_failed;         /* --retry-failed: the joblog's failed jobs */
     zmp_term_step termseq[8];  /* --termseq, parsed */
     size_t ntermseq;

@@ -582,6 +582,23 @@ start=$(date +%s%N)
 $zmp parallel -j 4 --delay 0.25 -- true ::: 1 2 3 4 5
 check "--delay 0.25: five starts take a second" "$(( ($(date +%s%N) - start) / 1000000 >= 1000 ))" 1
 
+# --pipe: stdin in blocks of whole records, every byte once.
+seq 200000 > "$tmp/seq"
+$zmp parallel -k --pipe --block 100k -- cat < "$tmp/seq" > "$tmp/o"
+check "--pipe -k: every byte, in order" "$(cksum < "$tmp/o")" "$(cksum < "$tmp/seq")"
+$zmp parallel --pipe --block 100k -- wc -c < "$tmp/seq" > "$tmp/o"
+check "--pipe: blocks of at most 100k (k: 1000)" \
+    "$(awk '{s += $1; if ($1 > 100000) big++} END {print s, big + 0, NR}' "$tmp/o")" \
+    "$(wc -c < "$tmp/seq" | tr -d ' ') 0 13"
+$zmp parallel --pipe --block 100k -- sh -c 'tail -c 1 | od -An -c' < "$tmp/seq" > "$tmp/o"
+check "--pipe: blocks of whole lines" "$(sort -u "$tmp/o" | tr -d ' ')" '\n'
+printf '>a\nx\n>b\ny\n>c\nz\n' | $zmp parallel -k --pipe --block 3 --recstart '>' -- sh -c 'cat; echo ---' > "$tmp/o"
+check "--pipe --recstart: records longer than a block" "$(echo $(cat "$tmp/o"))" ">a x --- >b y --- >c z ---"
+printf 'a;b;c;' | $zmp parallel -k --pipe --block 2 --recend ';' -- sh -c 'cat; echo' > "$tmp/o"
+check "--pipe --recend" "$(echo $(cat "$tmp/o"))" "a; b; c;"
+$zmp parallel --pipe -- cat ::: a 2> "$tmp/e"
+check "--pipe with :::: refused" "$?" 255
+
 # --- shards, resumable results, merge ----------------------------------------
 # Three shards of 100 inputs: together they run each input once, {#} is
 # the global number, and merge says complete with the 10 failures.

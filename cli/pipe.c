@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include "pipe.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_MAX (1 << 20)
+
+void piper_init(struct piper *p, int fd, size_t block, const char *recend,
+                const char *recstart)
+{
+    *p = (struct piper){ .fd = fd, .block = block ? block : 1 };
+    if (recend && *recend) {
+        p->recend = recend;
+        p->recend_len = strlen(recend);
+    }
+    if (recstart && *recstart) {
+        p->recstart = recstart;
+        p->recstart_len = strlen(recstart);
+    }
+    if (!p->recend && !p->recstart) {
+        p->recend = "\n";
+        p->recend_len = 1;
+    }
+}
+
+/* The last place in buf[0..n) where a block may end (after a record end,
+ * before a record start, or between both), or 0 for none. */
+static size_t last_cut(const struct piper *p, const char *buf, size_t n)
+{
+    size_t e = p->recend_len, s = p->recstart_len, i;
+
+    if (n == 0)
+        return 0;
+    if (e == 1 && !s) {
+        const char *nl = memrchr(buf, p->recend[0], n);
+
+        return nl ? (size_t)(nl - buf) + 1 : 0;
+    }
+    for (i = n; i > 0; i--) {
+        /* A cut at i: recend just before, recstart just after. */
+        if (e && (i < e || memcmp(buf + i - e, p->recend, e)))
+            continue;
+        if (s && (i + s > n || memcmp(buf + i, p->recstart, s)))
+            continue;
+        return i;
+    }
+    return 0;
+}
+
+/* The first place after from where a block may end, or 0. */
+static size_t first_cut(const struct piper *p, const char *buf, size_t from, size_t n)
+{
+    size_t e = p->recend_len, s = p->recstart_len, i;
+
+    for (i = from + 1; i <= n; i++) {
+        if (e && memcmp(buf + i - e, p->recend, e))
+            continue;
+        if (s && (i + s > n || memcmp(buf + i, p->recstart, s)))
+            continue;
+        return i;
+    }
+    return 0;
+}
+
+/* One read when it cannot block: 0 (read, or end of file), -EAGAIN. */
+static int fill(struct piper *p, size_t want)
+{
+    struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+    ssize_t n;
+    char *b;
+    int r;
+
+    r = poll(&pfd, 1, 0);
+    if (r < 0)
+        return errno == EINTR ? -EAGAIN : -errno;
+    if (r == 0)
+        return -EAGAIN;
+    if (want > READ_MAX)
+        want = READ_MAX;
+    if (want < 65536)
+        want = 65536;
+    if (p->cap - p->len < want) {
+        size_t cap = p->cap ? p->cap : want;
+
+        while (cap - p->len < want)
+            cap *= 2;
+        if (!(b = realloc(p->buf, cap)))
+            return -ENOMEM;
+        p->buf = b;
+        p->cap = cap;
+    }
+    do
+        n = read(p->fd, p->buf + p->len, want);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    if (n == 0)
+        p->eof = true;
+    p->len += (size_t)n;
+    return 0;
+}
+
+int piper_next(struct piper *p, char **ret, size_t *ret_len)
+{
+    size_t cut;
+    char *out;
+    int r;
+
+    for (;;) {
+        cut = 0;
+        if (p->len >= p->block) {
+            cut = last_cut(p, p->buf, p->block);
+            /* A record longer than the block: the block is that record. */
+            if (!cut && p->len > p->block)
+                cut = first_cut(p, p->buf, p->block, p->len);
+        }
+        if (!cut && p->eof)
+            cut = p->len;
+        if (cut)
+            break;
+        if (p->eof)
+            return 0;
+        r = fill(p, p->block > p->len ? p->block - p->len : p->block);
+        if (r < 0)
+            return r;
+    }
+    if (!(out = malloc(cut)))
+        return -ENOMEM;
+    memcpy(out, p->buf, cut);
+    memmove(p->buf, p->buf + cut, p->len - cut);
+    p->len -= cut;
+    *ret = out;
+    *ret_len = cut;
+    return 1;
+}
+
+void piper_free(struct piper *p)
+{
+    free(p->buf);
+    p->buf = NULL;
+}
