@@ -263,25 +263,35 @@ struct opt {
 static const struct opt opts[] = {
     { "jobs", 'j', true, O_JOBS },
     { "max-procs", 'P', true, O_JOBS },
+    { "maxprocs", 0, true, O_JOBS },
     { "keep-order", 'k', false, O_KEEP },
+    { "keeporder", 0, false, O_KEEP },
     { "arg-file", 'a', true, O_ARGFILE },
+    { "argfile", 0, true, O_ARGFILE },
     { "null", '0', false, O_NULL },
     { "delimiter", 'd', true, O_DELIM },
-    { NULL, 'E', true, O_EOF },
+    { "eof", 'E', true, O_EOF },
     { "no-run-if-empty", 'r', false, O_NOEMPTY },
+    { "norunifempty", 0, false, O_NOEMPTY },
     { "trim", 0, true, O_TRIM },
     { "colsep", 'C', true, O_COLSEP },
+    { "col-sep", 0, true, O_COLSEP },
     { "link", 0, false, O_LINK },
     { "xapply", 0, false, O_LINK },
     { "max-args", 'n', true, O_MAXARGS },
+    { "maxargs", 0, true, O_MAXARGS },
     { "max-replace-args", 'N', true, O_MAXREPL },
+    { "maxreplaceargs", 0, true, O_MAXREPL },
     { NULL, 'm', false, O_M },
     { NULL, 'X', false, O_X },
     { NULL, 'I', true, O_REPLACE },
     { "arg-sep", 0, true, O_ARGSEP },
+    { "argsep", 0, true, O_ARGSEP },
     { "arg-file-sep", 0, true, O_ARGFILESEP },
+    { "argfilesep", 0, true, O_ARGFILESEP },
     { "shell", 0, false, O_SHELL },
     { "dry-run", 0, false, O_DRYRUN },
+    { "dryrun", 0, false, O_DRYRUN },
     { "timeout", 0, true, O_TIMEOUT },
     { "halt", 0, true, O_HALT },
     { "halt-on-error", 0, false, O_HALTERR },
@@ -295,15 +305,19 @@ static const struct opt opts[] = {
     { "retry-failed", 0, false, O_RETRYFAILED },
     { "joblog", 0, true, O_JOBLOG },
     { "termseq", 0, true, O_TERMSEQ },
+    { "term-seq", 0, true, O_TERMSEQ },
     { "delay", 0, true, O_DELAY },
     { "pipe", 0, false, O_PIPE },
     { "spreadstdin", 0, false, O_PIPE },
     { "block", 0, true, O_BLOCK },
     { "block-size", 0, true, O_BLOCK },
+    { "blocksize", 0, true, O_BLOCK },
     { "recend", 0, true, O_RECEND },
     { "recstart", 0, true, O_RECSTART },
     { "will-cite", 0, false, O_IGNORED },
+    { "willcite", 0, false, O_IGNORED },
     { "no-notice", 0, false, O_IGNORED },
+    { "nonotice", 0, false, O_IGNORED },
     { "help", 'h', false, O_HELP },
     { "version", 0, false, O_VERSION },
 };
@@ -578,6 +592,7 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
         if (strcmp(v, "n") && strcmp(v, "l") && strcmp(v, "r") && strcmp(v, "lr") &&
             strcmp(v, "rl"))
             return usage_error("bad %s: %s (want n, l, r, lr or rl)", shown, v);
+        cfg->trim_set = true;
         cfg->trim_left = strchr(v, 'l') != NULL;
         cfg->trim_right = strchr(v, 'r') != NULL;
         break;
@@ -585,10 +600,13 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
     case O_LINK: cfg->link = true; break;
     case O_MAXARGS:
     case O_MAXREPL:
-        if (parse_count(v, strlen(v), 1000000, &n) < 0 || n == 0)
-            return usage_error("bad %s: %s (want a count from 1)", shown, v);
+        /* -N 0, as GNU parallel: one job per input, given no value. */
+        if (parse_count(v, strlen(v), 1000000, &n) < 0 || (n == 0 && o->id == O_MAXARGS))
+            return usage_error("bad %s: %s (want a count from %d)", shown, v,
+                               o->id == O_MAXARGS);
         cfg->max_args = (unsigned long)n;
         cfg->pad_args = o->id == O_MAXREPL;
+        cfg->no_values = n == 0;
         break;
     case O_M: cfg->multi = MULTI_M; break;
     case O_X: cfg->multi = MULTI_X; break;
@@ -785,6 +803,19 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
             }
             snprintf(shown, sizeof shown, "--%s", o->name);
             v = eq ? eq + 1 : NULL;
+            /* GNU parallel's --halt-on-error takes --halt's value; zmp's
+             * alone is soon,fail=1.  The next word is its value when it
+             * is one. */
+            if (o->id == O_HALTERR && !v && a + 1 < argc) {
+                struct parallel_config probe = { 0 };
+
+                if (parse_halt(argv[a + 1], &probe) == 0) {
+                    o = &opts[0];
+                    while (o->id != O_HALT)
+                        o++;
+                    v = argv[++a];
+                }
+            }
             if (o->arg && !v) {
                 if (a + 1 == argc) {
                     r = usage_error("%s needs a value", shown);

@@ -463,9 +463,9 @@ static void write_joblog(struct run *r, const struct job *j)
     }
     if (j->err) {
         l.exitval = j->err == -ENOENT ? 127 : 126;
-    } else if (j->info.flags & ZMP_TIMED_OUT) {
-        l.exitval = -1;
-        l.signal = j->res.exit_code < 0 ? -j->res.exit_code : SIGTERM;
+    } else if ((j->info.flags & ZMP_TIMED_OUT) && j->res.exit_code < 0) {
+        l.exitval = -1;  /* as GNU parallel: killed by its timeout */
+        l.signal = -j->res.exit_code;
     } else if (j->res.exit_code < 0) {
         l.signal = -j->res.exit_code;
     } else {
@@ -606,7 +606,7 @@ static int make_job(struct run *r, size_t k, struct job *j, size_t *ret_bytes)
         n += r->pend[i].n;
     }
     jv.v = v;
-    jv.n = n;
+    jv.n = r->cfg->no_values ? 0 : n;
     e = template_expand(&r->tmpl, &jv, &j->argv, ret_bytes);
     for (i = 0; e == 0 && i < n; i++)
         len += strlen(v[i]) + 1;
@@ -1464,8 +1464,9 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     scfg.delim_len = cfg.delim_len;
     scfg.eof = cfg.eof;
     scfg.skip_empty = cfg.skip_empty;
-    scfg.trim_left = cfg.trim_left;
-    scfg.trim_right = cfg.trim_right;
+    /* As GNU parallel, --colsep trims its columns unless --trim says. */
+    scfg.trim_left = cfg.trim_set ? cfg.trim_left : cfg.colsep != NULL;
+    scfg.trim_right = cfg.trim_set ? cfg.trim_right : cfg.colsep != NULL;
     scfg.link = cfg.link;
     scfg.read_all = cfg.multi != MULTI_NONE || (cfg.halt_when != HALT_NEVER && cfg.halt_pct);
     /* main() put /dev/null on a closed fd 0, so that nothing else takes
@@ -1479,8 +1480,11 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
                     strerror(EBADF));
             goto out;
         }
-        piper_init(&r.pipe, 0, cfg.block ? (size_t)cfg.block : 1 << 20, cfg.recend,
-                   cfg.recstart);
+        if (piper_init(&r.pipe, 0, cfg.block ? (size_t)cfg.block : 1 << 20, cfg.recend,
+                       cfg.recstart) < 0) {
+            fprintf(stderr, "zmp parallel: --recend and --recstart: too long\n");
+            goto out;
+        }
         r.piping = true;
     } else if (sources_open(&r.src, cfg.retry_failed ? &retry_src : cfg.srcs,
                      cfg.retry_failed ? 1 : cfg.nsrcs, &scfg, err, sizeof err) < 0) {

@@ -52,10 +52,12 @@ struct parallel_config {
     size_t delim_len;          /* 0: newline */
     const char *eof;           /* -E */
     bool skip_empty, trim_left, trim_right, link;
+    bool trim_set;             /* --trim given (else lr with --colsep) */
     const char *colsep;        /* --colsep REGEX, as given */
     /* What a job gets. */
     unsigned long max_args;    /* -n/-N: at most this many records; 0: 1 */
     bool pad_args;             /* -N: {N} beyond the records is empty */
+    bool no_values;            /* -N 0: one job per input, given no value */
     enum multi multi;          /* -m, -X */
     const char *replace;       /* -I STR */
     /* --halt */

@@ -10,8 +10,8 @@
 
 #define READ_MAX (1 << 20)
 
-void piper_init(struct piper *p, int fd, size_t block, const char *recend,
-                const char *recstart)
+int piper_init(struct piper *p, int fd, size_t block, const char *recend,
+               const char *recstart)
 {
     *p = (struct piper){ .fd = fd, .block = block ? block : 1 };
     if (recend && *recend) {
@@ -26,6 +26,14 @@ void piper_init(struct piper *p, int fd, size_t block, const char *recend,
         p->recend = "\n";
         p->recend_len = 1;
     }
+    if (p->recend_len + p->recstart_len >= sizeof p->pat)
+        return -EINVAL;
+    if (p->recend)
+        memcpy(p->pat, p->recend, p->recend_len);
+    if (p->recstart)
+        memcpy(p->pat + p->recend_len, p->recstart, p->recstart_len);
+    p->pat_len = p->recend_len + p->recstart_len;
+    return 0;
 }
 
 /* The last place in buf[0..n) where a block may end (after a record end,
@@ -52,18 +60,25 @@ static size_t last_cut(const struct piper *p, const char *buf, size_t n)
     return 0;
 }
 
-/* The first place after from where a block may end, or 0. */
-static size_t first_cut(const struct piper *p, const char *buf, size_t from, size_t n)
+/* The first place after from where a block may end, or 0; what was
+ * searched before is not searched again (a long record arriving in
+ * pieces is scanned once). */
+static size_t first_cut(struct piper *p, size_t from)
 {
-    size_t e = p->recend_len, s = p->recstart_len, i;
+    size_t at = p->scanned > from ? p->scanned : from, back = p->recend_len;
+    const char *m;
 
-    for (i = from + 1; i <= n; i++) {
-        if (e && memcmp(buf + i - e, p->recend, e))
-            continue;
-        if (s && (i + s > n || memcmp(buf + i, p->recstart, s)))
-            continue;
-        return i;
+    /* A cut at i means the pattern at i - recend_len. */
+    at = at >= back ? at - back + 1 : 0;
+    while (at + p->pat_len <= p->len &&
+           (m = memmem(p->buf + at, p->len - at, p->pat, p->pat_len))) {
+        size_t cut = (size_t)(m - p->buf) + back;
+
+        if (cut > from)
+            return cut;
+        at = (size_t)(m - p->buf) + 1;
     }
+    p->scanned = p->len >= p->pat_len ? p->len - p->pat_len + back : from;
     return 0;
 }
 
@@ -117,7 +132,7 @@ int piper_next(struct piper *p, char **ret, size_t *ret_len)
             cut = last_cut(p, p->buf, p->block);
             /* A record longer than the block: the block is that record. */
             if (!cut && p->len > p->block)
-                cut = first_cut(p, p->buf, p->block, p->len);
+                cut = first_cut(p, p->block);
         }
         if (!cut && p->eof)
             cut = p->len;
@@ -134,6 +149,7 @@ int piper_next(struct piper *p, char **ret, size_t *ret_len)
     memcpy(out, p->buf, cut);
     memmove(p->buf, p->buf + cut, p->len - cut);
     p->len -= cut;
+    p->scanned = 0;
     *ret = out;
     *ret_len = cut;
     return 1;

@@ -19,13 +19,17 @@ struct piper {
     size_t block;
     const char *recend, *recstart;  /* NULL or "": not used */
     size_t recend_len, recstart_len;
+    char pat[256];          /* recend then recstart: where a cut goes */
+    size_t pat_len;
     char *buf;
     size_t len, cap;
+    size_t scanned;         /* past the block, known to hold no cut */
     bool eof;
 };
 
-void piper_init(struct piper *p, int fd, size_t block, const char *recend,
-                const char *recstart);
+/* 0, or -EINVAL when recend and recstart are longer than 255 bytes. */
+int piper_init(struct piper *p, int fd, size_t block, const char *recend,
+               const char *recstart);
 
 /*
  * The next block: 1 with *ret (malloc'd, the caller's) and *ret_len; 0 at

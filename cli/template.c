@@ -130,6 +130,67 @@ static int parse_word(struct template *t, struct tmpl_word *w, const char *s,
     return 0;
 }
 
+/*
+ * --shell with -X: the context of {} is the blank-separated word of the
+ * command line around it, as GNU parallel's shell sees it, not the whole
+ * argument given (which may hold a whole command line): split w at its
+ * blanks into *out, each part after the first keeping its blanks.
+ */
+static int split_at_blanks(const struct tmpl_word *w, struct tmpl_word **out,
+                           size_t *nout)
+{
+    struct tmpl_word *v, cur = { 0 };
+    size_t i, k, run;
+    int e;
+
+    for (i = 0; i < w->nsegs; i++) {
+        const struct tmpl_seg *s = &w->segs[i];
+
+        if (s->kind != SEG_TEXT) {
+            if ((e = add_seg(&cur, *s)) < 0)
+                goto fail;
+            cur.has_all |= s->kind == SEG_ALL;
+            continue;
+        }
+        for (k = 0; k < s->len;) {
+            run = 0;
+            while (k + run < s->len && (s->text[k + run] == ' ' || s->text[k + run] == '\t'))
+                run++;
+            if (run && cur.nsegs) {
+                if (!(v = realloc(*out, (*nout + 1) * sizeof *v))) {
+                    e = -ENOMEM;
+                    goto fail;
+                }
+                *out = v;
+                (*out)[(*nout)++] = cur;
+                cur = (struct tmpl_word){ .sep = s->text + k, .seplen = run };
+                k += run;
+                continue;
+            }
+            k += run;
+            for (run = 0; k + run < s->len && s->text[k + run] != ' ' &&
+                          s->text[k + run] != '\t';
+                 run++)
+                ;
+            if (run && (e = add_seg(&cur, (struct tmpl_seg){ .kind = SEG_TEXT,
+                                                              .text = s->text + k,
+                                                              .len = run })) < 0)
+                goto fail;
+            k += run;
+        }
+    }
+    if (!(v = realloc(*out, (*nout + 1) * sizeof *v))) {
+        e = -ENOMEM;
+        goto fail;
+    }
+    *out = v;
+    (*out)[(*nout)++] = cur;
+    return 0;
+fail:
+    free(cur.segs);
+    return e;
+}
+
 int template_parse(struct template *t, char *const *words, size_t n,
                    const char *replace, bool shell, bool context, char *err,
                    size_t errlen)
@@ -153,6 +214,25 @@ int template_parse(struct template *t, char *const *words, size_t n,
             template_release(t);
             return e;
         }
+    }
+    if (shell && context) {
+        struct tmpl_word *out = NULL;
+        size_t nout = 0, first;
+
+        for (i = 0; i < t->n; i++) {
+            first = nout;
+            if ((e = split_at_blanks(&t->words[i], &out, &nout)) < 0) {
+                for (i = 0; i < nout; i++)
+                    free(out[i].segs);
+                free(out);
+                template_release(t);
+                return e;
+            }
+            out[first].sep = NULL;  /* one blank between given words */
+        }
+        template_release(t);
+        t->words = out;
+        t->n = nout;
     }
     return 0;
 }
@@ -400,7 +480,9 @@ int template_expand(const struct template *t, const struct job_values *jv,
     for (i = 0; i < t->n; i++) {
         const struct tmpl_word *w = &t->words[i];
 
-        if (t->shell && i > 0)
+        if (t->shell && w->sep)
+            sb_add(&b, w->sep, w->seplen);
+        else if (t->shell && i > 0)
             sb_add(&b, " ", 1);
         /* -X: the word once per value (once, empty, with none). */
         reps = t->context && w->has_all && jv->n > 1 ? jv->n : 1;

@@ -43,6 +43,9 @@ struct tmpl_word {
     struct tmpl_seg *segs;
     size_t nsegs;
     bool has_all;           /* holds {} (or its -I string) */
+    const char *sep;        /* --shell: the blanks before it (NULL: one
+                               blank, none before the first word) */
+    size_t seplen;
 };
 
 struct template {

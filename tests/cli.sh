@@ -101,7 +101,7 @@ for args in "--bogus" "" "frobnicate" "run" \
             "parallel --timeout -1 -- echo" "parallel --keep -- echo" \
             "parallel --halt now,fail=1x -- echo" "parallel --halt later,fail=1 -- echo" \
             "parallel -- echo {..}" "parallel -- echo {+/}" "parallel -- echo {=1=}" \
-            "parallel -- echo {0}" "parallel --trim x -- echo" "parallel -N 0 -- echo" \
+            "parallel -- echo {0}" "parallel --trim x -- echo" "parallel -n 0 -- echo" \
             "parallel --colsep ( -- echo" "parallel -d \\q -- echo" "parallel -j" \
             "parallel --results" "parallel --dry-run=1 -- echo" "parallel -Z -- echo" \
             "parallel --resume --results $tmp/x -N 2 -- echo"; do
