@@ -25,6 +25,16 @@ static const char usage[] =
     "                        +N, -N: CPUs plus or minus N; N%: N% of CPUs;\n"
     "                        0: as many as the system allows\n"
     "  -k, --keep-order      print outputs in input order\n"
+    "      --group           print each job's output together (default)\n"
+    "  -u, --ungroup         print output as it comes, jobs mixed\n"
+    "      --line-buffer, --lb  print whole lines as they come\n"
+    "      --tag             put the input and a TAB before each output line\n"
+    "      --tagstring STR   put STR ({} the input, {#} the job number) and a\n"
+    "                        TAB before each output line\n"
+    "      --buffer-size SIZE    output a waiting job keeps in memory before it\n"
+    "                        goes to a temporary file (default 8M; K, M, G)\n"
+    "      --buffer-total SIZE   the same for all jobs together (default 256M)\n"
+    "      --tmpdir DIR      where those files go (default $TMPDIR, /tmp)\n"
     "  -a, --arg-file FILE   read inputs from FILE\n"
     "      --timeout SECS    SIGTERM a job after SECS, SIGKILL 2 s later\n"
     "      --halt-on-error   start no new job after one fails\n"
@@ -43,10 +53,17 @@ static const char usage[] =
     "  -h, --help            this text\n"
     "\n"
     "Exit status: the number of failed jobs (101: more than 100), 2 for bad\n"
-    "usage or an error (input, output or --results that cannot be read or\n"
-    "written), 255 for a --shard that cannot be worked out.  On SIGINT,\n"
+    "usage or an error (input or --results that cannot be read or written),\n"
+    "255 for output that cannot be written or a --shard that cannot be\n"
+    "worked out.  On SIGINT,\n"
     "SIGTERM or SIGHUP the jobs get the signal (SIGKILL 2 s later), are\n"
     "printed, and zmp dies of it.  See zmp(1) and `zmp merge --help'.\n";
+
+/* Long options without a letter: codes past any character. */
+enum {
+    OPT_GROUP = 0x100, OPT_LINE_BUFFER, OPT_TAG, OPT_TAGSTRING, OPT_BUFFER_SIZE,
+    OPT_BUFFER_TOTAL, OPT_TMPDIR,
+};
 
 /* -j as GNU parallel reads it: N, +N and -N (the CPU count plus or
  * minus N), N% (of the CPU count).  Digits only: no blank, no second
@@ -209,6 +226,16 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
         { "resume", no_argument, NULL, 'R' },
         { "resume-failed", no_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
+        /* How the output is printed (output.c). */
+        { "group", no_argument, NULL, OPT_GROUP },
+        { "ungroup", no_argument, NULL, 'u' },
+        { "line-buffer", no_argument, NULL, OPT_LINE_BUFFER },
+        { "lb", no_argument, NULL, OPT_LINE_BUFFER },
+        { "tag", no_argument, NULL, OPT_TAG },
+        { "tagstring", required_argument, NULL, OPT_TAGSTRING },
+        { "buffer-size", required_argument, NULL, OPT_BUFFER_SIZE },
+        { "buffer-total", required_argument, NULL, OPT_BUFFER_TOTAL },
+        { "tmpdir", required_argument, NULL, OPT_TMPDIR },
         { NULL, 0, NULL, 0 },
     };
     char *end;
@@ -218,8 +245,24 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
     optind = 0;  /* 0, not 1: glibc's getopt then forgets any earlier argv */
     opterr = 1;
     argv[0] = (char *)"zmp parallel";  /* how getopt names us in messages */
-    while ((c = getopt_long(argc, argv, "+j:ka:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+j:ka:hu", opts, NULL)) != -1) {
         switch (c) {
+        case OPT_GROUP: cfg->output_mode = OUTPUT_GROUP; break;
+        case 'u': cfg->output_mode = OUTPUT_UNGROUP; break;
+        case OPT_LINE_BUFFER: cfg->output_mode = OUTPUT_LINES; break;
+        case OPT_TAG: cfg->tag = true; break;
+        case OPT_TAGSTRING: cfg->tagstring = optarg; break;
+        case OPT_TMPDIR: cfg->tmpdir = optarg; break;
+        case OPT_BUFFER_SIZE:
+        case OPT_BUFFER_TOTAL:
+            if (output_parse_size(optarg, c == OPT_BUFFER_SIZE ? &cfg->buffer_size
+                                                               : &cfg->buffer_total) < 0 ||
+                !*optarg || (c == OPT_BUFFER_SIZE ? cfg->buffer_size : cfg->buffer_total) == 0) {
+                fprintf(stderr, "zmp parallel: bad --%s: %s (want N, NK, NM or NG)\n",
+                        c == OPT_BUFFER_SIZE ? "buffer-size" : "buffer-total", optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'j':
             if (parse_jobs(optarg, cfg) < 0) {
                 fprintf(stderr, "zmp parallel: bad --jobs: %s (want N, +N, -N or N%%)\n",

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * zmp parallel: one job per input line (or per argument after :::), run
- * with at most N at once, each job's output printed whole.
+ * with at most N at once, each job's output printed together (output.c).
  */
 #define _GNU_SOURCE
 #include "parallel.h"
@@ -27,6 +27,7 @@
 
 #include "input.h"
 #include "json.h"
+#include "output.h"
 #include "results.h"
 #include "template.h"
 #include "zmp.h"
@@ -228,6 +229,7 @@ struct job {
     uint64_t seq;           /* the input's number, from 1 ({#}) */
     char *input;            /* as read, for the record */
     char **argv;
+    struct output_job *out; /* its output on the way out, until it ends */
     zmp_result res;
     zmp_info info;
     int err;
@@ -247,6 +249,9 @@ struct run {
     char *const *tmpl;
     size_t ntmpl;
     zmp_options opts;       /* what every job shares */
+    struct output *out;     /* where the jobs' output goes (output.c) */
+    bool tag;               /* --tag: each output line after the input */
+    char *tagstring;        /* --tagstring: ... after this, expanded */
     bool keep_order, progress, halt;
     FILE *results_file;
     const char *results_name;
@@ -259,8 +264,9 @@ struct run {
     int wait_fd;            /* what the source waits on for input */
     size_t started, finished, failed, running;
     int read_error;         /* reading the inputs failed */
-    /* Write errors, each reported once: on stdout and in the results
-     * file they stop the run; on stderr they only make it fail. */
+    /* Write errors, each reported once: of the jobs' output (stdout,
+     * stderr, a spill file) and in the results file they stop the run;
+     * of zmp's own messages on stderr they only make it fail. */
     bool out_error, results_error, err_error;
 };
 
@@ -295,39 +301,27 @@ static void say(struct run *r, const char *fmt, ...)
         r->err_error = true;
 }
 
-static void write_stdout(struct run *r, const char *p, size_t n)
+/*
+ * The first error writing the jobs' output (output.c): said once, and the
+ * run stops, as GNU parallel does.  A closed pipe (`| head -1`) gets no
+ * message, as a tool killed by SIGPIPE (which zmp then dies of, once the
+ * jobs end).
+ */
+static void check_output(struct run *r)
 {
-    int e;
+    const char *what;
+    int e, fd;
 
-    if (r->out_error || n == 0)
-        return;
-    e = write_all(1, p, n);
-    if (e == 0)
+    if (r->out_error || !(e = output_error(r->out, &what, &fd)))
         return;
     r->out_error = true;
-    if (e == -EPIPE) {
-        /* The reader is gone, as with `| head -1`: no message, as a tool
-         * killed by SIGPIPE (which zmp then dies of, once the jobs end). */
+    if (e == -EPIPE && fd == 1) {
         stop_and_die(SIGPIPE, SIGTERM);
         return;
     }
-    say(r, "zmp parallel: cannot write standard output: %s\n", strerror(-e));
+    say(r, "zmp parallel: cannot write %s: %s\n", what, strerror(-e));
     if (!atomic_load(&stopping))
         stop_jobs(SIGTERM);
-}
-
-static void write_stderr(struct run *r, const char *p, size_t n)
-{
-    int e;
-
-    if (r->err_error || n == 0)
-        return;
-    e = write_all(2, p, n);
-    if (e == 0)
-        return;
-    r->err_error = true;
-    /* Most likely lost too, but it may be a pipe full for a moment. */
-    say(r, "zmp parallel: cannot write standard error: %s\n", strerror(-e));
 }
 
 /* After each record: a record is either all there or missing. */
@@ -388,18 +382,40 @@ static struct job **slot(struct run *r, size_t i)
     return &r->win[i - r->base];
 }
 
-/* Print a finished job whole: its stdout, then its stderr; free it. */
+/*
+ * A job has ended: what it failed with, as a line of its stderr (so that
+ * with -k it comes in its place), and with --results, the output the
+ * library kept, go to output.c, which prints the job when its turn comes.
+ */
+static void end_output(struct run *r, struct job *j)
+{
+    char msg[512];
+
+    if (j->err && !j->cancelled) {
+        if (!j->argv[0][0])
+            snprintf(msg, sizeof msg, "zmp: job %llu: the program name is empty\n",
+                     (unsigned long long)j->seq);
+        else
+            snprintf(msg, sizeof msg, "zmp: job %llu (%.300s): %s\n",
+                     (unsigned long long)j->seq, j->argv[0], zmp_strerror(j->err));
+        output_note(j->out, 2, msg);
+    }
+    if (r->results_file) {
+        if (j->res.out_len)
+            output_write(j->out, 1, j->res.out, j->res.out_len);
+        if (j->res.err_len)
+            output_write(j->out, 2, j->res.err, j->res.err_len);
+    }
+    output_job_end(j->out);
+    j->out = NULL;
+    check_output(r);
+}
+
+/* Record a finished job (--results) and free it. */
 static void print_job(struct run *r, size_t i)
 {
     struct job *j = *slot(r, i);
 
-    if (j->err && !j->cancelled && !j->argv[0][0])
-        say(r, "zmp: job %llu: the program name is empty\n", (unsigned long long)j->seq);
-    else if (j->err && !j->cancelled)
-        say(r, "zmp: job %llu (%s): %s\n", (unsigned long long)j->seq, j->argv[0],
-            zmp_strerror(j->err));
-    write_stdout(r, j->res.out, j->res.out_len);
-    write_stderr(r, j->res.err, j->res.err_len);
     if (r->results_file && !j->cancelled && !r->results_error) {
         write_result_json(r, i, j);
         flush_results(r);
@@ -433,12 +449,38 @@ static void draw_progress(struct run *r)
             r->running, r->failed);
 }
 
+/*
+ * What goes in front of each line of a job's output: with --tag the
+ * input, with --tagstring its string expanded as a one-word command
+ * template would be ({} the input, {#} the job number), then a TAB, as
+ * GNU parallel does.  NULL without either.  0 or -errno.
+ */
+static int tag_prefix(const struct run *r, const char *line, uint64_t seq, char **ret)
+{
+    char **v = NULL;
+    int e;
+
+    *ret = NULL;
+    if (r->tagstring) {
+        e = template_expand(&r->tagstring, 1, line, (unsigned long)seq, &v);
+        if (e < 0)
+            return e;
+        line = v[0];
+    } else if (!r->tag) {
+        return 0;
+    }
+    e = asprintf(ret, "%s\t", line) < 0 ? -ENOMEM : 0;
+    template_free(v);
+    return e;
+}
+
 /* The job source: the next input, expanded into a job. */
 static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
 {
     struct run *r = arg;
     struct job **w, *j;
     const char *line;
+    char *prefix = NULL;
     uint64_t seq;
     int e;
 
@@ -482,7 +524,12 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         return -ENOMEM;
     }
     e = template_expand(r->tmpl, r->ntmpl, line, (unsigned long)seq, &j->argv);
+    if (e == 0 && (e = tag_prefix(r, line, seq, &prefix)) == 0) {
+        e = output_job_new(r->out, prefix, &j->out);
+        free(prefix);
+    }
     if (e < 0) {
+        template_free(j->argv);
         free(j->input);
         free(j);
         return e;
@@ -491,6 +538,11 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     *o = r->opts;
     o->program = j->argv[0];
     o->argv = (const char *const *)j->argv;
+    /* --results records the output: the library keeps it whole then. */
+    if (!r->results_file) {
+        o->on_output = output_write;
+        o->output_arg = j->out;
+    }
     r->started++;
     r->running++;
     draw_progress(r);
@@ -544,6 +596,7 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     r->halted |= r->halt && failed;
     if (r->progress)
         say(r, "\r\033[K");
+    end_output(r, j);
     if (!r->keep_order) {
         print_job(r, i);
     } else {
@@ -764,6 +817,7 @@ out:
 int cmd_parallel(int argc, char **argv, bool stdin_closed)
 {
     struct parallel_config cfg;
+    struct output_config oc = { .fd = { 1, 2 } };
     struct run r = { .wait_fd = -1 };
     int status, e, sig, fd = -1;
 
@@ -810,6 +864,17 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         }
         input_from_fd(&r.in, 0);
     }
+    oc.mode = cfg.output_mode;
+    oc.keep_order = cfg.keep_order;
+    oc.job_mem = (size_t)cfg.buffer_size;
+    oc.total_mem = (size_t)cfg.buffer_total;
+    oc.tmpdir = cfg.tmpdir;
+    r.tag = cfg.tag;
+    r.tagstring = cfg.tagstring;
+    if (output_new(&oc, &r.out) < 0) {
+        fprintf(stderr, "zmp parallel: out of memory\n");
+        goto out;
+    }
     r.results_name = cfg.results;
     if (cfg.results && open_results(&r, &cfg) < 0)
         goto out;
@@ -821,6 +886,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     start_stdout_watcher();
     e = zmp_run_stream(parallel_jobs(&cfg, (unsigned)zmp_cpu_count()), next_job,
                        on_done, &r);
+    check_output(&r);
     if (r.progress)
         say(&r, "\n");
     if (r.read_error) {
@@ -835,7 +901,11 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     if (r.results_file && r.input_ended && !r.halted && !atomic_load(&stopping) &&
         !r.results_error)
         write_summary(&r);
-    if (r.out_error || r.results_error || r.err_error)
+    if (r.out_error) {
+        status = EXIT_ERROR;
+        goto out;
+    }
+    if (r.results_error || r.err_error)
         goto out;
     status = r.failed > FAILED_MAX ? FAILED_MAX : (int)r.failed;
 out:
@@ -855,6 +925,7 @@ out:
         }
     }
     free(r.win);
+    output_free(r.out);
     free(r.done_bits);
     input_free(&r.in);
     if (fd >= 0)

@@ -5,8 +5,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "output.h"
+
 #define EXIT_USAGE 2
-#define EXIT_ERROR 255   /* a --shard that cannot be worked out (as GNU's 255) */
+#define EXIT_ERROR 255   /* GNU's "other error": a --shard that cannot be worked
+                            out, the jobs' output that cannot be written */
 #define PARALLEL_HELP (-1)
 
 /* How -j reads: N, +N, -N, N% (see parallel_jobs). */
@@ -27,6 +30,13 @@ struct parallel_config {
     bool have_args;
     unsigned long long shard_k, shard_n;  /* --shard K/N; 0/1 without */
     bool resume, resume_failed;
+    /* How the jobs' output is printed (output.c). */
+    enum output_mode output_mode;      /* --group, --line-buffer, -u */
+    bool tag;                          /* --tag */
+    char *tagstring;                   /* --tagstring STR, or NULL */
+    unsigned long long buffer_size;    /* --buffer-size, 0: the default */
+    unsigned long long buffer_total;   /* --buffer-total, 0: the default */
+    const char *tmpdir;                /* --tmpdir DIR, or NULL */
 };
 
 /*

@@ -20,7 +20,7 @@ for name in $names; do
     jsonread) src="cli/json.c cli/jsonread.c" ;;
     template) src="cli/template.c" ;;
     input)    src="cli/input.c" ;;
-    args)     src="cli/parallel-args.c"; extra=-close_fd_mask=3 ;;
+    args)     src="cli/parallel-args.c cli/output.c"; extra=-close_fd_mask=3 ;;
     *) echo "fuzz/run.sh: no harness $name" >&2; exit 2 ;;
     esac
     bin=$out/fuzz-$name
