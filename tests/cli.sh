@@ -395,17 +395,18 @@ check "an end told while long jobs run: first line" "$out" "$m"
     bad "an end told while long jobs run: took $((end - start)) s"
 check "an end told while long jobs run: no job left" "$(until_alive 0 3 "$m")" 0
 
-# Write errors: reported once, naming the file; a failure status.
+# Write errors: reported once, naming the file; a failure status (255 for
+# the jobs' output, as GNU parallel's "other error").
 $zmp parallel -- "$child" echo {} ::: a b > /dev/full 2> "$tmp/e"
-check "parallel >/dev/full: status" $? 2
+check "parallel >/dev/full: status" $? 255
 check "parallel >/dev/full: one message" "$(cat "$tmp/e")" "zmp parallel: cannot write standard output: No space left on device"
 $zmp parallel -- "$child" echo {} ::: a >&- 2> "$tmp/e"
-check "parallel >&-: status" $? 2
+check "parallel >&-: status" $? 255
 check "parallel >&-: message" "$(cat "$tmp/e")" "zmp parallel: cannot write standard output: Bad file descriptor"
 $zmp parallel -- sh -c 'echo "$0" >&2' ::: a 2> /dev/full
-check "parallel 2>/dev/full: status" $? 2
+check "parallel 2>/dev/full: status" $? 255
 $zmp parallel -- sh -c 'echo "$0" >&2' ::: a 2>&-
-check "parallel 2>&-: status" $? 2
+check "parallel 2>&-: status" $? 255
 $zmp parallel --results /dev/full -- "$child" echo {} ::: a > /dev/null 2> "$tmp/e"
 check "--results /dev/full: status" $? 2
 check "--results /dev/full: message" "$(cat "$tmp/e")" "zmp parallel: cannot write /dev/full: No space left on device"
@@ -413,7 +414,7 @@ check "--results /dev/full: message" "$(cat "$tmp/e")" "zmp parallel: cannot wri
 yes | timeout 60 $zmp parallel --results /dev/full -- true > /dev/null 2> "$tmp/e"
 check "--results /dev/full, endless input: stops, status" $? 2
 yes | timeout 60 $zmp parallel -- "$child" echo > /dev/full 2> /dev/null
-check ">/dev/full, endless input: stops, status" $? 2
+check ">/dev/full, endless input: stops, status" $? 255
 $zmp -i sh run-code 'echo hi' > /dev/full 2> "$tmp/e"
 check "run-code >/dev/full: status" $? 125
 check "run-code >/dev/full: message" "$(cat "$tmp/e")" "zmp: cannot write standard output: No space left on device"
@@ -438,7 +439,7 @@ done
 # A closed stdout or stderr at start: the results file does not take its
 # descriptor, so nothing but records lands in it.
 $zmp parallel --results "$tmp/r" -- sh -c 'echo "out $0"; echo "err $0" >&2' ::: a b >&- 2>&-
-check "closed stdout and stderr: status" $? 2
+check "closed stdout and stderr: status" $? 255
 python3 - "$tmp/r" <<'PY' && ok "closed stdout and stderr: results file clean" || bad "closed stdout and stderr: results file clean"
 import json, sys
 jobs = [j for j in map(json.loads, open(sys.argv[1])) if j["type"] == "job"]

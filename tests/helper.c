@@ -24,10 +24,15 @@
  *   work MS MIB [child]   spend MS ms of CPU time in user mode and touch
  *                         MIB MiB, or, with "child", have a child it waits
  *                         for do it; print "done"
+ *   fill C N [nl]         write N bytes of character C in 1 MiB writes (the
+ *                         last one a newline with "nl")
+ *   lines WORD N          write N lines "WORD-I-abcdefghij", each in three
+ *                         writes, so that other writers can come between
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +157,38 @@ static void work(long ms, long mib)
     free(m);
 }
 
+static int fill(char c, unsigned long long n, bool nl)
+{
+    static char b[1 << 20];
+    size_t k;
+
+    memset(b, c, sizeof b);
+    while (n > 0) {
+        k = n < sizeof b ? (size_t)n : sizeof b;
+        if (nl && k == n)
+            b[k - 1] = '\n';
+        if (write_all(1, b, k) < 0)
+            return 3;
+        n -= k;
+    }
+    return 0;
+}
+
+static int lines(const char *word, long n)
+{
+    char b[256];
+    long i;
+    int k;
+
+    for (i = 0; i < n; i++) {
+        k = snprintf(b, sizeof b, "%.200s-%ld-", word, i);
+        if (write_all(1, b, (size_t)k) < 0 || write_all(1, "abcdefghij", 10) < 0 ||
+            write_all(1, "\n", 1) < 0)
+            return 3;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -194,6 +231,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "fds"))
         return list_fds();
+    if (!strcmp(mode, "fill") && argc > 3)
+        return fill(argv[2][0], strtoull(argv[3], NULL, 0), argc > 4 && !strcmp(argv[4], "nl"));
+    if (!strcmp(mode, "lines") && argc > 3)
+        return lines(argv[2], atol(argv[3]));
     if (!strcmp(mode, "work") && argc > 3) {
         if (argc > 4 && !strcmp(argv[4], "child")) {
             pid_t pid = fork();
