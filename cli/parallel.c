@@ -925,12 +925,14 @@ out:
         }
     }
     free(r.win);
-    output_free(r.out);
     free(r.done_bits);
     input_free(&r.in);
     if (fd >= 0)
         close(fd);
+    /* The library first: a job it still holds (the engine failed) may be
+     * read on the way out, and its output is handed to r.out. */
     zmp_deinit();
+    output_free(r.out);
     alarm(0);
     sig = atomic_load(&die_sig);
     if (sig) {

@@ -27,31 +27,10 @@ skip() { echo "  skipped: $1"; }
 check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; }
 
 # runs: read stdin to its end; print the byte count, then each run of one
-# byte repeated as BYTE COUNT (a byte other than a letter or digit as its
-# number).  The jobs below each write one letter again and again, so this
-# says whether every byte came and whose output was cut into by whose.
-runs() {
-    python3 -c '
-import sys
-f = sys.stdin.buffer
-runs, total = [], 0
-while True:
-    b = f.read(1 << 22)
-    if not b:
-        break
-    total += len(b)
-    i = 0
-    while i < len(b):
-        c = b[i:i + 1]
-        j = len(b) - len(b[i:].lstrip(c))
-        if runs and runs[-1][0] == c:
-            runs[-1][1] += j - i
-        else:
-            runs.append([c, j - i])
-        i = j
-name = lambda c: c.decode() if c.isalnum() else str(c[0])
-print(total, " ".join("%s%d" % (name(c), n) for c, n in runs))'
-}
+# byte repeated as BYTE COUNT (tests/helper.c).  The jobs below each write
+# one letter again and again, so this says whether every byte came and
+# whose output was cut into by whose.
+runs() { $H runs; }
 
 # rss FILE CMD...: run CMD with this shell's stdio; its peak RSS in KiB, as
 # wait4 reports it (the largest of CMD's and its children's), goes to FILE.
