@@ -19,6 +19,8 @@
  * children, pipes and ring) at its first call, and starts afresh.
  * Callbacks of a batch or stream may run single children and the engine;
  * a nested batch or stream is -EBUSY, zmp_deinit() is deferred (zmp(3)).
+ * A job's on_output callback is different: it runs with the library's
+ * lock held and must not call the library (zmp_options).
  */
 #ifndef ZMP_H
 #define ZMP_H

@@ -160,6 +160,25 @@ static void test_stop(void)
     CU_ASSERT_TRUE(no_children());
 }
 
+/* With ZMP_NEW_PGROUP the whole group is killed: a grandchild holding the
+ * pipes does not keep the job alive for its minute. */
+static void test_stop_group(void)
+{
+    const char *argv[] = { "sh", "-c", "\"$0\" sleep 60000 & exec \"$0\" flood 1099511627776 0",
+                           helper_path(), NULL };
+    struct sink s = { .stop_after = 1, .answer = -EPIPE };
+    zmp_options o = { .program = "sh", .argv = argv, .on_output = on_output,
+                      .output_arg = &s, .flags = ZMP_NEW_PGROUP };
+    struct timespec t0, t1;
+    zmp_result res;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -EPIPE);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CU_ASSERT_TRUE(t1.tv_sec - t0.tv_sec < 20);
+    CU_ASSERT_EQUAL(s.calls, 1);
+}
+
 /* zmp_start: the thread waiting in the library makes the calls. */
 static void test_start_collect(void)
 {
@@ -293,6 +312,7 @@ void add_output_tests(void)
     CU_add_test(s, "merged streams", test_merged);
     CU_add_test(s, "output cap", test_cap);
     CU_add_test(s, "a nonzero return kills the job", test_stop);
+    CU_add_test(s, "... and its process group", test_stop_group);
     CU_add_test(s, "zmp_start and zmp_collect", test_start_collect);
     CU_add_test(s, "a batch on worker threads", test_batch);
     CU_add_test(s, "a stream on worker threads", test_stream);
