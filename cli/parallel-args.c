@@ -57,6 +57,16 @@ static const char usage[] =
     "      --termseq SEQ     what --timeout sends: SIGNAL,MS,SIGNAL,MS...\n"
     "      --delay SECS      at least SECS between two job starts\n"
     "      --joblog FILE     one line per job in GNU parallel's format\n"
+    "      --group           print each job's output together (default)\n"
+    "  -u, --ungroup         print output as it comes, jobs mixed\n"
+    "      --line-buffer     print whole lines as they come (also --lb)\n"
+    "      --tag             put the input and a TAB before each output line\n"
+    "      --tagstring STR   put STR (replacement strings replaced) and a TAB\n"
+    "                        before each output line\n"
+    "      --buffer-size SIZE  output a waiting job keeps in memory, the rest\n"
+    "                        going to a temporary file (default 8M)\n"
+    "      --buffer-total SIZE the same for all jobs together (default 256M)\n"
+    "      --tmpdir DIR      where those files go (default $TMPDIR, /tmp)\n"
     "      --pipe            cut stdin into blocks of whole records, each the\n"
     "                        stdin of one job\n"
     "      --block SIZE      --pipe's block size (default 1M; k, M, G)\n"
@@ -250,7 +260,8 @@ enum opt_id {
     O_ARGFILESEP, O_SHELL, O_DRYRUN, O_TIMEOUT, O_HALT, O_HALTERR, O_RESULTS,
     O_OUTCAP, O_CGROUP, O_PROGRESS, O_SHARD, O_RESUME, O_RESUMEFAILED, O_IGNORED,
     O_HELP, O_VERSION, O_JOBLOG, O_RETRYFAILED, O_TERMSEQ, O_DELAY, O_PIPE, O_BLOCK,
-    O_RECEND, O_RECSTART,
+    O_RECEND, O_RECSTART, O_GROUP, O_UNGROUP, O_LINEBUF, O_TAG, O_TAGSTRING,
+    O_BUFSIZE, O_BUFTOTAL, O_TMPDIR,
 };
 
 struct opt {
@@ -313,6 +324,18 @@ static const struct opt opts[] = {
     { "block-size", 0, true, O_BLOCK },
     { "blocksize", 0, true, O_BLOCK },
     { "recend", 0, true, O_RECEND },
+    { "group", 0, false, O_GROUP },
+    { "ungroup", 'u', false, O_UNGROUP },
+    { "line-buffer", 0, false, O_LINEBUF },
+    { "linebuffer", 0, false, O_LINEBUF },
+    { "lb", 0, false, O_LINEBUF },
+    { "tag", 0, false, O_TAG },
+    { "tagstring", 0, true, O_TAGSTRING },
+    { "tag-string", 0, true, O_TAGSTRING },
+    { "buffer-size", 0, true, O_BUFSIZE },
+    { "buffer-total", 0, true, O_BUFTOTAL },
+    { "tmpdir", 0, true, O_TMPDIR },
+    { "tempdir", 0, true, O_TMPDIR },
     { "recstart", 0, true, O_RECSTART },
     { "will-cite", 0, false, O_IGNORED },
     { "willcite", 0, false, O_IGNORED },
@@ -649,6 +672,21 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
             return usage_error("bad %s: %s (want bytes, with K, M, G, T: powers of 1024, k, m, g, t: of 1000)", shown, v);
         break;
     case O_RECEND: cfg->recend = v; break;
+    case O_GROUP: cfg->output_mode = OUTPUT_GROUP; break;
+    case O_UNGROUP: cfg->output_mode = OUTPUT_UNGROUP; break;
+    case O_LINEBUF: cfg->output_mode = OUTPUT_LINES; break;
+    case O_TAG: cfg->tag = true; break;
+    case O_TAGSTRING: cfg->tagstring = v; break;
+    case O_TMPDIR: cfg->tmpdir = v; break;
+    case O_BUFSIZE:
+    case O_BUFTOTAL: {
+        unsigned long long *to = o->id == O_BUFSIZE ? &cfg->buffer_size : &cfg->buffer_total;
+
+        if (parse_size(v, to) < 0 || *to == 0)
+            return usage_error("bad %s: %s (want bytes, with K, M, G: powers of 1024, "
+                               "k, m, g: of 1000)", shown, v);
+        break;
+    }
     case O_RECSTART: cfg->recstart = v; break;
     case O_RETRYFAILED: cfg->retry_failed = true; break;
     case O_TERMSEQ:

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * zmp parallel: one job per input line (or per argument after :::), run
- * with at most N at once, each job's output printed whole.
+ * zmp parallel: one job per input (or combination of inputs), run with at
+ * most N at once, each job's output printed together (output.c).
  */
 #define _GNU_SOURCE
 #include "parallel.h"
@@ -237,6 +237,9 @@ struct job {
     unsigned slot;          /* {%}: from 1, while it runs */
     char *block;            /* --pipe: its stdin */
     size_t block_len;
+    struct output_job *out; /* its output on the way out, until it ends */
+    char *tag;              /* --tagstring, expanded (until out is made) */
+    uint64_t received;      /* bytes of output it wrote (--joblog) */
     zmp_result res;
     zmp_info info;
     int err;
@@ -280,6 +283,10 @@ struct run {
     double runtimes[1001];  /* --timeout N%: the last successful runtimes */
     size_t nruntimes, runtime_at;
     zmp_options opts;       /* what every job shares */
+    struct output *out;     /* where the jobs' output goes (output.c) */
+    bool tag;               /* --tag: each output line after the values */
+    struct template tagtmpl;   /* --tagstring, parsed */
+    bool have_tagtmpl;
     bool keep_order, progress;
     FILE *results_file;
     const char *results_name;
@@ -293,8 +300,9 @@ struct run {
     int wait_fd;            /* what the source waits on for input */
     size_t started, finished, failed, running;
     int read_error;         /* reading the inputs failed */
-    /* Write errors, each reported once: on stdout and in the results
-     * file they stop the run; on stderr they only make it fail. */
+    /* Write errors, each reported once: of the jobs' output (stdout,
+     * stderr, a spill file) and in the results file they stop the run;
+     * of zmp's own messages on stderr they only make it fail. */
     bool out_error, results_error, err_error;
 };
 
@@ -329,6 +337,7 @@ static void say(struct run *r, const char *fmt, ...)
         r->err_error = true;
 }
 
+/* --dry-run's lines: a write error stops it, as for the jobs' output. */
 static void write_stdout(struct run *r, const char *p, size_t n)
 {
     int e;
@@ -340,28 +349,33 @@ static void write_stdout(struct run *r, const char *p, size_t n)
         return;
     r->out_error = true;
     if (e == -EPIPE) {
-        /* The reader is gone, as with `| head -1`: no message, as a tool
-         * killed by SIGPIPE (which zmp then dies of, once the jobs end). */
         stop_and_die(SIGPIPE, SIGTERM);
         return;
     }
     say(r, "zmp parallel: cannot write standard output: %s\n", strerror(-e));
-    if (!atomic_load(&stopping))
-        stop_jobs(SIGTERM);
 }
 
-static void write_stderr(struct run *r, const char *p, size_t n)
+/*
+ * The first error writing the jobs' output (output.c): said once, and the
+ * run stops, as GNU parallel does.  A closed pipe (`| head -1`) gets no
+ * message, as a tool killed by SIGPIPE (which zmp then dies of, once the
+ * jobs end).
+ */
+static void check_output(struct run *r)
 {
-    int e;
+    const char *what;
+    int e, fd;
 
-    if (r->err_error || n == 0)
+    if (r->out_error || !r->out || !(e = output_error(r->out, &what, &fd)))
         return;
-    e = write_all(2, p, n);
-    if (e == 0)
+    r->out_error = true;
+    if (e == -EPIPE && fd == 1) {
+        stop_and_die(SIGPIPE, SIGTERM);
         return;
-    r->err_error = true;
-    /* Most likely lost too, but it may be a pipe full for a moment. */
-    say(r, "zmp parallel: cannot write standard error: %s\n", strerror(-e));
+    }
+    say(r, "zmp parallel: cannot write %s: %s\n", what, strerror(-e));
+    if (!atomic_load(&stopping))
+        stop_jobs(SIGTERM);
 }
 
 /* After each record: a record is either all there or missing. */
@@ -453,7 +467,7 @@ static void write_joblog(struct run *r, const struct job *j)
     struct timespec now;
     struct joblog_line l = { .seq = j->seq, .start = j->info.started,
                              .runtime = j->info.seconds, .send = j->block_len,
-                             .receive = j->res.out_len + j->res.err_len };
+                             .receive = j->received + j->res.out_len + j->res.err_len };
     char *cmd;
     int e;
 
@@ -486,29 +500,60 @@ static void write_joblog(struct run *r, const struct job *j)
     }
 }
 
-/* Print a finished job whole: its stdout, then its stderr; free it. */
+/*
+ * A job has ended: what it failed with, as a line of its stderr (so that
+ * with -k it comes in its place), and with --results, the output the
+ * library kept, go to output.c, which prints the job when its turn comes.
+ */
+static void end_output(struct run *r, struct job *j)
+{
+    char msg[512];
+
+    if (j->err && !j->cancelled) {
+        if (!j->argv[0][0])
+            snprintf(msg, sizeof msg, "zmp: job %llu: the program name is empty\n",
+                     (unsigned long long)j->seq);
+        else
+            snprintf(msg, sizeof msg, "zmp: job %llu (%.300s): %s%s\n",
+                     (unsigned long long)j->seq, j->argv[0], zmp_strerror(j->err),
+                     j->err == -ENOENT && !r->tmpl.shell && strpbrk(j->argv[0], " \t;|&<>$")
+                         ? " (a command line with blanks or shell syntax needs --shell)"
+                         : "");
+        output_note(j->out, 2, msg);
+    }
+    if (r->results_file) {
+        if (j->res.out_len)
+            output_write(j->out, 1, j->res.out, j->res.out_len);
+        if (j->res.err_len)
+            output_write(j->out, 2, j->res.err, j->res.err_len);
+    }
+    output_job_end(j->out);
+    j->out = NULL;
+    check_output(r);
+}
+
+static void free_job(struct job *j)
+{
+    zmp_result_free(&j->res);
+    template_free(j->argv);
+    free(j->input);
+    free(j->block);
+    free(j->tag);
+    free(j);
+}
+
+/* Record a finished job (--results, --joblog) and free it. */
 static void print_job(struct run *r, size_t i)
 {
     struct job *j = *slot(r, i);
 
-    if (j->err && !j->cancelled && !j->argv[0][0])
-        say(r, "zmp: job %llu: the program name is empty\n", (unsigned long long)j->seq);
-    else if (j->err && !j->cancelled)
-        say(r, "zmp: job %llu (%s): %s\n", (unsigned long long)j->seq, j->argv[0],
-            zmp_strerror(j->err));
-    write_stdout(r, j->res.out, j->res.out_len);
-    write_stderr(r, j->res.err, j->res.err_len);
     if (r->results_file && !j->cancelled && !r->results_error) {
         write_result_json(r, i, j);
         flush_results(r);
     }
     if (r->joblog && !j->cancelled && !r->joblog_error)
         write_joblog(r, j);
-    zmp_result_free(&j->res);
-    template_free(j->argv);
-    free(j->input);
-    free(j->block);
-    free(j);
+    free_job(j);
     *slot(r, i) = NULL;
 }
 
@@ -590,11 +635,32 @@ static size_t records_wanted(struct run *r)
 }
 
 /* The job of the first k pending records: its values and argv. */
+/* words joined by blanks, malloc'd in *ret: 0 or -ENOMEM. */
+static int join_words(char **words, char **ret)
+{
+    size_t len = 1, i;
+    char *s;
+
+    for (i = 0; words[i]; i++)
+        len += strlen(words[i]) + 1;
+    if (!(s = malloc(len)))
+        return -ENOMEM;
+    s[0] = '\0';
+    for (len = 0, i = 0; words[i]; i++) {
+        if (i)
+            s[len++] = ' ';
+        strcpy(s + len, words[i]);
+        len += strlen(words[i]);
+    }
+    *ret = s;
+    return 0;
+}
+
 static int make_job(struct run *r, size_t k, struct job *j, size_t *ret_bytes)
 {
     struct job_values jv = { .seq = j->seq, .slot = j->slot };
     size_t n = 0, i, len = 0;
-    char **v;
+    char **v, **tag = NULL;
     int e;
 
     for (i = 0; i < k; i++)
@@ -608,6 +674,15 @@ static int make_job(struct run *r, size_t k, struct job *j, size_t *ret_bytes)
     jv.v = v;
     jv.n = r->cfg->no_values ? 0 : n;
     e = template_expand(&r->tmpl, &jv, &j->argv, ret_bytes);
+    if (e == 0 && r->have_tagtmpl) {
+        /* --tagstring: its words, as a command's would be, joined by
+         * blanks. */
+        jv.n = n;
+        e = template_expand(&r->tagtmpl, &jv, &tag, NULL);
+        if (e == 0)
+            e = join_words(tag, &j->tag);
+        template_free(tag);
+    }
     for (i = 0; e == 0 && i < n; i++)
         len += strlen(v[i]) + 1;
     if (e == 0 && !(j->input = malloc(len + 1)))
@@ -627,6 +702,8 @@ static int make_job(struct run *r, size_t k, struct job *j, size_t *ret_bytes)
     if (e < 0) {
         template_free(j->argv);
         j->argv = NULL;
+        free(j->tag);
+        j->tag = NULL;
     }
     free(v);
     return e;
@@ -734,8 +811,10 @@ static int take_job(struct run *r, struct job **ret)
             break;
         template_free(j->argv);
         free(j->input);
+        free(j->tag);
         j->argv = NULL;
         j->input = NULL;
+        j->tag = NULL;
         k = k >= 4 ? k / 4 * 3 : k - 1;
     }
     if (e < 0) {
@@ -795,6 +874,33 @@ static unsigned long timeout_pct_ms(struct run *r)
     return (unsigned long)ceil(median * r->cfg->timeout_pct / 100 * 1000) + 1;
 }
 
+/* A job's output on its way to output.c, counted for --joblog.  On the
+ * engine's thread (a worker's), never two at once for one job. */
+static int count_output(void *arg, int fd, const void *data, size_t len)
+{
+    struct job *j = arg;
+
+    j->received += len;
+    return output_write(j->out, fd, data, len);
+}
+
+/* What goes in front of each line of a job's output: with --tag its
+ * values, with --tagstring that string with them, then a TAB, as GNU
+ * parallel does.  Then the job's place in output.c. */
+static int start_output(struct run *r, struct job *j)
+{
+    char *prefix = NULL;
+    int e;
+
+    if ((r->tag || j->tag) && asprintf(&prefix, "%s\t", j->tag ? j->tag : j->input) < 0)
+        return -ENOMEM;
+    e = output_job_new(r->out, prefix, &j->out);
+    free(prefix);
+    free(j->tag);
+    j->tag = NULL;
+    return e;
+}
+
 /* The job source of the stream. */
 static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
 {
@@ -839,12 +945,21 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
             r->read_error = e;
         return e;
     }
+    if ((e = start_output(r, j)) < 0) {
+        free_job(j);
+        return e;
+    }
     r->win[r->nwin++] = j;
     *o = r->opts;
     o->program = j->argv[0];
     o->argv = (const char *const *)j->argv;
     o->input = j->block;
     o->input_len = j->block_len;
+    /* --results records the output: the library keeps it whole then. */
+    if (!r->results_file) {
+        o->on_output = count_output;
+        o->output_arg = j;
+    }
     if (r->cfg->timeout_pct > 0)
         o->timeout_ms = timeout_pct_ms(r);
     if (r->delay_fd >= 0)
@@ -967,6 +1082,7 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
         check_halt(r, j, failed);
     if (r->progress)
         say(r, "\r\033[K");
+    end_output(r, j);
     if (!r->keep_order) {
         print_job(r, i);
     } else {
@@ -1330,10 +1446,7 @@ static int dry_run(struct run *r)
         free(q);
         write_stdout(r, "\n", 1);
         give_slot(r, j->slot);
-        template_free(j->argv);
-        free(j->input);
-        free(j->block);
-        free(j);
+        free_job(j);
     }
     return 0;
 }
@@ -1395,6 +1508,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     struct parallel_config cfg;
     struct sources_config scfg = { 0 };
     struct run r = { .wait_fd = -1, .slot_fd = -1, .delay_fd = -1 };
+    struct output_config oc = { .fd = { 1, 2 } };
     struct source_spec retry_src = { .kind = SRC_ARGS };
     char **retry_cmds = NULL;
     size_t retry_n = 0;
@@ -1443,6 +1557,18 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         goto out;
     }
     r.arg_limit = arg_limit(r.tmpl.shell);
+    if (cfg.tagstring) {
+        char *const words[] = { (char *)cfg.tagstring };
+
+        if (template_parse(&r.tagtmpl, words, 1, cfg.replace, false, false, err,
+                           sizeof err) < 0) {
+            fprintf(stderr, "zmp parallel: --tagstring: %s\n", err);
+            goto out;
+        }
+        r.tagtmpl.any = true;  /* a tag is never appended the values */
+        r.have_tagtmpl = true;
+    }
+    r.tag = cfg.tag;
     if (cfg.colsep) {
         if ((e = compile_colsep(cfg.colsep, &colsep)) != 0) {
             regerror(e, &colsep, err, sizeof err);
@@ -1502,6 +1628,15 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         status = e < 0 || r.out_error || r.err_error ? EXIT_ERROR : 0;
         goto out;
     }
+    oc.mode = cfg.output_mode;
+    oc.keep_order = cfg.keep_order;
+    oc.job_mem = (size_t)cfg.buffer_size;
+    oc.total_mem = (size_t)cfg.buffer_total;
+    oc.tmpdir = cfg.tmpdir;
+    if (output_new(&oc, &r.out) < 0) {
+        fprintf(stderr, "zmp parallel: out of memory\n");
+        goto out;
+    }
     r.results_name = cfg.results;
     if (cfg.results && open_results(&r, &cfg) < 0)
         goto out;
@@ -1526,6 +1661,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     install_handlers();
     start_stdout_watcher();
     e = zmp_run_stream(r.parallel, next_job, on_done, &r);
+    check_output(&r);
     if (r.progress)
         say(&r, "\n");
     if (r.read_error) {
@@ -1558,13 +1694,8 @@ out:
     for (; r.nwin > 0; r.nwin--) {
         struct job *j = r.win[r.nwin - 1];
 
-        if (j) {
-            zmp_result_free(&j->res);
-            template_free(j->argv);
-            free(j->input);
-            free(j->block);
-            free(j);
-        }
+        if (j)
+            free_job(j);
     }
     if (r.joblog && fclose(r.joblog) != 0 && !r.joblog_error) {
         say(&r, "zmp parallel: cannot write %s: %s\n", cfg.joblog, strerror(errno));
@@ -1583,12 +1714,17 @@ out:
     sources_close(r.src);
     piper_free(&r.pipe);
     template_release(&r.tmpl);
+    if (r.have_tagtmpl)
+        template_release(&r.tagtmpl);
     if (have_colsep)
         regfree(&colsep);
     if (r.slot_fd >= 0)
         close(r.slot_fd);
     parallel_config_free(&cfg);
+    /* The library first: a job it still holds (the engine failed) may be
+     * read on the way out, and its output is handed to r.out. */
     zmp_deinit();
+    output_free(r.out);
     alarm(0);
     sig = atomic_load(&die_sig);
     if (sig) {

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "output.h"
 #include "sources.h"
 #include "zmp.h"
 
@@ -67,6 +68,13 @@ struct parallel_config {
     bool halt_pct;
     unsigned long long shard_k, shard_n;  /* --shard K/N; 0/1 without */
     bool resume, resume_failed;
+    /* How the jobs' output is printed (output.c). */
+    enum output_mode output_mode;      /* --group, --line-buffer, -u */
+    bool tag;                          /* --tag */
+    const char *tagstring;             /* --tagstring STR, or NULL */
+    unsigned long long buffer_size;    /* --buffer-size, 0: the default */
+    unsigned long long buffer_total;   /* --buffer-total, 0: the default */
+    const char *tmpdir;                /* --tmpdir DIR, or NULL */
 };
 
 /*

@@ -19,6 +19,8 @@
  * children, pipes and ring) at its first call, and starts afresh.
  * Callbacks of a batch or stream may run single children and the engine;
  * a nested batch or stream is -EBUSY, zmp_deinit() is deferred (zmp(3)).
+ * A job's on_output callback is different: it runs with the library's
+ * lock held and must not call the library (zmp_options).
  */
 #ifndef ZMP_H
 #define ZMP_H
@@ -270,6 +272,18 @@ typedef struct zmp_term_step {
 } zmp_term_step;
 
 /*
+ * Receives a job's output as it is read, instead of the result keeping it
+ * (zmp_options.on_output): len > 0 bytes of data the child wrote to fd 1
+ * (stdout; with ZMP_MERGE_STDERR, both streams) or fd 2 (stderr), valid
+ * during the call only.  Return 0 to go on.  Anything else ends the job:
+ * it is killed with SIGKILL (its process group with ZMP_NEW_PGROUP, its
+ * cgroup with one), the rest of its output is read and dropped, the
+ * callback is not called for it again, and the job ends with an error
+ * (see zmp_options.on_output).
+ */
+typedef int (*zmp_output_fn)(void *arg, int fd, const void *data, size_t len);
+
+/*
  * How to run a child.  Zero-initialize and set what you need.
  *
  * program     an executable to run with argv as its whole argument vector
@@ -306,6 +320,32 @@ typedef struct zmp_term_step {
  *             (5.14+) when the job times out, is killed, or finishes; the
  *             cgroup is then removed.  A cgroup that cannot be made fails
  *             the start with its errno; -EOPNOTSUPP without cgroup.kill.
+ * on_output   NULL: the result keeps the output.  Else each piece of
+ *             output is handed to on_output(output_arg, fd, data, len) as
+ *             it is read, and kept nowhere: the result's out, err and
+ *             output stay NULL with lengths 0, and memory stays flat
+ *             however much the child writes.  output_cap still applies:
+ *             each stream passes at most output_cap bytes to on_output,
+ *             the rest is read and dropped (ZMP_TRUNCATED).
+ *             It is called by the thread that runs the engine when the
+ *             bytes are read: the caller's own in zmp_run_opts(), whichever
+ *             thread waits in the library (zmp_collect, zmp_poll, zmp_wait,
+ *             zmp_sleep...) for a zmp_start() job, the caller's thread for
+ *             a batch or stream running one job at a time, and otherwise
+ *             one of the library's worker threads (different jobs' calls
+ *             may then run at once: guard shared state).  The calls for
+ *             one job never overlap and come in the order the bytes were
+ *             read, each stream's bytes complete and in order.  It runs
+ *             with the library's lock held: it must not call any zmp
+ *             function but zmp_signal_all() (which is lock-free), and
+ *             while it blocks (a slow stdout), the other jobs of that
+ *             thread's engine are not read and other calls on them wait:
+ *             a child blocked on a full pipe is the backpressure.
+ *             A nonzero return kills the job (zmp_output_fn); it then ends
+ *             with that return's value as its error when negative, else
+ *             -EIO: zmp_run_opts() and zmp_collect() return it, a batch
+ *             or stream reports it as the job's err.  With
+ *             ZMP_NO_CAPTURE, -EINVAL.  (Since 0.2.0.)
  */
 typedef struct zmp_options {
     const char *program;
@@ -322,6 +362,8 @@ typedef struct zmp_options {
     size_t output_cap;
     unsigned flags;
     const char *cgroup;
+    zmp_output_fn on_output;
+    void *output_arg;
 } zmp_options;
 
 /* zmp_info.flags */

@@ -89,6 +89,12 @@ struct zmp__proc {
                                   fixed file) */
         struct zmp__buf buf[2];
         size_t cap;            /* output cap per stream, or 0 */
+        /* zmp_options.on_output: buf[] is then only the area each read
+         * lands in, handed to fn as it completes (proc.c). */
+        zmp_output_fn fn;
+        void *fn_arg;
+        size_t sent[2];        /* bytes handed to fn, for the cap */
+        size_t area[2];        /* the read area's size, grown with reads */
         bool dropping[2];      /* the read in flight goes to the scratch area */
         bool cancelled[2];     /* drop_pipe asked: no further read */
         /* The order of arrival, as runs of one stream: bit 31 is the

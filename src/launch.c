@@ -171,6 +171,8 @@ static int check_opts(const zmp_options *o)
         return -EINVAL;
     if ((o->flags & ZMP_MERGE_STDERR) && (o->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
+    if (o->on_output && (o->flags & ZMP_NO_CAPTURE))
+        return -EINVAL;
     return 0;
 }
 
@@ -182,6 +184,8 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
     size_t n = o->term_seq_len ? o->term_seq_len : 1;
 
     p->out.cap = o->output_cap;
+    p->out.fn = o->on_output;
+    p->out.fn_arg = o->output_arg;
     p->pgroup = (o->flags & ZMP_NEW_PGROUP) != 0;
     if (!o->timeout_ms)
         return 0;

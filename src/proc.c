@@ -313,6 +313,36 @@ static void fail_capture(struct zmp__proc *p, int r)
     zmp__proc_signal(p, SIGKILL);
 }
 
+/*
+ * With on_output, every read of a stream lands at the start of its own
+ * area (an io_uring read is in flight while other streams' complete, so it
+ * cannot share), handed to the callback when it completes and reused for
+ * the next read, which is only asked for after the callback returned.  The
+ * area grows from READ_MIN to READ_MAX while reads fill more than half of
+ * it: a job's memory is at most READ_MAX a stream, whatever it writes.
+ */
+static int output_area(struct zmp__proc *p, int stream, char **ret_ptr,
+                       size_t *ret_len)
+{
+    struct zmp__buf *b = &p->out.buf[stream];
+    size_t want = p->out.area[stream] ? p->out.area[stream] : READ_MIN;
+    char *d;
+
+    if (b->cap < want) {
+        d = realloc(b->data, want);
+        if (!d)
+            return -ENOMEM;
+        b->data = d;
+        b->cap = want;
+    }
+    p->out.area[stream] = want;
+    *ret_ptr = b->data;
+    *ret_len = want;
+    if (p->out.cap && want > p->out.cap - p->out.sent[stream])
+        *ret_len = p->out.cap - p->out.sent[stream];
+    return 0;
+}
+
 void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
                          size_t *ret_len)
 {
@@ -321,7 +351,18 @@ void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
     int r;
 
     p->out.dropping[stream] = true;
-    if (!(p->flags & ZMP__PROC_DISCARD) && (!p->out.cap || b->len < p->out.cap)) {
+    if (p->out.fn) {
+        if (!(p->flags & ZMP__PROC_DISCARD) &&
+            (!p->out.cap || p->out.sent[stream] < p->out.cap)) {
+            r = output_area(p, stream, ret_ptr, ret_len);
+            if (r == 0) {
+                p->out.dropping[stream] = false;
+                return;
+            }
+            fail_capture(p, r);
+        }
+    } else if (!(p->flags & ZMP__PROC_DISCARD) &&
+               (!p->out.cap || b->len < p->out.cap)) {
         want = b->len < READ_MIN ? READ_MIN : b->len > READ_MAX ? READ_MAX : b->len;
         if (p->out.cap && want > p->out.cap - b->len)
             want = p->out.cap - b->len;
@@ -414,6 +455,24 @@ fail:
 }
 
 /*
+ * Hand n bytes just read to on_output.  It runs with the context locked
+ * (the engine's thread, in the middle of its turn): letting go of the lock
+ * there would let other threads change what the engine is walking.  A
+ * nonzero return ends the job as an out-of-memory capture does.
+ */
+static void deliver(struct zmp__proc *p, int stream, size_t n)
+{
+    int r;
+
+    p->out.sent[stream] += n;
+    if (n > p->out.area[stream] / 2 && p->out.area[stream] < READ_MAX)
+        p->out.area[stream] *= 2;
+    r = p->out.fn(p->out.fn_arg, stream == ZMP__OUT ? 1 : 2, p->out.buf[stream].data, n);
+    if (r != 0)
+        fail_capture(p, r < 0 ? r : -EIO);
+}
+
+/*
  * n bytes were read into the area last given for this stream; 0 is end of
  * file and a negative value a read error, after which the stream is closed.
  */
@@ -427,6 +486,13 @@ void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
         if (p->out.dropping[stream]) {
             if (p->out.cap && !(p->flags & ZMP__PROC_DISCARD))
                 p->info |= ZMP_TRUNCATED;
+            return;
+        }
+        if (p->out.fn) {
+            /* A read of the other stream in flight when the callback said
+             * stop lands here after it: not passed on. */
+            if (!(p->flags & ZMP__PROC_DISCARD))
+                deliver(p, stream, (size_t)n);
             return;
         }
         b->len += (size_t)n;
@@ -472,8 +538,9 @@ int zmp__proc_take(struct zmp__proc *p, zmp_result *res, zmp_info *info)
 {
     int r = p->error;
 
-    /* Uncaptured: the exit code alone, the buffers stay NULL. */
-    if (r == 0 && res && (p->flags & ZMP__PROC_CAPTURE))
+    /* Uncaptured, or handed to on_output: the exit code alone, the
+     * buffers stay NULL. */
+    if (r == 0 && res && (p->flags & ZMP__PROC_CAPTURE) && !p->out.fn)
         r = zmp__proc_take_result(p, res);
     if (r == 0 && res) {
         res->exit_code = p->exit_code;

@@ -414,7 +414,8 @@ check "an end told while long jobs run: first line" "$out" "$m"
     bad "an end told while long jobs run: took $((end - start)) s"
 check "an end told while long jobs run: no job left" "$(until_alive 0 3 "$m")" 0
 
-# Write errors: reported once, naming the file; a failure status.
+# Write errors: reported once, naming the file; a failure status (255 for
+# the jobs' output, as GNU parallel's "other error").
 $zmp parallel -- "$child" echo {} ::: a b > /dev/full 2> "$tmp/e"
 check "parallel >/dev/full: status" $? 255
 check "parallel >/dev/full: one message" "$(cat "$tmp/e")" "zmp parallel: cannot write standard output: No space left on device"

@@ -35,6 +35,7 @@ void add_spawn_tests(void);
 void add_misc_tests(void);
 void add_manual_tests(void);
 void add_options_tests(void);
+void add_output_tests(void);
 void add_batch_tests(void);
 void add_stream_tests(void);
 void add_hostile_tests(void);

@@ -134,6 +134,39 @@ static int sc_run_both(void)
 }
 
 /* The helper takes -c for an unknown mode: a known exit and message. */
+/* on_output: each stream's bytes complete and in order, nothing kept. */
+struct sink {
+    size_t len[3];
+    bool bad;
+};
+
+static int sink_output(void *arg, int fd, const void *data, size_t len)
+{
+    struct sink *k = arg;
+    const char *p = data;
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        k->bad |= p[i] != (fd == 1 ? (char)('a' + (k->len[1] + i) % 26)
+                                   : (char)('0' + (k->len[2] + i) % 10));
+    k->len[fd] += len;
+    return 0;
+}
+
+static int sc_output(void)
+{
+    const char *argv[] = { "flood", "300000", "200000", NULL };
+    struct sink k = { { 0 }, false };
+    zmp_options o = { .argv = argv, .on_output = sink_output, .output_arg = &k };
+    zmp_result res;
+
+    TRY(zmp_run_opts(&o, &res, NULL));
+    CHECK(res.exit_code == 0 && !res.out && !res.err && !res.output && !k.bad &&
+          k.len[1] == 300000 && k.len[2] == 200000);
+    zmp_result_free(&res);
+    return 0;
+}
+
 static int sc_run_code(void)
 {
     const char *args[] = { "x", NULL };
@@ -341,6 +374,7 @@ static const struct scenario {
 } scenarios[] = {
     { "run", sc_run, true },
     { "run-both-streams", sc_run_both, true },
+    { "output-callback", sc_output, true },
     { "run_code", sc_run_code, true },
     { "spawn-wait", sc_spawn_wait, false },
     { "spawn-poll-kill", sc_spawn_poll_kill, false },

@@ -24,10 +24,21 @@
  *   work MS MIB [child]   spend MS ms of CPU time in user mode and touch
  *                         MIB MiB, or, with "child", have a child it waits
  *                         for do it; print "done"
+ *   fill C N [nl]         write N bytes of character C in 1 MiB writes (the
+ *                         last one a newline with "nl")
+ *   lines WORD N          write N lines "WORD-I-abcdefghij", each in three
+ *                         writes, so that other writers can come between
+ *   runs                  read stdin to its end, print the byte count, then
+ *                         each run of one byte repeated, as BYTE COUNT (the
+ *                         byte's number unless a letter or digit): whether
+ *                         every byte of the fill jobs came, and whose
+ *                         output was cut into by whose
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +163,75 @@ static void work(long ms, long mib)
     free(m);
 }
 
+static int fill(char c, unsigned long long n, bool nl)
+{
+    static char b[1 << 20];
+    size_t k;
+
+    memset(b, c, sizeof b);
+    while (n > 0) {
+        k = n < sizeof b ? (size_t)n : sizeof b;
+        if (nl && k == n)
+            b[k - 1] = '\n';
+        if (write_all(1, b, k) < 0)
+            return 3;
+        n -= k;
+    }
+    return 0;
+}
+
+static int lines(const char *word, long n)
+{
+    char b[256];
+    long i;
+    int k;
+
+    for (i = 0; i < n; i++) {
+        k = snprintf(b, sizeof b, "%.200s-%ld-", word, i);
+        if (write_all(1, b, (size_t)k) < 0 || write_all(1, "abcdefghij", 10) < 0 ||
+            write_all(1, "\n", 1) < 0)
+            return 3;
+    }
+    return 0;
+}
+
+static int runs(void)
+{
+    static unsigned char b[1 << 20];
+    static struct { int c; unsigned long long len; } r[4096];
+    unsigned long long total = 0;
+    size_t nr = 0, k;
+    ssize_t n, i, j;
+
+    while ((n = read(0, b, sizeof b)) != 0) {
+        if (n < 0)
+            return 3;
+        total += (unsigned long long)n;
+        for (i = 0; i < n; i = j) {
+            /* Mostly one byte all along: memcmp of the buffer with itself
+             * one byte on says so at memory speed. */
+            if (!memcmp(b + i, b + i + 1, (size_t)(n - i - 1)))
+                j = n;
+            else
+                for (j = i; j < n && b[j] == b[i]; j++)
+                    ;
+            if (nr && r[nr - 1].c == b[i]) {
+                r[nr - 1].len += (unsigned long long)(j - i);
+            } else if (nr < sizeof r / sizeof r[0]) {
+                r[nr].c = b[i];
+                r[nr++].len = (unsigned long long)(j - i);
+            } else {
+                return 4;
+            }
+        }
+    }
+    printf("%llu", total);
+    for (k = 0; k < nr; k++)
+        printf(isalnum(r[k].c) ? " %c%llu" : " %d%llu", r[k].c, r[k].len);
+    printf("\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -194,6 +274,12 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "fds"))
         return list_fds();
+    if (!strcmp(mode, "fill") && argc > 3)
+        return fill(argv[2][0], strtoull(argv[3], NULL, 0), argc > 4 && !strcmp(argv[4], "nl"));
+    if (!strcmp(mode, "runs"))
+        return runs();
+    if (!strcmp(mode, "lines") && argc > 3)
+        return lines(argv[2], atol(argv[3]));
     if (!strcmp(mode, "work") && argc > 3) {
         if (argc > 4 && !strcmp(argv[4], "child")) {
             pid_t pid = fork();

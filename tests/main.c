@@ -96,6 +96,7 @@ int main(int argc, char **argv)
     add_misc_tests();
     add_manual_tests();
     add_options_tests();
+    add_output_tests();
     add_batch_tests();
     add_stream_tests();
     add_hostile_tests();
