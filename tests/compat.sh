@@ -46,6 +46,9 @@
 #   known 'REASON'  a known difference (zmp(1) lists them): its failure is
 #                   reported but not counted; its passing (XPASS) fails the
 #                   suite, so the mark cannot hide anything
+# The {} and $ of the cases are parallel's; $paths, $cpus1, $cpus2 are split
+# on purpose (one input a word).
+# shellcheck disable=SC1083,SC2016,SC2086
 set -u
 LC_ALL=C
 export LC_ALL
@@ -208,6 +211,7 @@ has_kind() { case ",$kind," in *",$1,"*) return 0 ;; esac; return 1; }
 selected() {
     set -f
     for _g in $only; do
+        # shellcheck disable=SC2254 # a glob
         case $1 in
         $_g) set +f; return 0 ;;
         esac
@@ -241,6 +245,7 @@ side() {
     while :; do
         _i=1
         _refs=
+        _a=
         while [ $_i -le $# ]; do
             eval "_a=\${$_i}"
             [ "$_a" = -THEN- ] && break
@@ -505,7 +510,7 @@ filter words
 t m-splits-long-input sorted -j1 -m echo
 
 # --- 3. replacement strings ------------------------------------------------
-paths='a/b.c.d noext /abs/x.y dir/ .hidden a.b/c ./x.y'  # one input a word
+paths='a/b.c.d noext /abs/x.y dir/ .hidden a.b/c ./x.y'
 t rs-braces ordered -k echo {} ::: $paths
 t rs-dot ordered -k echo {.} ::: $paths
 t rs-basename ordered -k echo {/} ::: $paths
