@@ -56,6 +56,8 @@ static const char usage[] =
     "                        N% of the median runtime of the jobs so far\n"
     "      --termseq SEQ     what --timeout sends: SIGNAL,MS,SIGNAL,MS...\n"
     "      --delay SECS      at least SECS between two job starts\n"
+    "      --retries N       try a failing job N times in all (0: until it\n"
+    "                        succeeds); only the last try is printed\n"
     "      --joblog FILE     one line per job in GNU parallel's format\n"
     "      --group           print each job's output together (default)\n"
     "  -u, --ungroup         print output as it comes, jobs mixed\n"
@@ -237,12 +239,14 @@ unsigned parallel_jobs(const struct parallel_config *cfg, unsigned cpus)
 {
     unsigned long n = cfg->jobs;
 
+    /* As GNU parallel: N% rounded up; none left (0%, -N with N CPUs or
+     * more) is 0, an error. */
     switch (cfg->jobs_form) {
     case JOBS_DEFAULT: return cpus;
     case JOBS_EXACT:   return n ? (unsigned)n : UINT_MAX;
     case JOBS_MORE:    return cpus + (unsigned)n;
-    case JOBS_FEWER:   return n < cpus ? cpus - (unsigned)n : 1;
-    case JOBS_PERCENT: n = (unsigned long)cpus * n / 100; return n ? (unsigned)n : 1;
+    case JOBS_FEWER:   return n < cpus ? cpus - (unsigned)n : 0;
+    case JOBS_PERCENT: return (unsigned)(((unsigned long)cpus * n + 99) / 100);
     }
     return cpus;
 }
@@ -261,7 +265,7 @@ enum opt_id {
     O_OUTCAP, O_CGROUP, O_PROGRESS, O_SHARD, O_RESUME, O_RESUMEFAILED, O_IGNORED,
     O_HELP, O_VERSION, O_JOBLOG, O_RETRYFAILED, O_TERMSEQ, O_DELAY, O_PIPE, O_BLOCK,
     O_RECEND, O_RECSTART, O_GROUP, O_UNGROUP, O_LINEBUF, O_TAG, O_TAGSTRING,
-    O_BUFSIZE, O_BUFTOTAL, O_TMPDIR,
+    O_BUFSIZE, O_BUFTOTAL, O_TMPDIR, O_RETRIES,
 };
 
 struct opt {
@@ -315,6 +319,7 @@ static const struct opt opts[] = {
     { "resume-failed", 0, false, O_RESUMEFAILED },
     { "retry-failed", 0, false, O_RETRYFAILED },
     { "joblog", 0, true, O_JOBLOG },
+    { "retries", 0, true, O_RETRIES },
     { "termseq", 0, true, O_TERMSEQ },
     { "term-seq", 0, true, O_TERMSEQ },
     { "delay", 0, true, O_DELAY },
@@ -666,6 +671,11 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
             return usage_error("bad %s: %s (want seconds)", shown, v);
         break;
     case O_JOBLOG: cfg->joblog = v; break;
+    case O_RETRIES:
+        if (parse_count(v, strlen(v), 1000000, &n) < 0)
+            return usage_error("bad %s: %s (want a count)", shown, v);
+        cfg->retries = n ? (unsigned long)n : ULONG_MAX;  /* 0: until it succeeds */
+        break;
     case O_PIPE: cfg->pipe = true; break;
     case O_BLOCK:
         if (parse_size(v, &cfg->block) < 0 || cfg->block == 0 || cfg->block > (1ULL << 40))

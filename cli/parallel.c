@@ -238,6 +238,9 @@ struct job {
     char *block;            /* --pipe: its stdin */
     size_t block_len;
     struct output_job *out; /* its output on the way out, until it ends */
+    size_t idx;             /* its place in the window (the stream's index) */
+    unsigned long tries;    /* tries again so far (--retries: N in all) */
+    struct job *retry_next; /* in the queue of jobs to try again */
     char *tag;              /* --tagstring, expanded (until out is made) */
     uint64_t received;      /* bytes of output it wrote (--joblog) */
     zmp_result res;
@@ -266,6 +269,7 @@ struct run {
     struct pending { char **v; size_t n; uint64_t seq; } *pend;
     size_t npend, pendcap;
     uint64_t jobs_made;     /* jobs of several records made */
+    struct job *retry_head, *retry_tail;  /* --retries: to run again, first */
     size_t per_job;         /* -m, -X: records a job takes, at most */
     uint64_t total_jobs;    /* --halt N%: every job, known before the first */
     /* {%}: free slots, last freed first; slots above next_slot unused. */
@@ -273,6 +277,7 @@ struct run {
     size_t nfree, freecap;
     unsigned next_slot;
     bool gated;             /* a job only when a slot is free (see next_job) */
+    bool too_long;          /* a command line exec would refuse: an error */
     int slot_fd;            /* readable when a slot is freed (gated) */
     FILE *joblog;           /* --joblog */
     bool joblog_error;
@@ -502,8 +507,9 @@ static void write_joblog(struct run *r, const struct job *j)
 
 /*
  * A job has ended: what it failed with, as a line of its stderr (so that
- * with -k it comes in its place), and with --results, the output the
- * library kept, go to output.c, which prints the job when its turn comes.
+ * with -k it comes in its place), and with --results or --retries, the
+ * output the library kept, go to output.c, which prints the job when its
+ * turn comes.
  */
 static void end_output(struct run *r, struct job *j)
 {
@@ -521,7 +527,7 @@ static void end_output(struct run *r, struct job *j)
                          : "");
         output_note(j->out, 2, msg);
     }
-    if (r->results_file) {
+    if (r->results_file || r->cfg->retries) {
         if (j->res.out_len)
             output_write(j->out, 1, j->res.out, j->res.out_len);
         if (j->res.err_len)
@@ -745,6 +751,19 @@ static void slot_freed(struct run *r)
  * The next job, shaped from the inputs: 1 and *ret, 0 at the end, -EAGAIN
  * (wait on the source's fd), or a negative errno.
  */
+/* Linux's limit on one word of an exec (MAX_ARG_STRLEN), with its NUL. */
+#define MAX_ARG_STRLEN (32 * 4096)
+
+static size_t longest_word(char **argv)
+{
+    size_t n = 0, k;
+
+    for (k = 0; argv[k]; k++)
+        if (strlen(argv[k]) > n)
+            n = strlen(argv[k]);
+    return n;
+}
+
 /* --pipe: the next block of stdin, as a job with no values. */
 static int take_block_job(struct run *r, struct job **ret)
 {
@@ -816,6 +835,17 @@ static int take_job(struct run *r, struct job **ret)
         j->input = NULL;
         j->tag = NULL;
         k = k >= 4 ? k / 4 * 3 : k - 1;
+    }
+    if (e == 0 && (bytes > r->arg_limit || longest_word(j->argv) >= MAX_ARG_STRLEN)) {
+        /* As GNU parallel: an error, not a job that fails to start. */
+        say(r, "zmp parallel: command line too long for exec (%zu bytes, a word of %zu; "
+            "the limits are %zu and %d) at input %llu\n", bytes, longest_word(j->argv),
+            r->arg_limit, MAX_ARG_STRLEN - 1, (unsigned long long)j->seq);
+        template_free(j->argv);
+        free(j->input);
+        free(j->tag);
+        r->too_long = true;
+        e = -E2BIG;
     }
     if (e < 0) {
         give_slot(r, j->slot);
@@ -935,13 +965,28 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         r->win = w;
         r->wincap = cap;
     }
+    if ((j = r->retry_head)) {
+        /* A job to try again goes first, at a place of its own. */
+        if (!(r->retry_head = j->retry_next))
+            r->retry_tail = NULL;
+        if (r->tmpl.uses_slot)
+            j->slot = take_slot(r);
+        r->win[r->nwin++] = j;
+        goto hand_out;
+    }
     e = take_job(r, &j);
     if (e == -EAGAIN) {
         *wait_fd = r->wait_fd;
         return ZMP_STREAM_WAIT;
     }
+    if (e == 0 && r->running > 0 && r->cfg->retries) {
+        /* No more input, but a running job may fail and be tried
+         * again: ask again when one ends. */
+        *wait_fd = r->slot_fd;
+        return ZMP_STREAM_WAIT;
+    }
     if (e <= 0) {
-        if (e < 0 && e != -ENOMEM)
+        if (e < 0 && e != -ENOMEM && e != -E2BIG)
             r->read_error = e;
         return e;
     }
@@ -949,14 +994,17 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         free_job(j);
         return e;
     }
+    j->idx = r->base + r->nwin;
     r->win[r->nwin++] = j;
+hand_out:
     *o = r->opts;
     o->program = j->argv[0];
     o->argv = (const char *const *)j->argv;
     o->input = j->block;
     o->input_len = j->block_len;
-    /* --results records the output: the library keeps it whole then. */
-    if (!r->results_file) {
+    /* --results records the output, and --retries may drop a try's: the
+     * library keeps it whole then. */
+    if (!r->results_file && !r->cfg->retries) {
         o->on_output = count_output;
         o->output_arg = j;
     }
@@ -1059,6 +1107,32 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     bool failed = !cancelled &&
                   (err != 0 || !res->ok || (info && (info->flags & ZMP_TIMED_OUT)));
 
+    /* A try again of a job holds a place of its own in the window; the
+     * job lives on at its first place. */
+    if (j->idx != i) {
+        *slot(r, i) = NULL;
+        i = j->idx;
+    }
+    r->running--;
+    give_slot(r, j->slot);
+    slot_freed(r);
+    /* --retries: a failed job runs again, its output dropped (as GNU
+     * parallel prints only the last try), unless the run is stopping. */
+    if (failed && j->tries + 1 < r->cfg->retries && !atomic_load(&stopping) && !r->halted) {
+        j->tries++;
+        if (res)
+            zmp_result_free(res);
+        j->retry_next = NULL;
+        if (r->retry_tail)
+            r->retry_tail->retry_next = j;
+        else
+            r->retry_head = j;
+        r->retry_tail = j;
+        slot_freed(r);
+        slide(r);
+        return 0;
+    }
+
     j->err = err;
     j->cancelled = cancelled;
     if (res)
@@ -1069,10 +1143,7 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     j->interrupted = failed && (atomic_load(&stopping) ||
                                 killed_from_outside(res, info));
     r->finished += !cancelled;
-    r->running--;
     r->failed += failed;
-    give_slot(r, j->slot);
-    slot_freed(r);
     if (!failed && !cancelled && info && r->cfg->timeout_pct > 0) {
         r->runtimes[r->runtime_at] = info->seconds;
         r->runtime_at = (r->runtime_at + 1) % 1001;
@@ -1536,6 +1607,11 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     r.shard_n = cfg.shard_n;
     r.progress = cfg.progress && isatty(2);
     r.parallel = parallel_jobs(&cfg, (unsigned)zmp_cpu_count());
+    if (r.parallel == 0) {
+        fprintf(stderr, "zmp parallel: -j leaves no job slot with %d CPUs: cannot run any "
+                "job\n", zmp_cpu_count());
+        goto out;
+    }
     r.opts.timeout_ms = (unsigned long)ceil(cfg.timeout * 1000);
     r.opts.output_cap = (size_t)cfg.output_cap;
     r.opts.cgroup = cfg.cgroup;
@@ -1654,7 +1730,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         r.wait_fd = e;
     r.gated = (r.tmpl.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0) &&
               r.parallel != UINT_MAX;
-    if (r.gated && (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    if ((r.gated || cfg.retries) && (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
         goto out;
     }
@@ -1669,14 +1745,14 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
             r.piping ? "standard input" : sources_name(r.src), zmp_strerror(r.read_error));
         goto out;
     }
-    if (e < 0) {
+    if (e < 0 && !r.too_long) {
         say(&r, "zmp parallel: %s\n", zmp_strerror(e));
         goto out;
     }
     if (r.results_file && r.input_ended && !r.halted && !atomic_load(&stopping) &&
         !r.results_error)
         write_summary(&r);
-    if (r.out_error || r.results_error || r.err_error || r.joblog_error)
+    if (r.out_error || r.results_error || r.err_error || r.joblog_error || r.too_long)
         goto out;
     /* With --halt N%, GNU parallel's status is the percentage of the
      * jobs that failed, halted or not. */

@@ -35,6 +35,7 @@ struct parallel_config {
     double timeout_pct;        /* --timeout N%: of the median runtime */
     double delay;              /* --delay: seconds between job starts */
     const char *joblog;        /* --joblog FILE */
+    unsigned long retries;     /* --retries N: tries in all (0: not given) */
     bool pipe;                 /* --pipe: stdin in blocks, to the jobs' stdin */
     unsigned long long block;  /* --block, bytes */
     const char *recend, *recstart;
@@ -87,8 +88,9 @@ struct parallel_config {
 int parallel_parse(int argc, char **argv, struct parallel_config *cfg);
 void parallel_config_free(struct parallel_config *cfg);
 
-/* How many jobs at once -j asks for, given the CPU count: at least 1;
- * UINT_MAX for -j 0, no limit but the system's. */
+/* How many jobs at once -j asks for, given the CPU count: UINT_MAX for
+ * -j 0, no limit but the system's; 0 when none is left (-j 0%, -j -N
+ * with N CPUs or more), an error. */
 unsigned parallel_jobs(const struct parallel_config *cfg, unsigned cpus);
 
 /* `zmp parallel ...`: argv[0] is "parallel"; stdin_closed: fd 0 was

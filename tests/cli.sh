@@ -492,7 +492,7 @@ print(max(sum(k["start"] <= j["start"] < k["start"] + k["seconds"] for k in jobs
 PY
 }
 cpus=$($zmp cpu-count)
-for spec in "1:1" "+1:$((cpus + 1))" "-1:$((cpus > 1 ? cpus - 1 : 1))" "-1000:1" "50%:$((cpus / 2 > 0 ? cpus / 2 : 1))" \
+for spec in "1:1" "+1:$((cpus + 1))" "50%:$(((cpus + 1) / 2))" \
             "200%:$((cpus * 2))" "0:$((cpus * 2 + 3))"; do
     j=${spec%%:*}
     # Two more jobs than may run at once (all of them for -j 0).
@@ -500,6 +500,14 @@ for spec in "1:1" "+1:$((cpus + 1))" "-1:$((cpus > 1 ? cpus - 1 : 1))" "-1000:1"
     [ "$j" = 0 ] && more=0
     $zmp parallel -j "$j" --results "$tmp/r" -- "$child" sleep 1500 {} ::: $(seq $((${spec#*:} + more))) > /dev/null
     check "-j $j: status, at most ${spec#*:} at once" "$? $(max_at_once "$tmp/r")" "0 ${spec#*:}"
+done
+if [ "$cpus" -gt 1 ]; then
+    $zmp parallel -j -1 --results "$tmp/r" -- "$child" sleep 1500 {} ::: $(seq $((cpus + 1))) > /dev/null
+    check "-j -1: status, at most $((cpus - 1)) at once" "$? $(max_at_once "$tmp/r")" "0 $((cpus - 1))"
+fi
+for j in 0% -$cpus -1000; do
+    $zmp parallel -j "$j" -- true ::: a 2> "$tmp/e"
+    check "-j $j: no slot left, an error" "$? $(cut -c1-40 "$tmp/e")" "255 zmp parallel: -j leaves no job slot wi"
 done
 for j in " 5" "5 " "++5" "+-5" "5%%" "%" "+" "1000001" "0x5" "+5%"; do
     $zmp parallel -j "$j" -- true ::: a 2> "$tmp/e"
@@ -537,11 +545,12 @@ check "--dry-run: quoted as GNU parallel" "$(cat "$tmp/o")" "echo 'a b'
 echo 'it'\"'\"'s'
 echo -n"
 # A 131,000-byte argument passes whole; a 100 MB line as one is refused
-# (the kernel's limit), with a message, not cut.
+# before exec (the kernel's limit), with a message and status 255, as GNU
+# parallel refuses a command line too long, not cut.
 head -c 131000 /dev/zero | tr '\0' x | $zmp parallel -- sh -c 'echo ${#0}' > "$tmp/o"
 check "131,000-byte argument" "$(cat "$tmp/o")" 131000
 head -c 100000000 /dev/zero | tr '\0' y | $zmp parallel -- true 2> "$tmp/e"
-check "100 MB line: refused by exec, said" "$? $(cat "$tmp/e")" "1 zmp: job 1 (true): Argument list too long"
+check "100 MB line: refused, said" "$? $(cut -c1-44 "$tmp/e")" "255 zmp parallel: command line too long for exec"
 # --halt: GNU's statuses.
 $zmp parallel -j 1 --halt now,fail=1 --shell 'exit {}' ::: 0 3 0 5 2> "$tmp/e"
 check "--halt now,fail=1: the job's status" $? 3

@@ -385,8 +385,10 @@ t usage-missing-4colon-file usage echo :::: nosuchfile
 # GNU reads options with Getopt::Long, which takes any unambiguous prefix
 # of a long option: --keep is --keep-order, --res is --results (a
 # directory), --li is ambiguous (--limit, --line-buffer, --link...): 255.
+known 'zmp takes no abbreviated long option (zmp(1), DIFFERENCES FROM GNU PARALLEL)'
 t abbrev-keep ordered,shell -j2 --keep 'sleep {}; echo {}' ::: 0.4 0
 files 'out/1/a/stdout'
+known 'zmp takes no abbreviated long option, and its --results is JSON lines'
 t abbrev-res sorted --res out echo ::: a
 t abbrev-ambiguous usage --li echo ::: a
 # An unknown {...} is no replacement string to GNU: it stays as written,
@@ -394,6 +396,7 @@ t abbrev-ambiguous usage --li echo ::: a
 t unknown-replacement ordered -k echo {foo} ::: a
 # A stdout that cannot be written: GNU does not notice (status 0).
 stdout_to /dev/full
+known 'zmp reports a stdout it cannot write (status 255); GNU parallel does not'
 t output-error sorted echo ::: a
 # -j: each job sleeps 0.3 s, so the first N overlap and use the {%} slots
 # 1..N; one job more than N shows there is no slot N+1.  GNU: -j 0 as many
@@ -557,6 +560,7 @@ t special-names-null-shell ordered,shell -k -0 'wc -c < {}'
 # refuses it: its limit for a whole command line is what it probed, halved
 # for the shell (255, nothing run).
 filter bytes
+known 'zmp runs what exec takes (131,071 bytes a word); GNU parallel stops at its own probed limit'
 t arg-131000-bytes sorted echo ::: "$big131"
 filter bytes
 t arg-50000-bytes sorted echo ::: "$big50"
@@ -677,6 +681,7 @@ filter start_end_records
 t pipe-recstart-recend sorted,shell --pipe --recstart '>' --recend ';' --block 1 'cat; echo'
 input seq1000
 filter jobs_total
+known '--round-robin is not built: zmp gives a job its block as it starts'
 t pipe-round-robin sorted --pipe --round-robin -j2 --block 100 wc -l
 input seq1000
 t pipe-block-content sorted --pipe --block 1000 cat
