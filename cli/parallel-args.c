@@ -54,7 +54,7 @@ static const char usage[] =
     "      --dry-run         print the commands, run nothing\n"
     "      --timeout SECS    SIGTERM a job after SECS, SIGKILL 2 s later; N%:\n"
     "                        N% of the median runtime of the jobs so far\n"
-    "      --termseq SEQ     what --timeout sends: SIGNAL,MS,SIGNAL,MS...\n"
+    "      --termseq SEQ     what a timeout or a stop sends: SIGNAL,MS,...\n"
     "      --delay SECS      at least SECS between two job starts\n"
     "      --retries N       try a failing job N times in all (0: until it\n"
     "                        succeeds); only the last try is printed\n"
@@ -100,9 +100,9 @@ static const char usage[] =
     "Long options are never abbreviated.  Exit status: 0 if every job\n"
     "succeeded, else the number of failed jobs (101: more than 100); with\n"
     "--halt, as GNU parallel; 255 for any other error (usage, input, output,\n"
-    "--results).  On SIGINT, SIGTERM or SIGHUP the jobs get the signal\n"
-    "(SIGKILL 2 s later), are printed, and zmp dies of it.  See zmp(1) and\n"
-    "`zmp merge --help'.\n";
+    "--results).  On SIGINT, SIGTERM or SIGHUP the jobs get SIGTERM (then\n"
+    "SIGKILL 350 ms later, or as --termseq says), are printed, and zmp dies\n"
+    "of the signal.  See zmp(1) and `zmp merge --help'.\n";
 
 /* -j as GNU parallel reads it: N, +N and -N (the CPU count plus or
  * minus N), N% (of the CPU count).  Digits only: no blank, no second
@@ -476,9 +476,10 @@ static int signal_number(const char *s, size_t len)
     return -1;
 }
 
-/* --termseq SIG,MS,SIG,MS...: GNU parallel's, the signals a stopped job
- * gets (by --timeout here), each followed by a wait in milliseconds; the
- * last wait may be left out.  SIGKILL follows the last anyway. */
+/* --termseq SIG,MS,SIG,MS...: GNU parallel's, the signals a job gets when
+ * its timeout expires or the run stops, each followed by a wait in
+ * milliseconds; the last wait may be left out.  SIGKILL follows the last
+ * anyway. */
 static int parse_termseq(const char *s, struct parallel_config *cfg)
 {
     const char *p = s, *comma;

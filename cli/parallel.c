@@ -26,6 +26,7 @@
 #include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,35 +42,65 @@
 
 /*
  * Stopping.  A SIGINT, SIGTERM or SIGHUP, a closed stdout pipe, a write
- * error: zmp takes no more input and starts no job, signals the jobs
- * (they lead process groups of their own, so a signal meant for zmp does
- * not reach them by itself), prints and records them as they end, and
- * SIGKILLs what is left after a grace or at a second signal.  Then it dies
- * of the signal.  The jobs are told through the library's own record of
- * its children (zmp_signal_all: pidfds, never a recycled pid), which is
- * safe in a handler and from the stdout watcher's thread.
+ * error, --halt now: zmp takes no more input and starts no job, and ends
+ * the jobs as GNU parallel does on SIGINT and SIGTERM: its --termseq, by
+ * default SIGTERM to each job's process group (the jobs lead groups of
+ * their own, so a signal meant for zmp does not reach them by itself),
+ * again after 200 ms and after 100 ms more, then SIGKILL after 50 ms more;
+ * a second signal SIGKILLs at once.  Unlike GNU parallel, zmp prints and
+ * records the jobs as they end, and then dies of the signal.  The jobs
+ * are told through the library's own record of its children
+ * (zmp_signal_all: pidfds, never a recycled pid), which is safe in a
+ * handler and from the stdout watcher's thread; the steps are timed by
+ * SIGALRM (setitimer).
  */
-#define GRACE_SECONDS 2
+static const zmp_term_step gnu_stop_seq[] = {
+    { SIGTERM, 200 }, { SIGTERM, 100 }, { SIGTERM, 50 }, { SIGKILL, 0 },
+};
+/* The sequence: GNU's default, or --termseq (set before the handlers). */
+static const zmp_term_step *stop_seq = gnu_stop_seq;
+static int stop_steps = (int)(sizeof gnu_stop_seq / sizeof gnu_stop_seq[0]);
+static bool stop_seq_given;
 
 static atomic_int stopping;   /* no input taken, the jobs were signalled */
+static atomic_int stop_step;  /* the step of stop_seq the timer sends next */
 static atomic_int die_sig;    /* die of it at the end: INT, TERM, HUP, PIPE */
 static int wake_fds[2] = { -1, -1 };  /* readable once stopping */
 
-/* Async-signal-safe. */
+/* Send sig to the jobs and time step `next`; past the last, SIGKILL what
+ * is left, so that a stop always ends.  Async-signal-safe. */
+static void stop_send(int sig, unsigned long ms, int next)
+{
+    struct itimerval it = { { 0, 0 }, { 0, 0 } };
+
+    zmp_signal_all(sig);
+    if (sig == SIGKILL)
+        return;
+    zmp_signal_all(SIGCONT);      /* a stopped job could not act on it */
+    atomic_store(&stop_step, next);
+    it.it_value.tv_sec = (time_t)(ms / 1000);
+    it.it_value.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+    if (ms == 0)
+        it.it_value.tv_usec = 1;  /* 0 would disarm the timer */
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Start the stop sequence, with sig as its first signal unless --termseq
+ * names one (every caller gives SIGTERM, which GNU parallel sends
+ * whatever stopped it); stopping already, SIGKILL at once.
+ * Async-signal-safe. */
 static void stop_jobs(int sig)
 {
     int saved = errno;
 
     if (atomic_exchange(&stopping, 1)) {
-        zmp_signal_all(SIGKILL);  /* stopping already: no more grace */
+        zmp_signal_all(SIGKILL);  /* a second signal: no more grace */
         errno = saved;
         return;
     }
-    zmp_signal_all(sig);
-    zmp_signal_all(SIGCONT);      /* a stopped job could not act on it */
     if (wake_fds[1] >= 0)
         (void)!write(wake_fds[1], "", 1);
-    alarm(GRACE_SECONDS);
+    stop_send(stop_seq_given ? stop_seq[0].signal : sig, stop_seq[0].ms, 1);
     errno = saved;
 }
 
@@ -88,13 +119,20 @@ static void on_stop_signal(int sig)
     int none = 0;
 
     atomic_compare_exchange_strong(&die_sig, &none, sig);
-    stop_jobs(sig);
+    stop_jobs(SIGTERM);
 }
 
+/* The next step of the stop sequence is due. */
 static void on_alarm(int sig)
 {
+    int saved = errno, i = atomic_load(&stop_step);
+
     (void)sig;
-    zmp_signal_all(SIGKILL);
+    if (i < stop_steps)
+        stop_send(stop_seq[i].signal, stop_seq[i].ms, i + 1);
+    else
+        zmp_signal_all(SIGKILL);
+    errno = saved;
 }
 
 /*
@@ -147,6 +185,10 @@ static void install_handlers(void)
     struct sigaction sa = { .sa_handler = on_stop_signal, .sa_flags = SA_RESTART };
     size_t i;
 
+    /* One handler of the stop at a time: none runs inside another. */
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&sa.sa_mask, sigs[i]);
+    sigaddset(&sa.sa_mask, SIGALRM);
     for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &sa, NULL);
     sa.sa_handler = on_alarm;
@@ -1615,10 +1657,14 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     r.opts.timeout_ms = (unsigned long)ceil(cfg.timeout * 1000);
     r.opts.output_cap = (size_t)cfg.output_cap;
     r.opts.cgroup = cfg.cgroup;
-    r.opts.flags = ZMP_NEW_PGROUP;
+    r.opts.flags = ZMP_NEW_PGROUP | ZMP_DIE_WITH_PARENT;
     if (cfg.ntermseq) {
         r.opts.term_seq = cfg.termseq;
         r.opts.term_seq_len = cfg.ntermseq;
+        /* A stop sends it too, as GNU parallel's does. */
+        stop_seq = cfg.termseq;
+        stop_steps = (int)cfg.ntermseq;
+        stop_seq_given = true;
     }
     if (cfg.retry_failed && load_retries(&r, &cfg, &retry_cmds, &retry_n) < 0)
         goto out;
@@ -1801,7 +1847,7 @@ out:
      * read on the way out, and its output is handed to r.out. */
     zmp_deinit();
     output_free(r.out);
-    alarm(0);
+    setitimer(ITIMER_REAL, &(struct itimerval){ { 0, 0 }, { 0, 0 } }, NULL);
     sig = atomic_load(&die_sig);
     if (sig) {
         /* Everything is written: now die of it, so that the caller (a

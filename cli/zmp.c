@@ -111,6 +111,8 @@ static int run_with_info(bool code, const char *what, char **args, zmp_result *r
     argv[k++] = what;
     memcpy(argv + k, args, n * sizeof *argv);
     o.argv = argv;
+    /* A wrapper's child does not outlive it, even killed by SIGKILL. */
+    o.flags = ZMP_DIE_WITH_PARENT;
     r = zmp_run_opts(&o, res, info);
     free(argv);
     return r;

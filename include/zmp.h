@@ -264,6 +264,12 @@ ZMP_EXTERN const char *zmp_version(void);
                                        with `2>&1`: out (and output) holds
                                        both in the exact order written, err
                                        stays empty */
+#define ZMP_DIE_WITH_PARENT (1u << 4)  /* the child gets SIGKILL when
+                                       the thread that started it exits
+                                       (PR_SET_PDEATHSIG), as when the
+                                       caller dies, even by SIGKILL; only
+                                       the child, not its group nor its
+                                       descendants (zmp_options(3)) */
 
 /* One step of the sequence a timeout sends: signal, then wait ms. */
 typedef struct zmp_term_step {

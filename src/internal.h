@@ -283,6 +283,7 @@ struct zmp__spawn_args {
     char *const *envp;
     const char *cwd;       /* NULL: stay where the parent is */
     bool new_pgroup;       /* setpgid(0, 0) in the child */
+    bool die_with_parent;  /* PR_SET_PDEATHSIG(SIGKILL) in the child */
     int cgroup_fd;         /* start in this cgroup v2 directory, or -1 */
     int stdio[3];
 };

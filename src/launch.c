@@ -167,7 +167,7 @@ static int check_opts(const zmp_options *o)
     if (o->input_len && (o->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
     if (o->flags & ~(ZMP_ENV_REPLACE | ZMP_NEW_PGROUP | ZMP_NO_CAPTURE |
-                     ZMP_MERGE_STDERR))
+                     ZMP_MERGE_STDERR | ZMP_DIE_WITH_PARENT))
         return -EINVAL;
     if ((o->flags & ZMP_MERGE_STDERR) && (o->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
@@ -416,6 +416,7 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
     a.envp = envp ? envp : environ;
     a.cwd = o->cwd;
     a.new_pgroup = p->pgroup;
+    a.die_with_parent = (o->flags & ZMP_DIE_WITH_PARENT) != 0;
     a.cgroup_fd = p->cg_fd;
     r = zmp__spawn(&a, &p->pid, &p->pidfd);
     free(argv);

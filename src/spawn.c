@@ -40,6 +40,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -91,6 +92,7 @@ struct child_args {
     bool set_nofile;       /* ... when zmp raised the soft limit */
     unsigned disabled;
     int errfd;   /* write end of the exec-error pipe, or -1 */
+    pid_t parent;     /* our pid, for a->die_with_parent */
     bool in_cgroup;   /* clone3 started it in a->cgroup_fd already */
     bool cleared;     /* clone3 set the caught signals to default */
     int ran;     /* set by the child: we share its memory */
@@ -248,6 +250,22 @@ NO_SANITIZE static int child_main(void *arg)
     int fd[3], i, err;
 
     __atomic_store_n(&c->ran, 1, __ATOMIC_RELAXED);
+    /*
+     * First, to keep the window short: the kernel sends the signal when
+     * the thread that started us exits (the whole process dying, even by
+     * SIGKILL, included).  A parent that died before the prctl left us to
+     * init or a subreaper, which getppid() then names: nobody is waiting
+     * for this child, so it goes.  While CLONE_VFORK holds the starting
+     * thread, that thread cannot exit alone, only with its process.
+     */
+    if (a->die_with_parent) {
+        if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL) < 0)
+            goto fail;
+        if (syscall(SYS_getppid) != c->parent) {
+            errno = ESRCH;
+            goto fail;
+        }
+    }
     /* The error pipe must not sit where stdio is about to go. */
     if (c->errfd >= 0 && c->errfd < 3) {
         i = (int)syscall(SYS_fcntl, c->errfd, F_DUPFD_CLOEXEC, 3);
@@ -432,6 +450,7 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
     if (!__atomic_load_n(&vm_shared, __ATOMIC_RELAXED) && pipe2(errpipe, O_CLOEXEC) < 0)
         return -errno;
     c.errfd = errpipe[1];
+    c.parent = a->die_with_parent ? getpid() : 0;
     c.set_nofile = zmp__nofile_for_child(&rl);
     /* prlimit64's layout, whatever the width of rlim_t. */
     c.nofile[0] = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;

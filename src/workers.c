@@ -448,6 +448,9 @@ static void *worker_main(void *arg)
                 zmp__proc_signal(k->run[j], SIGKILL);
             k->killed = true;
         }
+        /* Never with a job of ours running: the kernel kills a child
+         * started with ZMP_DIE_WITH_PARENT when the thread that started
+         * it exits (after an engine failure, fail() has killed them). */
         if (load(&w->quit) && k->nrun == 0)
             break;
         k->seen = c->ndone;

@@ -300,9 +300,10 @@ check "long line and unterminated last line" "$(echo $(cat "$tmp/o"))" "100000 1
 # --- signals, write errors, messages ---------------------------------------
 # Markers unique to this run: other runs of this suite may share the machine.
 
-# SIGINT, SIGTERM, SIGHUP: every job ends (none is left behind), every one
-# gets a complete record, and zmp dies of the signal.  100 at once, tried
-# several times: the jobs must not escape while zmp reaps the first ones.
+# SIGINT, SIGTERM, SIGHUP: every job ends (none is left behind) of the
+# SIGTERM zmp sends, as GNU parallel's, every one gets a complete record,
+# and zmp dies of the signal.  100 at once, tried several times: the jobs
+# must not escape while zmp reaps the first ones.
 for sig in INT:2 TERM:15 HUP:1 INT:2 TERM:15 HUP:1; do
     num=${sig#*:}
     sig=${sig%:*}
@@ -315,7 +316,7 @@ for sig in INT:2 TERM:15 HUP:1 INT:2 TERM:15 HUP:1; do
     until_alive 0 3 "$m" > /dev/null
     check "SIG$sig to zmp parallel: 100 running, status, none left 3 s later" \
           "$n $st $(jobs_alive "$m")" "100 $((128 + num)) 0"
-    python3 - "$tmp/r" "$num" <<'PY' && ok "SIG$sig: 100 complete records" || bad "SIG$sig: 100 complete records"
+    python3 - "$tmp/r" 15 <<'PY' && ok "SIG$sig: 100 complete records, jobs ended by SIGTERM" || bad "SIG$sig: 100 complete records, jobs ended by SIGTERM"
 import json, sys
 jobs = [j for j in map(json.loads, open(sys.argv[1])) if j["type"] == "job"]
 assert len(jobs) == 100, len(jobs)
@@ -327,7 +328,7 @@ PY
 done
 
 # ... also while zmp waits for input that does not come (stdin a FIFO
-# held open), and with jobs that ignore the signal: SIGKILL after 2 s.
+# held open), and with jobs that ignore SIGTERM: SIGKILL 350 ms later.
 mkfifo "$tmp/fifo"
 m="wait$$"
 $zmp parallel -j 8 -- sh -c 'trap "" TERM; exec "$0" sleep 60000 "$1"' "$child" "$m-{}" < "$tmp/fifo" > /dev/null 2>&1 &
@@ -339,6 +340,66 @@ kill -TERM $zpid
 ended $zpid 20; reap $zpid; st=$?
 exec 7>&-
 check "SIGTERM while input is awaited, jobs ignoring it: status, none left" "$n $st $(until_alive 0 3 "$m")" "2 143 0"
+
+# SIGINT as GNU parallel takes it: the jobs get SIGTERM (not SIGINT) at
+# once, 200 ms later and 100 ms after that, then SIGKILL 50 ms later;
+# queued jobs never start; zmp prints and records the jobs it ended, and
+# dies of SIGINT.  Each job says which signals it got (the mark is only
+# in the arguments of its child).
+m="gnu$$"
+M=$m $zmp parallel -j 2 --results "$tmp/r" -- sh -c 'trap "echo TERM" TERM; trap "echo INT" INT; while :; do "$1" sleep 60000 "$M" & wait; done' sh "$child" ::: 1 2 3 4 > "$tmp/o" &
+zpid=$!
+n=$(until_alive 2 60 "$m")
+start=$(date +%s%N)
+kill -INT $zpid
+reap $zpid; st=$?
+end=$(date +%s%N)
+check "SIGINT: 2 running, status, none left" "$n $st $(until_alive 0 3 "$m")" "2 130 0"
+[ $(((end - start) / 1000000)) -lt 1500 ] && ok "SIGINT: ended in $(((end - start) / 1000000)) ms (GNU's sequence: 350)" ||
+    bad "SIGINT: took $(((end - start) / 1000000)) ms (GNU's sequence: 350)"
+python3 - "$tmp/r" "$tmp/o" <<'PY' && ok "SIGINT: jobs 1 and 2 got SIGTERM then SIGKILL, printed, recorded; 3 and 4 never ran" || bad "SIGINT: jobs 1 and 2 got SIGTERM then SIGKILL, printed, recorded; 3 and 4 never ran"
+import json, sys
+jobs = [j for j in map(json.loads, open(sys.argv[1])) if j["type"] == "job"]
+assert sorted(j["seq"] for j in jobs) == [1, 2], jobs
+for j in jobs:
+    got = j["stdout"].split()
+    assert 1 <= len(got) <= 3 and set(got) == {"TERM"}, j
+    assert j["signal"] == 9 and j["interrupted"], j
+printed = open(sys.argv[2]).read().split()
+assert sorted(printed) == sorted(w for j in jobs for w in j["stdout"].split()), printed
+PY
+
+# With --termseq, a stop sends that sequence instead, SIGKILL after it.
+m="seq$$"
+M=$m $zmp parallel -j 2 --termseq INT,100 --results "$tmp/r" -- sh -c 'trap "echo TERM" TERM; trap "echo INT" INT; while :; do "$1" sleep 60000 "$M" & wait; done' sh "$child" ::: 1 2 > /dev/null &
+zpid=$!
+n=$(until_alive 2 60 "$m")
+kill -TERM $zpid
+reap $zpid; st=$?
+check "SIGTERM with --termseq INT,100: 2 running, status, none left" "$n $st $(until_alive 0 3 "$m")" "2 143 0"
+check "SIGTERM with --termseq INT,100: the jobs got SIGINT, then SIGKILL" \
+    "$(python3 -c 'import json,sys; print(" ".join("%s:%s" % (r["stdout"].split(), r["signal"]) for r in map(json.loads, open(sys.argv[1])) if r["type"] == "job"))' "$tmp/r")" \
+    "['INT']:9 ['INT']:9"
+
+# zmp killed with SIGKILL (nothing of it runs to pass a signal on): its
+# jobs die with it (PR_SET_PDEATHSIG), those that worker threads started
+# too, and it leaves no file behind.
+m="k9$$"
+mkdir "$tmp/k9tmp"
+TMPDIR="$tmp/k9tmp" $zmp parallel -j 4 --results "$tmp/r" -- "$child" sleep 60000 "$m-{}" ::: 1 2 3 4 5 6 > /dev/null &
+zpid=$!
+n=$(until_alive 4 60 "$m")
+kill -KILL $zpid
+reap $zpid; st=$?
+check "kill -9 zmp parallel: 4 running, status, none left 3 s later, no file left" \
+      "$n $st $(until_alive 0 3 "$m") $(ls -A "$tmp/k9tmp" | wc -l)" "4 137 0 0"
+m="k9run$$"
+$zmp -i "$child" run sleep 60000 "$m" > /dev/null &
+zpid=$!
+n=$(until_alive 1 60 "$m")
+kill -KILL $zpid
+reap $zpid; st=$?
+check "kill -9 zmp run: child running, status, gone 3 s later" "$n $st $(until_alive 0 3 "$m")" "1 137 0"
 
 # --results after SIGTERM: each job printed has its record, the file ends
 # with a whole line, and the jobs killed have theirs too.

@@ -48,6 +48,8 @@ char *test_cgroup_dir(void);
 bool kernel_keeps_exit_status(void);
 /* Child modes of test-reliability.c; -1 for a mode it does not know. */
 int reliability_child_mode(const char *mode, const char *arg);
+/* Child modes of test-options.c; -1 for a mode it does not know. */
+int options_child_mode(const char *mode, const char *arg);
 
 /* Leave out the tests named in $ZMP_TEST_SKIP (skip.c); -1 for a name that
  * matches none. */

@@ -8,6 +8,7 @@
  *   exit N                exit with status N
  *   kill SIG              die by signal SIG
  *   sleep MS [WORD]       sleep MS milliseconds, print WORD if given, exit 0
+ *   pid MS                print its pid, then sleep MS milliseconds, exit 0
  *   flood OUT ERR         write OUT bytes to stdout and ERR bytes to stderr,
  *                         interleaved in 64 KiB pieces (patterns below)
  *   interleave N MS       write "oI\n" to stdout and "eI\n" to stderr,
@@ -257,6 +258,12 @@ int main(int argc, char **argv)
         sleep_ms(atol(argv[2]));
         if (argc > 3)
             printf("%s\n", argv[3]);
+        return 0;
+    }
+    if (!strcmp(mode, "pid") && argc > 2) {
+        printf("%d\n", (int)getpid());
+        fflush(stdout);
+        sleep_ms(atol(argv[2]));
         return 0;
     }
     if (!strcmp(mode, "flood") && argc > 3)

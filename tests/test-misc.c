@@ -452,6 +452,9 @@ int child_mode(const char *mode, const char *arg)
     r = reliability_child_mode(mode, arg);
     if (r >= 0)
         return r;
+    r = options_child_mode(mode, arg);
+    if (r >= 0)
+        return r;
     fprintf(stderr, "unknown child mode %s\n", mode);
     return 2;
 }

@@ -1,13 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* zmp_run_opts, zmp_start, zmp_collect: programs, env, cwd, caps,
- * timeouts, process groups, background jobs. */
+ * timeouts, process groups, background jobs, jobs that die with their
+ * parent. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -448,6 +455,184 @@ static void test_bad_options(void)
     CU_ASSERT_TRUE(no_children());
 }
 
+/* --- ZMP_DIE_WITH_PARENT ----------------------------------------------- */
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+#define PDEATH_JOBS 4
+
+static int next_of_four(void *arg, size_t i, zmp_options *job, int *wait_fd)
+{
+    (void)wait_fd;
+    if (i >= PDEATH_JOBS)
+        return ZMP_STREAM_END;
+    *job = *(const zmp_options *)arg;
+    return ZMP_STREAM_JOB;
+}
+
+/*
+ * `zmp-test --child-pdeath HOW`: start jobs that print their pid on our
+ * stdout and sleep a minute, and wait to be killed.  HOW is "start" (one
+ * job, zmp_start from this thread), "batch" or "stream" (four at once,
+ * each leading a process group, started by worker threads where there
+ * are two CPUs or more), with "+die" for ZMP_DIE_WITH_PARENT.
+ */
+int options_child_mode(const char *mode, const char *arg)
+{
+    const char *argv[] = { "helper", "pid", "60000", NULL };
+    zmp_options o = { .program = helper_path(), .argv = argv, .flags = ZMP_NO_CAPTURE };
+    zmp_options jobs[PDEATH_JOBS];
+    zmp_result res[PDEATH_JOBS];
+    size_t i;
+
+    if (strcmp(mode, "pdeath"))
+        return -1;
+    if (!arg)
+        return 2;
+    if (strstr(arg, "+die"))
+        o.flags |= ZMP_DIE_WITH_PARENT;
+    if (!strncmp(arg, "start", 5)) {
+        if (zmp_start(&o) < 0)
+            return 3;
+    } else if (!strncmp(arg, "batch", 5)) {
+        o.flags |= ZMP_NEW_PGROUP;
+        for (i = 0; i < PDEATH_JOBS; i++)
+            jobs[i] = o;
+        zmp_run_batch(jobs, PDEATH_JOBS, PDEATH_JOBS, res, NULL, NULL, NULL, NULL);
+    } else if (!strncmp(arg, "stream", 6)) {
+        o.flags |= ZMP_NEW_PGROUP;
+        zmp_run_stream(PDEATH_JOBS, next_of_four, NULL, &o);
+    } else {
+        return 2;
+    }
+    for (;;)
+        pause();
+}
+
+/*
+ * Run `zmp-test --child-pdeath how`, read the pids of its n jobs, kill it
+ * with SIGKILL, and return how many jobs are still alive ms milliseconds
+ * later (at once when none is), or -1 when not all started.  The jobs
+ * are then killed through pidfds and reaped: this process is their
+ * subreaper meanwhile, so the orphans come back to it.
+ */
+static int survivors(const char *how, int n, int ms)
+{
+    struct pollfd pfd[PDEATH_JOBS];
+    int pipefd[2], i, started, alive = 0, waited;
+    char line[32];
+    pid_t mid, pid[PDEATH_JOBS];
+    siginfo_t si;
+    FILE *f;
+
+    CU_ASSERT_EQUAL_FATAL(prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL), 0);
+    CU_ASSERT_EQUAL_FATAL(pipe(pipefd), 0);
+    mid = fork();
+    CU_ASSERT_TRUE_FATAL(mid >= 0);
+    if (mid == 0) {
+        dup2(pipefd[1], 1);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execl(self_path(), self_path(), "--child-pdeath", how, (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    f = fdopen(pipefd[0], "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (started = 0; started < n; started++) {
+        if (!fgets(line, sizeof line, f) || (pid[started] = atoi(line)) <= 0)
+            break;
+        /* The job is the middle process's child, not reaped while that
+         * lives: its pid cannot have been reused. */
+        pfd[started].fd = (int)syscall(SYS_pidfd_open, pid[started], 0);
+        pfd[started].events = POLLIN;
+        CU_ASSERT_TRUE(pfd[started].fd >= 0);
+    }
+    fclose(f);
+    kill(mid, SIGKILL);
+    CU_ASSERT_EQUAL(waitpid(mid, NULL, 0), mid);
+    CU_ASSERT_EQUAL(started, n);
+    /* A pidfd is readable once its process has exited. */
+    for (waited = 0; waited <= ms; waited += 10) {
+        for (i = 0, alive = 0; i < started; i++)
+            alive += pfd[i].fd >= 0 && poll(&pfd[i], 1, 0) == 0;
+        if (alive == 0)
+            break;
+        usleep(10000);
+    }
+    for (i = 0; i < started; i++) {
+        if (pfd[i].fd >= 0) {
+            syscall(SYS_pidfd_send_signal, pfd[i].fd, SIGKILL, NULL, 0U);
+            close(pfd[i].fd);
+        }
+        /* Ours now: reaped here, dead of SIGKILL from either side. */
+        memset(&si, 0, sizeof si);
+        CU_ASSERT_EQUAL(waitid(P_PID, (id_t)pid[i], &si, WEXITED), 0);
+        CU_ASSERT_EQUAL(si.si_code, CLD_KILLED);
+        CU_ASSERT_EQUAL(si.si_status, SIGKILL);
+    }
+    CU_ASSERT_EQUAL(prctl(PR_SET_CHILD_SUBREAPER, 0UL, 0UL, 0UL, 0UL), 0);
+    return started == n ? alive : -1;
+}
+
+/* The caller killed by SIGKILL takes its jobs along, whichever thread
+ * started them: this one (zmp_start) or a worker's (a batch or stream
+ * with four at once).  Without the flag they outlive it. */
+static void test_die_with_parent(void)
+{
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+
+    if (fd < 0) {
+        test_skip("no pidfd_open (Linux 5.3)");
+        return;
+    }
+    close(fd);
+    CU_ASSERT_EQUAL(survivors("start+die", 1, 5000), 0);
+    CU_ASSERT_EQUAL(survivors("batch+die", PDEATH_JOBS, 5000), 0);
+    CU_ASSERT_EQUAL(survivors("stream+die", PDEATH_JOBS, 5000), 0);
+    CU_ASSERT_EQUAL(survivors("start", 1, 200), 1);
+    CU_ASSERT_EQUAL(survivors("stream", PDEATH_JOBS, 200), PDEATH_JOBS);
+    CU_ASSERT_TRUE(no_children());
+}
+
+static void *start_job(void *arg)
+{
+    return (void *)(intptr_t)zmp_start(arg);
+}
+
+/* The signal follows the thread that started the job: one started by a
+ * thread that then exits is killed, one without the flag runs on. */
+static void test_die_with_thread(void)
+{
+    const char *argv[] = { "helper", "sleep", "60000", NULL };
+    zmp_options o = { .program = helper_path(), .argv = argv,
+                      .flags = ZMP_DIE_WITH_PARENT };
+    pthread_t t;
+    void *ret;
+    int h, code = 0;
+
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, start_job, &o), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_join(t, &ret), 0);
+    h = (int)(intptr_t)ret;
+    CU_ASSERT_TRUE_FATAL(h > 0);
+    CU_ASSERT_EQUAL(zmp_wait(h, &code), 0);
+    CU_ASSERT_EQUAL(code, -SIGKILL);
+    o.flags = 0;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, start_job, &o), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_join(t, &ret), 0);
+    h = (int)(intptr_t)ret;
+    CU_ASSERT_TRUE_FATAL(h > 0);
+    usleep(100000);
+    CU_ASSERT_EQUAL(zmp_poll(h, &code), 0);
+    CU_ASSERT_EQUAL(zmp_kill(h), 0);
+    CU_ASSERT_TRUE(no_children());
+}
+
 void add_options_tests(void)
 {
     CU_pSuite s = CU_add_suite("options and background jobs", suite_init, suite_clean);
@@ -468,6 +653,8 @@ void add_options_tests(void)
     CU_add_test(s, "uncaptured run returns its code", test_no_capture_code);
     CU_add_test(s, "wait on a captured job", test_wait_captured_job);
     CU_add_test(s, "a cgroup per job", test_cgroup);
+    CU_add_test(s, "jobs die with their parent", test_die_with_parent);
+    CU_add_test(s, "jobs die with the thread that started them", test_die_with_thread);
     CU_add_test(s, "bad options", test_bad_options);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
