@@ -25,9 +25,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 PACKAGES = ["libuv1-dev", "parallel", "nodejs", "python3", "pkg-config", "rustc", "golang-go"]
+# The workloads that use a package or peer (--only installs and builds no
+# more than those need); a package not named here, all of them.
+USED_BY = {"libuv1-dev": ("w1", "w2", "w4"), "parallel": ("w1", "w2", "w10"), "nodejs": ("w1", "w2"),
+           "rustc": ("w1", "w2", "w9"), "golang-go": ("w1", "w2")}
 # A package whose tool is already on PATH (a rustup toolchain, say) is
 # not installed again.
 TOOL_OF = {"rustc": "rustc", "golang-go": "go"}
@@ -52,11 +57,11 @@ def installed(pkg):
     return r.returncode == 0 and "install ok installed" in r.stdout
 
 
-def ensure_packages():
+def ensure_packages(packages=PACKAGES):
     """Install what is missing; returns {package: reason} for what is not there."""
     if not shutil.which("dpkg-query"):
         return {}
-    missing = [p for p in PACKAGES if not installed(p)
+    missing = [p for p in packages if not installed(p)
                and not (p in TOOL_OF and shutil.which(TOOL_OF[p]))]
     if not missing:
         return {}
@@ -115,20 +120,95 @@ def machine(builddir):
     }
 
 
+def lines_file(path, size):
+    """size bytes (a little more: to the end of the last line) of seq's
+    short lines (1, 2, 3, ...) into path; returns (bytes, lines)."""
+    p = subprocess.Popen(["seq", "1", "999999999999"], stdout=subprocess.PIPE)
+    total = lines = 0
+    with open(path, "wb") as f:
+        while total < size:
+            chunk = p.stdout.read(min(MiB, size - total))
+            if total + len(chunk) >= size:
+                # The rest of the last line.
+                tail = p.stdout.read(64)
+                chunk += tail[:tail.index(b"\n") + 1]
+            if not chunk:
+                raise RuntimeError("seq: no output")
+            f.write(chunk)
+            total += len(chunk)
+            lines += chunk.count(b"\n")
+    p.kill()
+    p.stdout.close()
+    p.wait()
+    return total, lines
+
+
+def pipe_blocks(path, block):
+    """The line counts of the blocks that --pipe --block block makes of
+    path, as GNU parallel says: a block is the first block bytes of what
+    is left, cut after the last newline in them (the last block: what is
+    left).  Sorted: jobs end in any order."""
+    counts, carry = [], b""
+    with open(path, "rb") as f:
+        while True:
+            buf = carry + f.read(block - len(carry))
+            if len(buf) < block:
+                if buf:
+                    counts.append(buf.count(b"\n"))
+                return sorted(counts)
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:
+                raise ValueError("a line longer than the block")
+            counts.append(buf.count(b"\n", 0, cut))
+            carry = buf[cut:]
+
+
+def counts_check(lines, min_jobs=1, blocks=None):
+    """A check for commands whose jobs each print one `wc -l` count: the
+    counts add up to the input's lines, from min_jobs jobs at least, and
+    (blocks given) are those of the blocks --pipe must make."""
+    def check(out):
+        try:
+            counts = [int(x) for x in out.split()]
+        except ValueError:
+            raise WrongResult("not wc -l counts: %r" % out[:80])
+        if sum(counts) != lines:
+            raise WrongResult("%d lines counted, of %d" % (sum(counts), lines))
+        if len(counts) < min_jobs:
+            raise WrongResult("%d jobs, fewer than %d" % (len(counts), min_jobs))
+        if blocks is not None and sorted(counts) != blocks:
+            raise WrongResult("%d blocks not cut as GNU parallel's --block (%d expected)" % (
+                len(counts), len(blocks)))
+    return check
+
+
+class WrongResult(ValueError):
+    """A run's output is not what its input must give."""
+
+
 class Cell:
     """One method of one workload at one setting: its runs and their rates.
 
     kind "json": the program times itself and prints a JSON line (start-up
     of the program, an interpreter's included, is not counted);
     kind "wall": the driver times the whole command (a command-line tool,
-    its start-up included), jobs fed on stdin.
+    its start-up included), jobs fed on stdin.  A "wall" cell in jobs/s
+    has its start-up taken off (the marginal rate); one in GB/s does not:
+    N is then the bytes of its input and its rate is N over the whole
+    command's time.
+
+    stdin(n) gives the command's stdin: bytes (piped in by the driver) or
+    a str, the path of a file opened as its stdin (the driver copies
+    nothing).  check(stdout) (a "wall" cell) is given the command's
+    stdout and raises WrongResult when it is wrong: the cell is then
+    failed, its runs dropped, so that no rate rewards losing data.
     """
 
     def __init__(self, name, role, argv, kind="json", env=None, stdin=None,
-                 unit="jobs/s", skipped=None, timeout=600):
+                 unit="jobs/s", skipped=None, timeout=600, check=None):
         self.name, self.role, self.argv, self.kind = name, role, argv, kind
         self.env, self.stdin, self.unit, self.skipped = env, stdin, unit, skipped
-        self.timeout = timeout
+        self.timeout, self.check = timeout, check
         self.rates, self.counts, self.secs = [], [], []
         self.errors = []
         self.startup = None
@@ -137,16 +217,23 @@ class Cell:
         argv = [a.replace("{N}", str(n)) for a in self.argv]
         env = dict(os.environ, **(self.env or {}))
         inp = self.stdin(n) if self.stdin else None
-        t0 = time.monotonic()
-        r = subprocess.run(argv, input=inp, env=env, capture_output=True,
-                           timeout=self.timeout)
-        wall = time.monotonic() - t0
+        f = open(inp, "rb") if isinstance(inp, str) else None
+        try:
+            t0 = time.monotonic()
+            r = subprocess.run(argv, input=None if f else inp, stdin=f, env=env,
+                               capture_output=True, timeout=self.timeout)
+            wall = time.monotonic() - t0
+        finally:
+            if f:
+                f.close()
         if r.returncode != 0:
             raise RuntimeError("%s: exit %d: %s" % (
                 " ".join(argv[:6]), r.returncode,
                 r.stderr.decode(errors="replace").strip()[-300:]))
         if self.kind == "wall":
-            return wall, n, 0
+            if self.check:
+                self.check(r.stdout)
+            return wall, n, n if self.unit == "GB/s" else 0
         d = json.loads(r.stdout.decode().strip().splitlines()[-1])
         return d["seconds"], d["count"], d["bytes"]
 
@@ -171,7 +258,7 @@ class Cell:
         try:
             t0 = time.monotonic()
             s, count, nbytes = self.run(n)
-            if self.kind == "wall":
+            if self.kind == "wall" and self.unit != "GB/s":
                 s, count = s - self.startup_cost(), count - 1
                 if s <= 0 or count <= 0:
                     raise ValueError("run too short to tell from start-up")
@@ -181,6 +268,10 @@ class Cell:
         except (RuntimeError, subprocess.SubprocessError, ValueError, KeyError) as e:
             self.errors.append(str(e))
             log("bench: %s failed: %s" % (self.name, e))
+            if isinstance(e, WrongResult):
+                # Not a rate of this runner: none of its runs counts.
+                self.skipped = "failed: wrong result: %s" % e
+                self.rates, self.counts, self.secs = [], [], []
             if isinstance(e, subprocess.TimeoutExpired):
                 # A hang (a library not safe from threads): once is enough.
                 self.skipped = "failed: no result in %d s" % self.timeout
@@ -486,6 +577,49 @@ class Bench:
         self.workloads.append({"key": "w6", "title": "Capture throughput, one child", "unit": "GB/s",
                                "groups": groups})
 
+    def w_pipe(self):
+        """--pipe: a file of short lines on stdin, cut into 1 MiB blocks
+        of whole lines, each block the stdin of one `wc -l`, 2 at once;
+        the bytes of the file over the whole command's time.  1 GiB: zmp's
+        runs last over 1 s at 0.7 GB/s (GNU parallel's, about 15 s)."""
+        size = (32 if self.quick else 1024) * MiB
+        block, par = MiB, 2
+        fd, path = tempfile.mkstemp(prefix="zmp-bench-pipe-", suffix=".txt")
+        os.close(fd)
+        try:
+            nb, lines = lines_file(path, size)
+            blocks = pipe_blocks(path, block)
+            log("bench: w10 --pipe, %d MiB, %d lines, %d blocks" % (nb // MiB, lines, len(blocks)))
+            zc, zenv = self.zmp_cmd()
+            zargs = zc + ["parallel", "--pipe", "--block", "1M", "-j", str(par), "--", "wc", "-l"]
+            # zmp and split -C must cut exactly these blocks; GNU parallel
+            # says its blocks may be off by a line (they were not in tests):
+            # all the lines, in half the blocks at least.
+            exact, gnu = counts_check(lines, blocks=blocks), counts_check(lines, len(blocks) // 2)
+            inp = lambda n: path
+            cells = [
+                Cell("zmp parallel --pipe (io_uring)", "zmp", zargs, kind="wall", unit="GB/s", stdin=inp,
+                     env=dict(zenv, ZMP_BACKEND="io_uring"), check=exact),
+                Cell("zmp parallel --pipe (poll)", "zmp-fallback", zargs, kind="wall", unit="GB/s", stdin=inp,
+                     env=dict(zenv, ZMP_BACKEND="poll"), check=exact),
+                Cell("floor: wc -l alone (one process, no split)", "floor", ["wc", "-l"], kind="wall",
+                     unit="GB/s", stdin=inp, check=counts_check(lines)),
+                Cell("split -C 1M --filter 'wc -l' (one job at a time)", "baseline",
+                     ["split", "-C", "1M", "--filter", "wc -l"], kind="wall", unit="GB/s", stdin=inp,
+                     env={"SHELL": "/bin/sh"}, check=exact),
+                Cell("GNU parallel --pipe", "peer",
+                     ["parallel", "--will-cite", "--pipe", "--block", "1M", "-j", str(par), "wc", "-l"],
+                     kind="wall", unit="GB/s", stdin=inp, check=gnu,
+                     skipped=self.skip_if("parallel", "parallel")),
+            ]
+            alternate(cells, self.reps, lambda c: nb)
+        finally:
+            os.unlink(path)
+        self.workloads.append({"key": "w10", "title": "zmp parallel --pipe throughput (`wc -l` on 1 MiB blocks "
+                               "of short lines)", "unit": "GB/s",
+                               "groups": [{"setting": "-j %d, %d MiB" % (par, nb // MiB), "bytes": nb,
+                                           "lines": lines, "blocks": len(blocks), "cells": cells}]})
+
     def w_micro(self):
         out = {}
         polls, sleeps = ("200000", "50") if self.quick else ("1000000", "200")
@@ -513,10 +647,12 @@ class Bench:
         if load0[0] > ncpu:
             log("bench: WARNING: load average %.1f at start exceeds the %d usable CPUs: "
                 "these figures will not be valid" % (load0[0], ncpu))
-        self.missing = ensure_packages()
-        self.uv_skip = self.build_uv()
-        self.rust_skip = self.build_rust()
-        self.go_skip = self.build_go()
+        only = set(self.a.only.split(",")) if self.a.only else None
+        uses = lambda p: only is None or p not in USED_BY or bool(only & set(USED_BY[p]))
+        self.missing = ensure_packages([p for p in PACKAGES if uses(p)])
+        self.uv_skip = self.build_uv() if uses("libuv1-dev") else None
+        self.rust_skip = self.build_rust() if uses("rustc") else None
+        self.go_skip = self.build_go() if uses("golang-go") else None
         self.machine = machine(self.b)
         self.machine["loadavg_start"] = load0[0]
         self.machine["loadavg_start_1_5_15"] = list(load0)
@@ -529,7 +665,6 @@ class Bench:
                                                             ("go", self.go_skip)) if v}
         self.machine["threads_serialized"] = bool(self.a.serialize_threads)
         self.machine["min_run_seconds"] = self.target
-        only = set(self.a.only.split(",")) if self.a.only else None
         steps = [("w1", lambda: self.w_fanout(
                      "w1", "Fan-out, no-libc echo child, output captured", [self.nolibc, "echo", "hello"],
                      (64,) if self.quick else (2, 64))),
@@ -537,7 +672,8 @@ class Bench:
                      "w2", "Fan-out, /bin/echo hello (glibc child), output captured", ["/bin/echo", "hello"],
                      (64,) if self.quick else (2, 64))),
                  ("w3", self.w_serial), ("w4", self.w_bigparent), ("w5", self.w_scaling),
-                 ("w6", self.w_capture), ("w8", self.w_micro), ("w9", self.w_threads)]
+                 ("w6", self.w_capture), ("w8", self.w_micro), ("w9", self.w_threads),
+                 ("w10", self.w_pipe)]
         self.micro = {}
         for key, fn in steps:
             if only is None or key in only:
@@ -691,6 +827,19 @@ def goals(data):
                 r = med(f) / med(b)
                 goal("W7 fallback engine, %s %s: zmp (poll) / posix_spawn+poll" % (key.upper(), g["setting"]),
                      r, ">= 1.0", r >= 1.0)
+    w10 = next((w for w in data["workloads"] if w["key"] == "w10"), None)
+    for g in (w10["groups"] if w10 else []):
+        z = find(g, "zmp")
+        if not z:
+            continue
+        p = next((c for c in g["cells"] if c["name"] == "GNU parallel --pipe"), None)
+        r = ratio(z, p) if p and p.get("stats") else None
+        goal("W10 --pipe, %s: zmp / GNU parallel" % g["setting"], r,
+             ">= 1.0" if r is not None or not p else ">= 1.0 (%s)" % (p["skipped"] or "failed"),
+             at_least(r, 1.0))
+        # No target: the floor reads the file once in one process, zmp
+        # copies every byte into a pipe and a wc reads it again.
+        goal("W10 --pipe, %s: zmp / wc -l alone (floor)" % g["setting"], z["x_floor"], "reported", None)
     u = data["micro"].get("io_uring")
     if u:
         goal("W8 zmp_poll on a running child (io_uring): ns per call", u["poll_ns"], "< 200",
@@ -776,8 +925,10 @@ def to_markdown(d):
         L.append("")
     L.append("`*` marks the best capturing peer of each setting (xargs does not capture and is not counted).")
     L.append("")
+    keys = [w["key"] for w in d["workloads"]]
     L.append("× floor is over the single-thread floor" + ("; W9's floor is the same captured run done by hand "
-             "in each thread." if any(w["key"] == "w9" for w in d["workloads"]) else "."))
+             "in each thread" if "w9" in keys else "") + ("; W10's is one `wc -l` reading the whole file"
+                                                          if "w10" in keys else "") + ".")
     L.append("")
     if d["micro"]:
         L += ["## W8: micro", "", "| engine | zmp_poll ns/call (min–max) | calls with a system call | "
@@ -817,7 +968,7 @@ def parse():
     p.add_argument("--builddir", default=os.path.dirname(here))
     p.add_argument("--srcdir", default=os.path.dirname(here))
     p.add_argument("--out", default=None, help="where latest.md/json go (default: SRCDIR/bench/results)")
-    p.add_argument("--only", default=None, help="comma-separated workloads: w1,w2,w3,w4,w5,w6,w8,w9")
+    p.add_argument("--only", default=None, help="comma-separated workloads: w1,w2,w3,w4,w5,w6,w8,w9,w10")
     p.add_argument("--serialize-threads", action="store_true",
                    help="W9: one lock around every zmp call (for a library not yet thread-safe)")
     p.add_argument("--render", metavar="JSON", default=None,

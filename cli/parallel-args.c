@@ -85,6 +85,9 @@ static const char usage[] =
     "                        delegated cgroup v2 directory); what is left of a\n"
     "                        job when it ends or times out is killed\n"
     "      --progress        a progress line on a terminal's stderr\n"
+    "      --eta, --bar      ... with the time left, or a bar (the inputs are\n"
+    "                        read first, to know how many jobs there are)\n"
+    "      --memfree SIZE    start a job only while SIZE of memory is available\n"
     "      --shard K/N       run only the inputs numbered K+1, K+1+N, ... (one\n"
     "                        task of N); auto/N: K from the array index of\n"
     "                        Slurm, a Kubernetes Indexed Job or AWS Batch\n"
@@ -265,7 +268,7 @@ enum opt_id {
     O_OUTCAP, O_CGROUP, O_PROGRESS, O_SHARD, O_RESUME, O_RESUMEFAILED, O_IGNORED,
     O_HELP, O_VERSION, O_JOBLOG, O_RETRYFAILED, O_TERMSEQ, O_DELAY, O_PIPE, O_BLOCK,
     O_RECEND, O_RECSTART, O_GROUP, O_UNGROUP, O_LINEBUF, O_TAG, O_TAGSTRING,
-    O_BUFSIZE, O_BUFTOTAL, O_TMPDIR, O_RETRIES,
+    O_BUFSIZE, O_BUFTOTAL, O_TMPDIR, O_RETRIES, O_ETA, O_BAR, O_MEMFREE,
 };
 
 struct opt {
@@ -314,6 +317,9 @@ static const struct opt opts[] = {
     { "output-cap", 0, true, O_OUTCAP },
     { "cgroup", 0, true, O_CGROUP },
     { "progress", 0, false, O_PROGRESS },
+    { "eta", 0, false, O_ETA },
+    { "bar", 0, false, O_BAR },
+    { "memfree", 0, true, O_MEMFREE },
     { "shard", 0, true, O_SHARD },
     { "resume", 0, false, O_RESUME },
     { "resume-failed", 0, false, O_RESUMEFAILED },
@@ -725,6 +731,13 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
         break;
     case O_CGROUP: cfg->cgroup = v; break;
     case O_PROGRESS: cfg->progress = true; break;
+    case O_ETA: cfg->eta = true; break;
+    case O_BAR: cfg->bar = true; break;
+    case O_MEMFREE:
+        if (parse_size(v, &cfg->memfree) < 0 || cfg->memfree == 0)
+            return usage_error("bad %s: %s (want bytes, with K, M, G: powers of 1024, "
+                               "k, m, g: of 1000)", shown, v);
+        break;
     case O_SHARD:
         if (parse_shard(v, cfg) < 0)
             return EXIT_ERROR;

@@ -313,7 +313,9 @@ struct run {
     uint64_t jobs_made;     /* jobs of several records made */
     struct job *retry_head, *retry_tail;  /* --retries: to run again, first */
     size_t per_job;         /* -m, -X: records a job takes, at most */
-    uint64_t total_jobs;    /* --halt N%: every job, known before the first */
+    uint64_t total_jobs;    /* --halt N%, --eta, --bar: every job, known
+                               before the first */
+    double run_start;       /* --eta: when the first job was handed out */
     /* {%}: free slots, last freed first; slots above next_slot unused. */
     unsigned *free_slots;
     size_t nfree, freecap;
@@ -619,10 +621,40 @@ static void slide(struct run *r)
     r->base += k;
 }
 
+static double mono_now(void);
+
+/*
+ * The progress line on a terminal's stderr: --progress counts; --eta and
+ * --bar (the inputs read first, so that the total is known) add the
+ * estimated time left, from the mean time between job ends so far, and a
+ * bar.
+ */
 static void draw_progress(struct run *r)
 {
+    char eta[32] = "", bar[48] = "";
+    double pct, left;
+    size_t fill, k;
+
     if (!r->progress)
         return;
+    if ((r->cfg->eta || r->cfg->bar) && r->total_jobs) {
+        pct = (double)r->finished * 100 / (double)r->total_jobs;
+        if (r->finished > 0 && r->finished < r->total_jobs) {
+            left = (mono_now() - r->run_start) / (double)r->finished *
+                   (double)(r->total_jobs - r->finished);
+            snprintf(eta, sizeof eta, ", ETA %.0fs", left);
+        }
+        if (r->cfg->bar) {
+            fill = (size_t)(pct / 100 * 30);
+            bar[0] = '[';
+            for (k = 0; k < 30; k++)
+                bar[1 + k] = k < fill ? '#' : ' ';
+            snprintf(bar + 31, sizeof bar - 31, "] %3.0f%% ", pct);
+        }
+        say(r, "\r\033[K%s%zu of %llu done, %zu running, %zu failed%s", bar, r->finished,
+            (unsigned long long)r->total_jobs, r->running, r->failed, eta);
+        return;
+    }
     say(r, "\r\033[K%zu done, %zu running, %zu failed", r->finished,
             r->running, r->failed);
 }
@@ -925,6 +957,38 @@ static double delay_left(struct run *r)
     return left;
 }
 
+/* MemAvailable of /proc/meminfo, in bytes; UINT64_MAX when unknown. */
+static uint64_t mem_available(void)
+{
+    unsigned long long kb;
+    char line[256];
+    uint64_t n = UINT64_MAX;
+    FILE *f = fopen("/proc/meminfo", "re");
+
+    if (!f)
+        return n;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+            n = (uint64_t)kb * 1024;
+            break;
+        }
+    fclose(f);
+    return n;
+}
+
+/* --memfree: true while too little memory is available to start a job;
+ * the timer then rings a second later, to look again (as GNU parallel,
+ * which waits, whatever runs). */
+static bool memory_short(struct run *r)
+{
+    struct itimerspec it = { .it_value = { .tv_sec = 1 } };
+
+    if (!r->cfg->memfree || mem_available() >= r->cfg->memfree)
+        return false;
+    timerfd_settime(r->delay_fd, 0, &it, NULL);
+    return true;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -993,7 +1057,7 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         *wait_fd = r->slot_fd;
         return ZMP_STREAM_WAIT;
     }
-    if (r->delay_fd >= 0 && delay_left(r) > 0) {
+    if (r->delay_fd >= 0 && (delay_left(r) > 0 || memory_short(r))) {
         while (read(r->delay_fd, &drain, sizeof drain) > 0)
             ;
         *wait_fd = r->delay_fd;
@@ -1647,7 +1711,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     r.keep_order = cfg.keep_order;
     r.shard_k = cfg.shard_k;
     r.shard_n = cfg.shard_n;
-    r.progress = cfg.progress && isatty(2);
+    r.progress = (cfg.progress || cfg.eta || cfg.bar) && isatty(2);
     r.parallel = parallel_jobs(&cfg, (unsigned)zmp_cpu_count());
     if (r.parallel == 0) {
         fprintf(stderr, "zmp parallel: -j leaves no job slot with %d CPUs: cannot run any "
@@ -1716,7 +1780,8 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     scfg.trim_left = cfg.trim_set ? cfg.trim_left : cfg.colsep != NULL;
     scfg.trim_right = cfg.trim_set ? cfg.trim_right : cfg.colsep != NULL;
     scfg.link = cfg.link;
-    scfg.read_all = cfg.multi != MULTI_NONE || (cfg.halt_when != HALT_NEVER && cfg.halt_pct);
+    scfg.read_all = cfg.multi != MULTI_NONE || (cfg.halt_when != HALT_NEVER && cfg.halt_pct) ||
+                    cfg.eta || cfg.bar;
     /* main() put /dev/null on a closed fd 0, so that nothing else takes
      * it: reading it would quietly run no job. */
     scfg.stdin_closed = stdin_closed;
@@ -1764,7 +1829,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         goto out;
     if (cfg.joblog && open_joblog(&r, &cfg) < 0)
         goto out;
-    if (cfg.delay > 0 && (r.delay_fd = timerfd_create(CLOCK_MONOTONIC,
+    if ((cfg.delay > 0 || cfg.memfree) && (r.delay_fd = timerfd_create(CLOCK_MONOTONIC,
                                                       TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
         goto out;
@@ -1774,7 +1839,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         r.wait_fd = make_wait_fd(e);
     if (r.wait_fd < 0)
         r.wait_fd = e;
-    r.gated = (r.tmpl.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0) &&
+    r.gated = (r.tmpl.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0 || cfg.memfree) &&
               r.parallel != UINT_MAX;
     if ((r.gated || cfg.retries) && (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
@@ -1782,6 +1847,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     }
     install_handlers();
     start_stdout_watcher();
+    r.run_start = mono_now();
     e = zmp_run_stream(r.parallel, next_job, on_done, &r);
     check_output(&r);
     if (r.progress)

@@ -30,12 +30,14 @@ struct parallel_config {
     unsigned long jobs;        /* the N of -j, at most 1000000 */
     enum jobs_form jobs_form;
     bool keep_order, progress, dry_run, shell;
+    bool eta, bar;             /* --eta, --bar: progress with a total */
     const char *results, *cgroup;
     double timeout;            /* seconds, 0: none */
     double timeout_pct;        /* --timeout N%: of the median runtime */
     double delay;              /* --delay: seconds between job starts */
     const char *joblog;        /* --joblog FILE */
     unsigned long retries;     /* --retries N: tries in all (0: not given) */
+    unsigned long long memfree;   /* --memfree: bytes MemAvailable must have */
     bool pipe;                 /* --pipe: stdin in blocks, to the jobs' stdin */
     unsigned long long block;  /* --block, bytes */
     const char *recend, *recstart;

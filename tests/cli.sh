@@ -13,6 +13,7 @@ fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+zmp_abs=$(cd "$(dirname "$zmp")" && pwd)/$(basename "$zmp")
 ok() { pass=$((pass + 1)); echo "  ok: $1"; }
 # all_overlapped N FILE: the N jobs of a --results file all ran, ok, and
 # were all alive at once (the last started before the first ended).
@@ -568,7 +569,7 @@ if [ "$cpus" -gt 1 ]; then
 fi
 for j in 0% -$cpus -1000; do
     $zmp parallel -j "$j" -- true ::: a 2> "$tmp/e"
-    check "-j $j: no slot left, an error" "$? $(cut -c1-40 "$tmp/e")" "255 zmp parallel: -j leaves no job slot wi"
+    check "-j $j: no slot left, an error" "$? $(cut -d' ' -f1-7 "$tmp/e")" "255 zmp parallel: -j leaves no job slot"
 done
 for j in " 5" "5 " "++5" "+-5" "5%%" "%" "+" "1000001" "0x5" "+5%"; do
     $zmp parallel -j "$j" -- true ::: a 2> "$tmp/e"
@@ -596,8 +597,7 @@ check "-m: split under the argument limit, nothing lost" \
     "$(($(wc -l < "$tmp/o") > 1)) $(tr ' ' '\n' < "$tmp/o" | sort | uniq -u | wc -l | tr -d ' ')" "1 300001"
 # --shell: inputs are data, never code.
 printf '%s\0' '$(touch pwned1)' '`touch pwned2`' 'a; touch pwned3' "it's \"q\"" 'x
-y' '*' '~' | (zmp_abs=$(cd "$(dirname "$zmp")" && pwd)/$(basename "$zmp") &&
-                 cd "$tmp" && "$zmp_abs" parallel -0 -k --shell 'printf "[%s]" {} | cat') > "$tmp/o"
+y' '*' '~' | (cd "$tmp" && "$zmp_abs" parallel -0 -k --shell 'printf "[%s]" {} | cat') > "$tmp/o"
 check "--shell: hostile inputs are quoted" "$(cat "$tmp/o")" '[$(touch pwned1)][`touch pwned2`][a; touch pwned3][it'"'"'s "q"][x
 y][*][~]'
 check "--shell: nothing ran" "$(ls "$tmp" | grep -c pwned)" 0
@@ -669,6 +669,18 @@ printf 'a;b;c;' | $zmp parallel -k --pipe --block 2 --recend ';' -- sh -c 'cat; 
 check "--pipe --recend" "$(echo $(cat "$tmp/o"))" "a; b; c;"
 $zmp parallel --pipe -- cat ::: a 2> "$tmp/e"
 check "--pipe with :::: refused" "$?" 255
+
+# --retries: GNU's count of tries in all; only the last try printed.
+rm -f "$tmp"/*.n
+(cd "$tmp" && "$zmp_abs" parallel -k --retries 3 --shell 'n=$(cat {}.n 2> /dev/null || echo 0); n=$((n + 1)); echo $n > {}.n; echo {} try $n; [ $n -ge 3 ]' ::: a b) > "$tmp/o"
+check "--retries 3: third try printed" "$? $(echo $(cat "$tmp/o"))" "0 a try 3 b try 3"
+(cd "$tmp" && "$zmp_abs" parallel --retries 2 --joblog jl --shell 'n=$(cat {}.n 2> /dev/null || echo 0); n=$((n + 1)); echo $n > {}.n; echo try $n; exit 1' ::: c) > "$tmp/o"
+check "--retries 2: fails after two tries, one joblog line" "$? $(cat "$tmp/o") $(wc -l < "$tmp/jl")" "1 try 2 2"
+# --memfree: no job starts while too little memory is available.
+timeout 3 $zmp parallel --memfree 1000T -- sh -c 'echo ran' ::: a > "$tmp/o"
+check "--memfree 1000T: nothing starts" "$? $(cat "$tmp/o")" "124 "
+$zmp parallel --memfree 1k -- sh -c 'echo ran' ::: a > "$tmp/o"
+check "--memfree 1k: starts" "$? $(cat "$tmp/o")" "0 ran"
 
 # --- shards, resumable results, merge ----------------------------------------
 # Three shards of 100 inputs: together they run each input once, {#} is
