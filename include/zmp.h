@@ -270,6 +270,10 @@ ZMP_EXTERN const char *zmp_version(void);
                                        caller dies, even by SIGKILL; only
                                        the child, not its group nor its
                                        descendants (zmp_options(3)) */
+#define ZMP_STDIN_FD     (1u << 5)  /* the child's stdin is stdin_fd (a
+                                       copy of it): a pipe the caller
+                                       keeps feeding, a file; not with
+                                       input (since 0.2.0) */
 
 /* One step of the sequence a timeout sends: signal, then wait ms. */
 typedef struct zmp_term_step {
@@ -370,6 +374,7 @@ typedef struct zmp_options {
     const char *cgroup;
     zmp_output_fn on_output;
     void *output_arg;
+    int stdin_fd;
 } zmp_options;
 
 /* zmp_info.flags */

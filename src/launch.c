@@ -167,8 +167,12 @@ static int check_opts(const zmp_options *o)
     if (o->input_len && (o->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
     if (o->flags & ~(ZMP_ENV_REPLACE | ZMP_NEW_PGROUP | ZMP_NO_CAPTURE |
-                     ZMP_MERGE_STDERR | ZMP_DIE_WITH_PARENT))
+                     ZMP_MERGE_STDERR | ZMP_DIE_WITH_PARENT | ZMP_STDIN_FD))
         return -EINVAL;
+    if ((o->flags & ZMP_STDIN_FD) && o->input_len)
+        return -EINVAL;
+    if ((o->flags & ZMP_STDIN_FD) && o->stdin_fd < 0)
+        return -EBADF;
     if ((o->flags & ZMP_MERGE_STDERR) && (o->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
     if (o->on_output && (o->flags & ZMP_NO_CAPTURE))
@@ -248,6 +252,8 @@ static int open_stdio(int devnull, const zmp_options *o, struct fds *f, int stdi
         (void)shutdown(f->in[0], SHUT_RD);
         stdio[0] = f->in[1];
     }
+    if (o->flags & ZMP_STDIN_FD)
+        stdio[0] = o->stdin_fd;  /* the child gets a copy, by dup3 */
     return 0;
 }
 

@@ -4,6 +4,7 @@
  * parent. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -274,6 +275,50 @@ static void test_background_jobs(void)
 
 /* Bytes fed on stdin while the child writes them back: 32 MiB through cat
  * cannot deadlock, and come back exactly. */
+/* ZMP_STDIN_FD: the child reads a pipe the caller writes while it runs;
+ * the caller's own end stays its own. */
+static void test_stdin_fd(void)
+{
+    const char *cat[] = { "cat", NULL };
+    zmp_options o = { .program = "cat", .argv = cat, .flags = ZMP_STDIN_FD };
+    zmp_result res;
+    int p[2], h, i, code;
+
+    CU_ASSERT_EQUAL_FATAL(pipe2(p, O_CLOEXEC), 0);
+    o.stdin_fd = p[0];
+    h = zmp_start(&o);
+    CU_ASSERT_FATAL(h > 0);
+    close(p[0]);
+    for (i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(write(p[1], "piece\n", 6), 6);
+    CU_ASSERT_EQUAL(zmp_poll(h, &code), 0);  /* still reading: stdin is open */
+    close(p[1]);
+    CU_ASSERT_EQUAL_FATAL(zmp_collect(h, &res, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "piece\npiece\npiece\n");
+    zmp_result_free(&res);
+    /* Not with input; a negative fd. */
+    o.input = "x";
+    o.input_len = 1;
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -EINVAL);
+    o.input = NULL;
+    o.input_len = 0;
+    o.stdin_fd = -1;
+    CU_ASSERT_EQUAL(zmp_run_opts(&o, &res, NULL), -EBADF);
+    /* fd 0 itself: a file there. */
+    o.stdin_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    CU_ASSERT_FATAL(o.stdin_fd >= 0);
+    {
+        const char *wc[] = { "sh", "-c", "head -c 4 | od -An -c | tr -d ' \n'", NULL };
+
+        o.program = "/bin/sh";
+        o.argv = wc;
+        CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+        CU_ASSERT_STRING_EQUAL(res.out, "177ELF");
+        zmp_result_free(&res);
+    }
+    close(o.stdin_fd);
+}
+
 static void test_input(void)
 {
     const char *cat[] = { "cat", NULL };
@@ -648,6 +693,7 @@ void add_options_tests(void)
     CU_add_test(s, "pipes held by a grandchild", test_pipes_held);
     CU_add_test(s, "background captured jobs", test_background_jobs);
     CU_add_test(s, "stdin fed through the engine", test_input);
+    CU_add_test(s, "stdin from the caller's descriptor", test_stdin_fd);
     CU_add_test(s, "timeouts fire for a polling caller", test_timeout_while_polling);
     CU_add_test(s, "huge durations saturate", test_huge_timeout);
     CU_add_test(s, "uncaptured run returns its code", test_no_capture_code);
