@@ -74,6 +74,8 @@ static const char usage[] =
     "      --block SIZE      --pipe's block size (default 1M; k, M, G)\n"
     "      --recend STR      where a record ends (default \\n)\n"
     "      --recstart STR    where a record starts\n"
+    "      --round-robin     with --pipe: start at most -j jobs, and write each\n"
+    "                        block to whichever of them is free to take it\n"
     "      --halt WHEN,WHAT=N  WHEN: never, soon (start no more jobs) or now\n"
     "                        (and stop the running ones); WHAT: fail, success\n"
     "                        or done; N: a count or a percentage (N%);\n"
@@ -268,7 +270,7 @@ enum opt_id {
     O_OUTCAP, O_CGROUP, O_PROGRESS, O_SHARD, O_RESUME, O_RESUMEFAILED, O_IGNORED,
     O_HELP, O_VERSION, O_JOBLOG, O_RETRYFAILED, O_TERMSEQ, O_DELAY, O_PIPE, O_BLOCK,
     O_RECEND, O_RECSTART, O_GROUP, O_UNGROUP, O_LINEBUF, O_TAG, O_TAGSTRING,
-    O_BUFSIZE, O_BUFTOTAL, O_TMPDIR, O_RETRIES, O_ETA, O_BAR, O_MEMFREE,
+    O_BUFSIZE, O_BUFTOTAL, O_TMPDIR, O_RETRIES, O_ETA, O_BAR, O_MEMFREE, O_ROUNDROBIN,
 };
 
 struct opt {
@@ -348,6 +350,9 @@ static const struct opt opts[] = {
     { "tmpdir", 0, true, O_TMPDIR },
     { "tempdir", 0, true, O_TMPDIR },
     { "recstart", 0, true, O_RECSTART },
+    { "round-robin", 0, false, O_ROUNDROBIN },
+    { "roundrobin", 0, false, O_ROUNDROBIN },
+    { "round", 0, false, O_ROUNDROBIN },
     { "will-cite", 0, false, O_IGNORED },
     { "willcite", 0, false, O_IGNORED },
     { "no-notice", 0, false, O_IGNORED },
@@ -684,6 +689,7 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
         cfg->retries = n ? (unsigned long)n : ULONG_MAX;  /* 0: until it succeeds */
         break;
     case O_PIPE: cfg->pipe = true; break;
+    case O_ROUNDROBIN: cfg->round_robin = true; break;
     case O_BLOCK:
         if (parse_size(v, &cfg->block) < 0 || cfg->block == 0 || cfg->block > (1ULL << 40))
             return usage_error("bad %s: %s (want bytes, with K, M, G, T: powers of 1024, k, m, g, t: of 1000)", shown, v);
@@ -925,6 +931,14 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
     }
     if (cfg->pipe && cfg->nsrcs) {
         r = usage_error("--pipe reads standard input: no ::: or :::: or -a with it");
+        goto fail;
+    }
+    if (cfg->round_robin && !cfg->pipe) {
+        r = usage_error("--round-robin goes with --pipe");
+        goto fail;
+    }
+    if (cfg->round_robin && cfg->retries) {
+        r = usage_error("--retries cannot be combined with --round-robin (as in GNU parallel)");
         goto fail;
     }
     if (cfg->retry_failed && !cfg->joblog) {

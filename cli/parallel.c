@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "joblog.h"
+#include "feed.h"
 #include "json.h"
 #include "pipe.h"
 #include "results.h"
@@ -259,7 +260,7 @@ static int make_wait_fd(int input_fd)
     if (epoll_ctl(ep, EPOLL_CTL_ADD, wake_fds[0], &ev) < 0)
         goto fail;
     ev.data.fd = input_fd;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, input_fd, &ev) < 0 && errno != EPERM)
+    if (input_fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, input_fd, &ev) < 0 && errno != EPERM)
         goto fail;
     return ep;
 fail:
@@ -278,7 +279,11 @@ struct job {
     char **argv;
     unsigned slot;          /* {%}: from 1, while it runs */
     char *block;            /* --pipe: its stdin */
-    size_t block_len;
+    size_t block_len;       /* ... its size (--round-robin: bytes given) */
+    bool fed;               /* --round-robin: stdin is feed_fd, fed by feed.c */
+    uint64_t received_in;   /* ... bytes the feeder wrote it */
+    int feed_fd;
+    unsigned feed_slot;
     struct output_job *out; /* its output on the way out, until it ends */
     size_t idx;             /* its place in the window (the stream's index) */
     unsigned long tries;    /* tries again so far (--retries: N in all) */
@@ -303,6 +308,7 @@ struct run {
     struct sources *src;
     struct piper pipe;      /* --pipe */
     bool piping;
+    struct feed *feed;      /* --pipe --round-robin */
     struct template tmpl;
     const struct parallel_config *cfg;
     unsigned parallel;      /* jobs at once */
@@ -584,6 +590,8 @@ static void end_output(struct run *r, struct job *j)
 
 static void free_job(struct job *j)
 {
+    if (j->fed)
+        close(j->feed_fd);
     zmp_result_free(&j->res);
     template_free(j->argv);
     free(j->input);
@@ -870,12 +878,47 @@ static int take_block_job(struct run *r, struct job **ret)
     return 1;
 }
 
+/* --round-robin: a job the feeder asks for, its stdin a pipe it feeds. */
+static int take_fed_job(struct run *r, struct job **ret)
+{
+    struct job *j;
+    unsigned slot;
+    int e, fd;
+
+    e = feed_take(r->feed, &fd, &slot);
+    if (e == 0)
+        r->input_ended = true;
+    if (e <= 0)
+        return e;
+    if (!(j = calloc(1, sizeof *j))) {
+        close(fd);
+        return -ENOMEM;
+    }
+    j->seq = ++r->jobs_made;
+    j->fed = true;
+    j->feed_fd = fd;
+    j->feed_slot = slot;
+    if (r->tmpl.uses_slot)
+        j->slot = take_slot(r);
+    if ((e = make_job(r, 0, j, NULL)) < 0) {
+        feed_job_ended(r->feed, slot, &j->block_len);
+        close(fd);
+        give_slot(r, j->slot);
+        free(j);
+        return e;
+    }
+    *ret = j;
+    return 1;
+}
+
 static int take_job(struct run *r, struct job **ret)
 {
     size_t want = records_wanted(r), k, bytes, i;
     struct job *j;
     int e = 1;
 
+    if (r->feed)
+        return take_fed_job(r, ret);
     if (r->piping)
         return take_block_job(r, ret);
     while (r->npend < want && (e = read_record(r)) == 1)
@@ -1108,6 +1151,10 @@ hand_out:
     o->argv = (const char *const *)j->argv;
     o->input = j->block;
     o->input_len = j->block_len;
+    if (j->fed) {
+        o->flags |= ZMP_STDIN_FD;
+        o->stdin_fd = j->feed_fd;
+    }
     /* --results records the output, and --retries may drop a try's: the
      * library keeps it whole then. */
     if (!r->results_file && !r->cfg->retries) {
@@ -1213,6 +1260,12 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
     bool failed = !cancelled &&
                   (err != 0 || !res->ok || (info && (info->flags & ZMP_TIMED_OUT)));
 
+    if (j->fed && j->idx == i) {
+        /* Its pipe is closed by the feeder; the bytes it got, for the
+         * joblog's Send. */
+        feed_job_ended(r->feed, j->feed_slot, &j->received_in);
+        j->block_len = (size_t)j->received_in;
+    }
     /* A try again of a job holds a place of its own in the window; the
      * job lives on at its first place. */
     if (j->idx != i) {
@@ -1835,10 +1888,24 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         goto out;
     }
     e = r.piping ? r.pipe.fd : sources_wait_fd(r.src);
-    if (e >= 0)
+    if (cfg.round_robin && r.piping)
+        e = -1;  /* the feeder's ready_fd joins below */
+    if (e >= 0 || cfg.round_robin)
         r.wait_fd = make_wait_fd(e);
     if (r.wait_fd < 0)
         r.wait_fd = e;
+    if (cfg.round_robin && r.piping) {
+        struct epoll_event ev = { .events = EPOLLIN };
+
+        if (r.wait_fd < 0 ||
+            (e = feed_start(&r.feed, &r.pipe, r.parallel, wake_fds[0])) < 0 ||
+            (ev.data.fd = feed_ready_fd(r.feed),
+             epoll_ctl(r.wait_fd, EPOLL_CTL_ADD, feed_ready_fd(r.feed), &ev) < 0)) {
+            fprintf(stderr, "zmp parallel: --round-robin: %s\n",
+                    strerror(r.wait_fd < 0 ? errno : e < 0 ? -e : errno));
+            goto out;
+        }
+    }
     r.gated = (r.tmpl.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0 || cfg.memfree) &&
               r.parallel != UINT_MAX;
     if ((r.gated || cfg.retries) && (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
@@ -1912,6 +1979,7 @@ out:
     /* The library first: a job it still holds (the engine failed) may be
      * read on the way out, and its output is handed to r.out. */
     zmp_deinit();
+    feed_free(r.feed);
     output_free(r.out);
     setitimer(ITIMER_REAL, &(struct itimerval){ { 0, 0 }, { 0, 0 } }, NULL);
     sig = atomic_load(&die_sig);

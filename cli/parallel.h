@@ -39,6 +39,7 @@ struct parallel_config {
     unsigned long retries;     /* --retries N: tries in all (0: not given) */
     unsigned long long memfree;   /* --memfree: bytes MemAvailable must have */
     bool pipe;                 /* --pipe: stdin in blocks, to the jobs' stdin */
+    bool round_robin;          /* --round-robin: blocks to running jobs */
     unsigned long long block;  /* --block, bytes */
     const char *recend, *recstart;
     bool retry_failed;         /* --retry-failed: the joblog's failed jobs */

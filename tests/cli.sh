@@ -667,6 +667,21 @@ printf '>a\nx\n>b\ny\n>c\nz\n' | $zmp parallel -k --pipe --block 3 --recstart '>
 check "--pipe --recstart: records longer than a block" "$(echo $(cat "$tmp/o"))" ">a x --- >b y --- >c z ---"
 printf 'a;b;c;' | $zmp parallel -k --pipe --block 2 --recend ';' -- sh -c 'cat; echo' > "$tmp/o"
 check "--pipe --recend" "$(echo $(cat "$tmp/o"))" "a; b; c;"
+# --round-robin: at most -j jobs, each fed blocks as it takes them; every
+# byte once, whole lines; a short input starts fewer; a job that stops
+# reading is replaced; an empty input starts none.
+$zmp parallel -k --pipe --round-robin -j 3 --block 1k -- cat < "$tmp/seq" > "$tmp/o"
+check "--round-robin: every line once" "$(sort -n "$tmp/o" | cksum)" "$(cksum < "$tmp/seq")"
+$zmp parallel --pipe --round-robin -j 3 --block 10k -- wc -l < "$tmp/seq" > "$tmp/o"
+check "--round-robin: 3 jobs, all lines" "$(awk '{s += $1} END {print NR, s}' "$tmp/o")" "3 200000"
+seq 10 | $zmp parallel --pipe --round-robin -j 4 --block 100 -- wc -l > "$tmp/o"
+check "--round-robin: one block, one job" "$(cat "$tmp/o")" 10
+$zmp parallel --pipe --round-robin -j 4 -- wc -l < /dev/null > "$tmp/o"
+check "--round-robin: no input, no job" "$? $(wc -c < "$tmp/o" | tr -d ' ')" "0 0"
+timeout 60 $zmp parallel -k --pipe --round-robin -j 2 --block 1k -- head -1 < "$tmp/seq" > "$tmp/o"
+check "--round-robin: jobs that stop reading are replaced, no hang" "$? $(head -1 "$tmp/o")" "0 1"
+$zmp parallel --round-robin -- cat ::: a 2> "$tmp/e"
+check "--round-robin without --pipe refused" "$?" 255
 $zmp parallel --pipe -- cat ::: a 2> "$tmp/e"
 check "--pipe with :::: refused" "$?" 255
 

@@ -681,7 +681,6 @@ filter start_end_records
 t pipe-recstart-recend sorted,shell --pipe --recstart '>' --recend ';' --block 1 'cat; echo'
 input seq1000
 filter jobs_total
-known '--round-robin is not built: zmp gives a job its block as it starts'
 t pipe-round-robin sorted --pipe --round-robin -j2 --block 100 wc -l
 input seq1000
 t pipe-block-content sorted --pipe --block 1000 cat
