@@ -11,24 +11,32 @@
 static const char header[] =
     "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
 
-/* One job line (its newline removed) into l: 0, or -1 when it is not
- * one.  l->command points into line. */
-static int parse_line(char *line, struct joblog_line *l)
+/* One job line of n bytes (its newline removed) into l: 0, or -1 when it
+ * is not one.  l->command points into line: a NUL in it (GNU parallel
+ * writes a newline of a command as one) is a newline again. */
+static int parse_line(char *line, size_t n, struct joblog_line *l)
 {
-    char *f[9], *p = line, *end;
+    char *f[9], *p = line, *end, *lim = line + n;
     size_t i;
 
     for (i = 0; i < 8; i++) {
-        if (!(end = strchr(p, '\t')))
+        if (!(end = memchr(p, '\t', (size_t)(lim - p))))
             return -1;
         *end = '\0';
         f[i] = p;
         p = end + 1;
     }
     f[8] = p;
+    for (end = p; end < lim; end++)
+        if (*end == '\0')
+            *end = '\n';
+    *lim = '\0';
+    for (i = 0; i < 8; i++)
+        if (strlen(f[i]) == 0 && i != 1)
+            return -1;
     errno = 0;
     l->seq = strtoull(f[0], &end, 10);
-    if (*end || !*f[0] || !l->seq)
+    if (*end || !l->seq)
         return -1;
     l->start = strtod(f[2], &end);
     if (*end)
@@ -43,10 +51,10 @@ static int parse_line(char *line, struct joblog_line *l)
     if (*end)
         return -1;
     l->exitval = (int)strtol(f[6], &end, 10);
-    if (*end || !*f[6])
+    if (*end)
         return -1;
     l->signal = (int)strtol(f[7], &end, 10);
-    if (*end || !*f[7] || errno)
+    if (*end || errno)
         return -1;
     l->command = f[8];
     return 0;
@@ -73,7 +81,7 @@ static int scan(FILE *f, joblog_fn fn, void *arg, size_t *bad_line, off_t *good_
         line[n - 1] = '\0';
         if (no == 1 && !strncmp(line, header, sizeof header - 2))
             continue;
-        if (parse_line(line, &l) < 0) {
+        if (parse_line(line, (size_t)n - 1, &l) < 0) {
             *bad_line = no;
             r = -EBADMSG;
             break;
@@ -141,9 +149,10 @@ int joblog_write(FILE *f, const struct joblog_line *l)
                 l->exitval, l->signal) < 0)
         return errno ? -errno : -EIO;
     /* One line per job, whatever the command holds: a newline in it
-     * (inside quotes) is written as \n. */
+     * (inside quotes) is written as a NUL, as GNU parallel writes it,
+     * and read back as a newline. */
     for (c = l->command; *c; c++) {
-        if (*c == '\n' ? fputs("\\n", f) == EOF : putc(*c, f) == EOF)
+        if (putc(*c == '\n' ? '\0' : *c, f) == EOF)
             return errno ? -errno : -EIO;
     }
     if (putc('\n', f) == EOF || fflush(f) != 0)

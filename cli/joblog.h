@@ -10,8 +10,8 @@
  * 3 decimals, JobRuntime seconds as %10.3f, Send the bytes given on
  * stdin, Receive the bytes of output, Exitval the exit code (-1 after a
  * timeout; 0 when killed by a signal), Signal the signal that killed it,
- * Command the command as a shell would read it.  Each line is written
- * whole and flushed.
+ * Command the command as a shell would read it (a newline in it written as
+ * a NUL, as GNU parallel does).  Each line is written whole and flushed.
  */
 #ifndef ZMP_CLI_JOBLOG_H
 #define ZMP_CLI_JOBLOG_H

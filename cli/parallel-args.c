@@ -463,6 +463,35 @@ static int parse_size(const char *s, unsigned long long *ret)
     return 0;
 }
 
+/* A duration as GNU parallel writes it: seconds, or a sum of numbers
+ * each with s, m, h or d (1h30m).  -1 when it is not one. */
+static double parse_time(const char *s)
+{
+    double t = 0, v;
+    char *end;
+
+    v = strtod(s, &end);
+    if (end == s || !(v >= 0))
+        return -1;
+    if (!*end)
+        return v;
+    for (;;) {
+        switch (*end) {
+        case 's': t += v; break;
+        case 'm': t += v * 60; break;
+        case 'h': t += v * 3600; break;
+        case 'd': t += v * 86400; break;
+        default: return -1;
+        }
+        s = end + 1;
+        if (!*s)
+            return t;
+        v = strtod(s, &end);
+        if (end == s || !(v >= 0))
+            return -1;
+    }
+}
+
 /* A signal by name (TERM, SIGTERM) or number. */
 static int signal_number(const char *s, size_t len)
 {
@@ -659,7 +688,8 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
     case O_ARGFILESEP:
         if (!*v)
             return usage_error("%s: the separator is empty", shown);
-        break;  /* read before the options (see find_seps) */
+        *(o->id == O_ARGSEP ? &cfg->arg_sep : &cfg->arg_file_sep) = v;
+        break;
     case O_SHELL: cfg->shell = true; break;
     case O_DRYRUN: cfg->dry_run = true; break;
     case O_TIMEOUT: {
@@ -670,17 +700,18 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
             cfg->timeout = 0;
             break;
         }
-        if (*end || !*v || !(t > 0) || t > 1e9)
-            return usage_error("bad %s: %s (want seconds, or N%% of the median runtime, "
-                               "more than 0)", shown, v);
+        t = parse_time(v);
+        if (!(t > 0) || t > 1e9)
+            return usage_error("bad %s: %s (want seconds, a time such as 1m30s, or N%% of "
+                               "the median runtime, more than 0)", shown, v);
         cfg->timeout = t;
         cfg->timeout_pct = 0;
         break;
     }
     case O_DELAY:
-        cfg->delay = strtod(v, &end);
-        if (*end || !*v || !(cfg->delay >= 0) || cfg->delay > 1e6)
-            return usage_error("bad %s: %s (want seconds)", shown, v);
+        cfg->delay = parse_time(v);
+        if (!(cfg->delay >= 0) || cfg->delay > 1e6)
+            return usage_error("bad %s: %s (want seconds, or a time such as 1m30s)", shown, v);
         break;
     case O_JOBLOG: cfg->joblog = v; break;
     case O_RETRIES:
@@ -757,6 +788,22 @@ static int apply(struct parallel_config *cfg, const struct opt *o, const char *v
     return 0;
 }
 
+static const struct opt *halt_opt(void)
+{
+    size_t i;
+
+    for (i = 0; opts[i].id != O_HALT; i++)
+        ;
+    return &opts[i];
+}
+
+static bool is_halt(const char *s)
+{
+    struct parallel_config probe = { 0 };
+
+    return parse_halt(s, &probe) == 0;
+}
+
 static const struct opt *find_short(char c)
 {
     size_t i;
@@ -765,27 +812,6 @@ static const struct opt *find_short(char c)
         if (opts[i].shrt == c)
             return &opts[i];
     return NULL;
-}
-
-/* --arg-sep and --arg-file-sep change how the rest is cut, wherever they
- * stand among the options: look for them first. */
-static void find_seps(int argc, char **argv, const char **sep, const char **filesep)
-{
-    int i;
-
-    for (i = 1; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--"); i++) {
-        const char **to = !strncmp(argv[i], "--arg-sep", 9)        ? sep
-                          : !strncmp(argv[i], "--arg-file-sep", 14) ? filesep
-                                                                    : NULL;
-        size_t n = to == sep ? 9 : 14;
-
-        if (!to)
-            continue;
-        if (argv[i][n] == '=')
-            *to = argv[i] + n + 1;
-        else if (!argv[i][n] && i + 1 < argc)
-            *to = argv[++i];
-    }
 }
 
 /* Which separator word s is: 1 :::, 2 :::+, 3 ::::, 4 ::::+, or 0. */
@@ -841,14 +867,13 @@ static int parse_rest(int argc, char **argv, int i, struct parallel_config *cfg,
 
 int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
 {
-    const char *sep = ":::", *filesep = "::::", *v, *eq;
+    const char *v, *eq;
     const struct opt *o;
     char shown[64];
     size_t i, len;
     int a, r;
 
-    *cfg = (struct parallel_config){ .shard_n = 1 };
-    find_seps(argc, argv, &sep, &filesep);
+    *cfg = (struct parallel_config){ .shard_n = 1, .arg_sep = ":::", .arg_file_sep = "::::" };
     for (a = 1; a < argc; a++) {
         const char *s = argv[a];
 
@@ -874,15 +899,9 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
             /* GNU parallel's --halt-on-error takes --halt's value; zmp's
              * alone is soon,fail=1.  The next word is its value when it
              * is one. */
-            if (o->id == O_HALTERR && !v && a + 1 < argc) {
-                struct parallel_config probe = { 0 };
-
-                if (parse_halt(argv[a + 1], &probe) == 0) {
-                    o = &opts[0];
-                    while (o->id != O_HALT)
-                        o++;
-                    v = argv[++a];
-                }
+            if (o->id == O_HALTERR && (v || (a + 1 < argc && is_halt(argv[a + 1])))) {
+                o = halt_opt();
+                v = v ? v : argv[++a];
             }
             if (o->arg && !v) {
                 if (a + 1 == argc) {
@@ -923,7 +942,7 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
                 break;
         }
     }
-    if ((r = parse_rest(argc, argv, a, cfg, sep, filesep)))
+    if ((r = parse_rest(argc, argv, a, cfg, cfg->arg_sep, cfg->arg_file_sep)))
         goto fail;
     if (cfg->resume && !cfg->results && !cfg->joblog) {
         r = usage_error("--resume and --resume-failed need --results FILE or --joblog FILE");
@@ -931,6 +950,17 @@ int parallel_parse(int argc, char **argv, struct parallel_config *cfg)
     }
     if (cfg->pipe && cfg->nsrcs) {
         r = usage_error("--pipe reads standard input: no ::: or :::: or -a with it");
+        goto fail;
+    }
+    if (cfg->pipe && (cfg->max_args || cfg->no_values || cfg->multi != MULTI_NONE ||
+                      cfg->colsep)) {
+        r = usage_error("-n, -N, -m, -X and --colsep are not built with --pipe "
+                        "(GNU parallel's --pipe -N counts records per block)");
+        goto fail;
+    }
+    if (cfg->pipe && cfg->halt_when != HALT_NEVER && cfg->halt_pct) {
+        r = usage_error("--halt N%% does not go with --pipe: the number of jobs is not "
+                        "known (as in GNU parallel)");
         goto fail;
     }
     if (cfg->round_robin && !cfg->pipe) {

@@ -326,6 +326,7 @@ struct run {
     unsigned *free_slots;
     size_t nfree, freecap;
     unsigned next_slot;
+    bool uses_slot;         /* {%} in the command or --tagstring */
     bool gated;             /* a job only when a slot is free (see next_job) */
     bool too_long;          /* a command line exec would refuse: an error */
     int slot_fd;            /* readable when a slot is freed (gated) */
@@ -864,7 +865,7 @@ static int take_block_job(struct run *r, struct job **ret)
         return -ENOMEM;
     }
     j->seq = ++r->jobs_made;
-    if (r->tmpl.uses_slot)
+    if (r->uses_slot)
         j->slot = take_slot(r);
     j->block = block;
     j->block_len = len;
@@ -898,7 +899,7 @@ static int take_fed_job(struct run *r, struct job **ret)
     j->fed = true;
     j->feed_fd = fd;
     j->feed_slot = slot;
-    if (r->tmpl.uses_slot)
+    if (r->uses_slot)
         j->slot = take_slot(r);
     if ((e = make_job(r, 0, j, NULL)) < 0) {
         feed_job_ended(r->feed, slot, &j->block_len);
@@ -936,7 +937,7 @@ static int take_job(struct run *r, struct job **ret)
     j->seq = want == 1 ? r->pend[0].seq : ++r->jobs_made;
     if (r->seq_map && j->seq <= r->nseq_map)
         j->seq = r->seq_map[j->seq - 1];
-    if (r->tmpl.uses_slot)
+    if (r->uses_slot)
         j->slot = take_slot(r);
     k = want < r->npend ? want : r->npend;
     for (;;) {
@@ -1118,8 +1119,6 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         /* A job to try again goes first, at a place of its own. */
         if (!(r->retry_head = j->retry_next))
             r->retry_tail = NULL;
-        if (r->tmpl.uses_slot)
-            j->slot = take_slot(r);
         r->win[r->nwin++] = j;
         goto hand_out;
     }
@@ -1131,6 +1130,8 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     if (e == 0 && r->running > 0 && r->cfg->retries) {
         /* No more input, but a running job may fail and be tried
          * again: ask again when one ends. */
+        while (read(r->slot_fd, &drain, sizeof drain) > 0)
+            ;
         *wait_fd = r->slot_fd;
         return ZMP_STREAM_WAIT;
     }
@@ -1248,6 +1249,38 @@ static bool check_halt(struct run *r, const struct job *j, bool failed)
     return true;
 }
 
+/* A job's outcome is final: counted, checked against --halt, printed (in
+ * its turn, with -k) and recorded. */
+static void finish_job(struct run *r, struct job *j, size_t i, bool failed, bool cancelled)
+{
+    j->cancelled = cancelled;
+    j->done = true;
+    j->interrupted = failed && (atomic_load(&stopping) ||
+                                killed_from_outside(&j->res, j->info.pid ? &j->info : NULL));
+    r->finished += !cancelled;
+    r->failed += failed;
+    if (!failed && !cancelled && j->info.pid && r->cfg->timeout_pct > 0) {
+        r->runtimes[r->runtime_at] = j->info.seconds;
+        r->runtime_at = (r->runtime_at + 1) % 1001;
+        r->nruntimes += r->nruntimes < 1001;
+    }
+    if (!cancelled)
+        check_halt(r, j, failed);
+    if (r->progress)
+        say(r, "\r\033[K");
+    end_output(r, j);
+    if (!r->keep_order) {
+        print_job(r, i);
+    } else {
+        while (r->nwin && r->win[0] && r->win[0]->done) {
+            print_job(r, r->base);
+            slide(r);
+        }
+    }
+    slide(r);
+    draw_progress(r);
+}
+
 static int on_done(void *arg, size_t i, int err, zmp_result *res,
                    const zmp_info *info)
 {
@@ -1273,57 +1306,46 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
         i = j->idx;
     }
     r->running--;
-    give_slot(r, j->slot);
     slot_freed(r);
+    /* This try's outcome replaces the one before (kept while the job
+     * waited to run again, in case the run stopped meanwhile). */
+    zmp_result_free(&j->res);
+    j->err = err;
+    if (res)
+        j->res = *res;
+    if (info)
+        j->info = *info;
     /* --retries: a failed job runs again, its output dropped (as GNU
-     * parallel prints only the last try), unless the run is stopping. */
+     * parallel prints only the last try), unless the run is stopping.
+     * It keeps its {%} slot, which its argv names. */
     if (failed && j->tries + 1 < r->cfg->retries && !atomic_load(&stopping) && !r->halted) {
         j->tries++;
-        if (res)
-            zmp_result_free(res);
         j->retry_next = NULL;
         if (r->retry_tail)
             r->retry_tail->retry_next = j;
         else
             r->retry_head = j;
         r->retry_tail = j;
-        slot_freed(r);
         slide(r);
         return 0;
     }
-
-    j->err = err;
-    j->cancelled = cancelled;
-    if (res)
-        j->res = *res;
-    if (info)
-        j->info = *info;
-    j->done = true;
-    j->interrupted = failed && (atomic_load(&stopping) ||
-                                killed_from_outside(res, info));
-    r->finished += !cancelled;
-    r->failed += failed;
-    if (!failed && !cancelled && info && r->cfg->timeout_pct > 0) {
-        r->runtimes[r->runtime_at] = info->seconds;
-        r->runtime_at = (r->runtime_at + 1) % 1001;
-        r->nruntimes += r->nruntimes < 1001;
-    }
-    if (!cancelled)
-        check_halt(r, j, failed);
-    if (r->progress)
-        say(r, "\r\033[K");
-    end_output(r, j);
-    if (!r->keep_order) {
-        print_job(r, i);
-    } else {
-        while (r->nwin && r->win[0] && r->win[0]->done) {
-            print_job(r, r->base);
-            slide(r);
-        }
-    }
-    slide(r);
-    draw_progress(r);
+    give_slot(r, j->slot);
+    finish_job(r, j, i, failed, cancelled);
     return r->halted || atomic_load(&stopping);
+}
+
+/* After a stop or a halt, the jobs still waiting to run again end with
+ * their last try: printed and recorded, failed. */
+static void finish_retries(struct run *r)
+{
+    struct job *j;
+
+    while ((j = r->retry_head)) {
+        r->retry_head = j->retry_next;
+        give_slot(r, j->slot);
+        finish_job(r, j, j->idx, true, false);
+    }
+    r->retry_tail = NULL;
 }
 
 /*
@@ -1653,6 +1675,26 @@ static size_t arg_limit(bool shell)
     return limit;
 }
 
+/* The jobs this run will make, when the inputs were read whole (--halt
+ * N%, --eta, --bar): this shard's, less those --resume finds done. */
+static uint64_t count_jobs(const struct run *r)
+{
+    uint64_t left = sources_left(r->src), n = 0, seq, per;
+
+    for (seq = 1; seq <= left; seq++) {
+        if ((seq - 1) % r->shard_n != r->shard_k)
+            continue;
+        if (seq <= r->done_nbits && r->done_bits[(seq - 1) / 8] & 1u << (seq - 1) % 8)
+            continue;
+        n++;
+    }
+    /* -m, -X: spread over the slots (more when the limits split them). */
+    per = r->cfg->multi != MULTI_NONE ? (n + r->parallel - 1) / r->parallel
+          : r->cfg->max_args          ? r->cfg->max_args
+                                      : 1;
+    return per ? (n + per - 1) / per : 0;
+}
+
 /* --dry-run: each command as a shell would read it, on stdout. */
 static int dry_run(struct run *r)
 {
@@ -1670,8 +1712,10 @@ static int dry_run(struct run *r)
         if (e < 0)
             return e;
         r->started++;
-        if (!(q = command_line(r, j->argv)))
+        if (!(q = command_line(r, j->argv))) {
+            free_job(j);
             return -ENOMEM;
+        }
         write_stdout(r, q, strlen(q));
         free(q);
         write_stdout(r, "\n", 1);
@@ -1681,31 +1725,58 @@ static int dry_run(struct run *r)
     return 0;
 }
 
-/* --colsep's regex: POSIX extended, with Perl's \t \s \S \d \D \n. */
+/*
+ * --colsep's regex: POSIX extended, with Perl's \t \n \s \S \d \D (and, in
+ * a bracket, \X as X and \s \d as classes).  0, or a regcomp error
+ * (REG_BADPAT for \S or \D in a bracket, which POSIX cannot say).
+ */
 static int compile_colsep(const char *re, regex_t *rx)
 {
-    static const struct { char c; const char *to; } esc[] = {
-        { 't', "\t" }, { 'n', "\n" }, { 's', "[[:space:]]" }, { 'S', "[^[:space:]]" },
-        { 'd', "[0-9]" }, { 'D', "[^0-9]" },
-    };
     char *buf = malloc(strlen(re) * 12 + 1), *o = buf;
-    size_t i;
+    bool in_bracket = false;
+    const char *start = NULL;
     int e;
 
     if (!buf)
         return REG_ESPACE;
     for (; *re; re++) {
-        if (*re == '\\' && re[1]) {
-            for (i = 0; i < sizeof esc / sizeof esc[0] && esc[i].c != re[1]; i++)
-                ;
-            if (i < sizeof esc / sizeof esc[0]) {
-                o = stpcpy(o, esc[i].to);
-                re++;
-                continue;
-            }
-            *o++ = *re++;
+        if (!in_bracket && *re == '[') {
+            in_bracket = true;
+            *o++ = *re;
+            /* A ']' first (after a '^') is a member, not the end. */
+            if (re[1] == '^')
+                *o++ = *++re;
+            start = re + 1;
+            continue;
         }
-        *o++ = *re;
+        if (in_bracket && *re == ']' && re != start) {
+            in_bracket = false;
+            *o++ = *re;
+            continue;
+        }
+        if (*re != '\\' || !re[1]) {
+            *o++ = *re;
+            continue;
+        }
+        re++;
+        switch (*re) {
+        case 't': *o++ = '\t'; break;
+        case 'n': *o++ = '\n'; break;
+        case 's': o = stpcpy(o, in_bracket ? "[:space:]" : "[[:space:]]"); break;
+        case 'd': o = stpcpy(o, in_bracket ? "0-9" : "[0-9]"); break;
+        case 'S':
+        case 'D':
+            if (in_bracket) {
+                free(buf);
+                return REG_BADPAT;
+            }
+            o = stpcpy(o, *re == 'S' ? "[^[:space:]]" : "[^0-9]");
+            break;
+        default:
+            if (!in_bracket)
+                *o++ = '\\';
+            *o++ = *re;
+        }
     }
     *o = '\0';
     e = regcomp(rx, buf, REG_EXTENDED);
@@ -1808,6 +1879,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         r.have_tagtmpl = true;
     }
     r.tag = cfg.tag;
+    r.uses_slot = r.tmpl.uses_slot || (r.have_tagtmpl && r.tagtmpl.uses_slot);
     if (cfg.colsep) {
         if ((e = compile_colsep(cfg.colsep, &colsep)) != 0) {
             regerror(e, &colsep, err, sizeof err);
@@ -1857,12 +1929,10 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         fprintf(stderr, "zmp parallel: %s\n", err);
         goto out;
     }
-    if (!r.piping)
-        r.total_jobs = (sources_left(r.src) + (cfg.max_args ? cfg.max_args : 1) - 1) /
-                       (cfg.max_args ? cfg.max_args : 1);
+
     if (cfg.dry_run) {
         e = dry_run(&r);
-        if (e < 0)
+        if (e < 0 && e != -E2BIG)  /* (too long: said already) */
             say(&r, "zmp parallel: cannot read %s: %s\n",
                 r.piping ? "standard input" : sources_name(r.src), zmp_strerror(e));
         status = e < 0 || r.out_error || r.err_error ? EXIT_ERROR : 0;
@@ -1882,6 +1952,8 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         goto out;
     if (cfg.joblog && open_joblog(&r, &cfg) < 0)
         goto out;
+    if (!r.piping)
+        r.total_jobs = count_jobs(&r);
     if ((cfg.delay > 0 || cfg.memfree) && (r.delay_fd = timerfd_create(CLOCK_MONOTONIC,
                                                       TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
@@ -1906,7 +1978,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
             goto out;
         }
     }
-    r.gated = (r.tmpl.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0 || cfg.memfree) &&
+    r.gated = (r.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0 || cfg.memfree) &&
               r.parallel != UINT_MAX;
     if ((r.gated || cfg.retries) && (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
@@ -1916,6 +1988,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     start_stdout_watcher();
     r.run_start = mono_now();
     e = zmp_run_stream(r.parallel, next_job, on_done, &r);
+    finish_retries(&r);
     check_output(&r);
     if (r.progress)
         say(&r, "\n");
@@ -1949,7 +2022,8 @@ out:
     for (; r.nwin > 0; r.nwin--) {
         struct job *j = r.win[r.nwin - 1];
 
-        if (j)
+        /* Only at its own place: a try again's place names it too. */
+        if (j && j->idx == r.base + r.nwin - 1)
             free_job(j);
     }
     if (r.joblog && fclose(r.joblog) != 0 && !r.joblog_error) {

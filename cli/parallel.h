@@ -65,6 +65,7 @@ struct parallel_config {
     bool no_values;            /* -N 0: one job per input, given no value */
     enum multi multi;          /* -m, -X */
     const char *replace;       /* -I STR */
+    const char *arg_sep, *arg_file_sep;   /* ::: and ::::, or --arg-sep's */
     /* --halt */
     enum halt_when halt_when;
     enum halt_what halt_what;

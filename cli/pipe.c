@@ -36,9 +36,10 @@ int piper_init(struct piper *p, int fd, size_t block, const char *recend,
     return 0;
 }
 
-/* The last place in buf[0..n) where a block may end (after a record end,
- * before a record start, or between both), or 0 for none. */
-static size_t last_cut(const struct piper *p, const char *buf, size_t n)
+/* The last place i <= n where a block may end (after a record end, before
+ * a record start, or between both; the record start may reach past n,
+ * up to avail), or 0 for none. */
+static size_t last_cut(const struct piper *p, const char *buf, size_t n, size_t avail)
 {
     size_t e = p->recend_len, s = p->recstart_len, i;
 
@@ -53,7 +54,7 @@ static size_t last_cut(const struct piper *p, const char *buf, size_t n)
         /* A cut at i: recend just before, recstart just after. */
         if (e && (i < e || memcmp(buf + i - e, p->recend, e)))
             continue;
-        if (s && (i + s > n || memcmp(buf + i, p->recstart, s)))
+        if (s && (i + s > avail || memcmp(buf + i, p->recstart, s)))
             continue;
         return i;
     }
@@ -122,14 +123,19 @@ static int fill(struct piper *p, size_t want)
 
 int piper_next(struct piper *p, char **ret, size_t *ret_len)
 {
-    size_t cut;
+    /* A record start at the block's end is seen only with its bytes. */
+    size_t need = p->block + (p->recstart_len ? p->recstart_len - 1 : 0), cut;
     char *out;
     int r;
 
     for (;;) {
         cut = 0;
-        if (p->len >= p->block) {
-            cut = last_cut(p, p->buf, p->block);
+        if (p->len >= need || (p->eof && p->len >= p->block)) {
+            /* The block is searched once; then only what comes after. */
+            if (!p->no_cut_in_block) {
+                cut = last_cut(p, p->buf, p->block, p->len);
+                p->no_cut_in_block = cut == 0;
+            }
             /* A record longer than the block: the block is that record. */
             if (!cut && p->len > p->block)
                 cut = first_cut(p, p->block);
@@ -140,7 +146,7 @@ int piper_next(struct piper *p, char **ret, size_t *ret_len)
             break;
         if (p->eof)
             return 0;
-        r = fill(p, p->block > p->len ? p->block - p->len : p->block);
+        r = fill(p, need > p->len ? need - p->len : p->block);
         if (r < 0)
             return r;
     }
@@ -150,6 +156,7 @@ int piper_next(struct piper *p, char **ret, size_t *ret_len)
     memmove(p->buf, p->buf + cut, p->len - cut);
     p->len -= cut;
     p->scanned = 0;
+    p->no_cut_in_block = false;
     *ret = out;
     *ret_len = cut;
     return 1;

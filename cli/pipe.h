@@ -24,6 +24,7 @@ struct piper {
     char *buf;
     size_t len, cap;
     size_t scanned;         /* past the block, known to hold no cut */
+    bool no_cut_in_block;   /* the first block's bytes hold none */
     bool eof;
 };
 

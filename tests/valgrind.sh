@@ -76,7 +76,7 @@ run_cli() {
         --show-leak-kinds=definite,indirect \
         --errors-for-leak-kinds=definite,indirect \
         --suppressions="$srcdir/tests/valgrind.supp" ./zmp "$@" \
-        < /dev/null > "$log" 2>&1
+        < "${vg_in:-/dev/null}" > "$log" 2>&1
     st=$?
     if [ $st -eq "$want" ]; then
         printf "  ok: zmp %s\n" "$*"
@@ -94,7 +94,7 @@ cli() {
     run_cli 0 backend
     run_cli 0 --version
     run_cli 0 cpu-count
-    run_cli 2 parallel -j x -- echo
+    run_cli 255 parallel -j x -- echo
     run_cli 2 frobnicate
     run_cli 3 -i sh run-code 'echo "$0 $1"; echo e >&2; exit 3' a b
     run_cli 4 -i sh run-code --json 'printf "a\377\n"; printf "e\033\n" >&2; exit 4'
@@ -107,6 +107,12 @@ cli() {
     run_cli 1 parallel -j 1 --halt-on-error -- "$h" exit '{}' ::: 0 1 0 0
     printf '1\n2\n3\n' > "$log.in"
     run_cli 0 parallel -a "$log.in" -- "$h" echo '{}'
+    # GNU parallel's inputs, replacement strings, shell, joblog, pipes.
+    run_cli 0 parallel -k -a "$log.in" --colsep , -X --tag -- "$h" echo '{1.}' '{/}' ::: x.y,z 'a b' :::+ p q
+    run_cli 1 parallel -k --shell --retries 2 --joblog "$log.r" 'echo {}; exit {}' ::: 0 1
+    run_cli 0 parallel --resume --joblog "$log.r" --shell 'echo {}' ::: 0 1 2
+    vg_in=$log.in run_cli 0 parallel --pipe --block 2 -k -- cat
+    vg_in=$log.in run_cli 0 parallel --pipe --round-robin -j 2 --block 2 -- cat
     rm -f "$log.r" "$log.in"
     echo "valgrind zmp-cli [poll]: $cli_pass passed, $cli_fail failed"
     [ $cli_fail -eq 0 ] || status=1
