@@ -12,7 +12,7 @@ names=${*:-json jsonread template input args}
 CLANG=${CLANG:-clang}
 out=${FUZZ_OUT:-fuzz/work}
 mkdir -p "$out"
-flags="-Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$srcdir/cli"
+flags="-Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$srcdir/cli -I$srcdir/include"
 for name in $names; do
     extra=
     case $name in

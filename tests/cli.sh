@@ -697,6 +697,21 @@ check "--memfree 1000T: nothing starts" "$? $(cat "$tmp/o")" "124 "
 $zmp parallel --memfree 1k -- sh -c 'echo ran' ::: a > "$tmp/o"
 check "--memfree 1k: starts" "$? $(cat "$tmp/o")" "0 ran"
 
+# --arg-sep after options with values; a retried job finished at a stop.
+echo in | $zmp parallel -k -j 2 --arg-sep ,, -- echo ,, a b > "$tmp/o"
+check "--arg-sep after -j 2" "$(echo $(cat "$tmp/o"))" "a b"
+printf '#!/bin/sh\ncase $1 in a) sleep 1; exit 1;; b) echo B;; esac\n' > "$tmp/ab.sh"
+chmod +x "$tmp/ab.sh"
+$zmp parallel -k -j 1 --delay 3 --retries 5 --joblog "$tmp/jl4" -- "$tmp/ab.sh" ::: a b > "$tmp/o" &
+pid=$!
+sleep 2.5
+kill -TERM $pid
+wait $pid
+check "--retries then SIGTERM: the waiting job recorded, status" "$? $(cut -f1,7 "$tmp/jl4" | tail -n +2 | tr '\t\n' ':,')" "143 1:1,"
+# --timeout and --delay in GNU's units.
+$zmp parallel --timeout 0m1s -- sleep ::: 5
+check "--timeout 0m1s" $? 1
+
 # --- shards, resumable results, merge ----------------------------------------
 # Three shards of 100 inputs: together they run each input once, {#} is
 # the global number, and merge says complete with the 10 failures.
