@@ -86,6 +86,7 @@ struct zmp__workers {
     struct fifo queue;        /* jobs to start */
     struct fifo done;         /* finished jobs, for the stream */
     size_t taken;             /* taken by workers, not in done yet */
+    int full;                 /* atomic: taken has reached parallel */
     size_t running;           /* ... of which started and running */
     int share;                /* atomic: jobs at once per worker */
     unsigned up;              /* workers that reported their start-up */
@@ -225,13 +226,14 @@ static bool take(struct worker *k, struct item *it)
     bool got = false;
 
     if (k->nrun >= (size_t)load(&w->share) || load(&w->stop) || load(&w->paused) ||
-        load(&w->held) || !load(&w->queued))
+        load(&w->held) || !load(&w->queued) || load(&w->full))
         return false;
     pthread_mutex_lock(&w->m);
     if (!load(&w->stop) && !load(&w->paused) && !load(&w->held) && w->taken < w->parallel &&
         fifo_pop(&w->queue, it)) {
         store(&w->queued, (int)w->queue.n);
         w->taken++;
+        store(&w->full, w->taken >= w->parallel);
         got = true;
     }
     pthread_mutex_unlock(&w->m);
@@ -247,6 +249,7 @@ static void give(struct worker *k, const struct outcome *o, bool was_running)
     pthread_mutex_lock(&w->m);
     fifo_push(&w->done, o, false);
     w->taken--;
+    store(&w->full, 0);
     if (was_running) {
         w->running--;
         /* A job ended: what was held back for a resource may start. */
@@ -306,6 +309,7 @@ static bool hold_back(struct worker *k, const struct item *it)
         fifo_push(&w->queue, it, true);  /* its place was taken from it */
         store(&w->queued, (int)w->queue.n);
         w->taken--;
+        store(&w->full, 0);
         store(&w->paused, 1);
         held = true;
     }
@@ -401,11 +405,13 @@ static bool worker_wake(const void *arg)
     const struct worker *k = arg;
     const struct zmp__workers *w = k->w;
 
-    /* Each holds until this thread acts on it, or it would spin. */
+    /* Each holds until this thread acts on it, or it would spin (a
+     * place in the share, but every job the stream allows taken: the
+     * worker whose job ends takes the next). */
     return k->ctx.ndone != k->seen || (load(&w->quit) && k->nrun == 0) ||
            (load(&w->kill) && !k->killed) ||
            (k->nrun < (size_t)load(&w->share) && load(&w->queued) && !load(&w->paused) &&
-            !load(&w->held) && !load(&w->stop));
+            !load(&w->held) && !load(&w->stop) && !load(&w->full));
 }
 
 /* The engine failed: kill what runs, report it with the error, and take
