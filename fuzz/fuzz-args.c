@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     argv[argc] = NULL;
     for (i = 1; i < (size_t)argc; i++)
-        other_seps |= !strncmp(argv[i], "--arg-", 6);
+        other_seps |= !strncmp(argv[i], "--arg", 5);  /* --arg-sep, --argsep... */
     r = parallel_parse(argc, argv, &cfg);
     assert(r == 0 || r == EXIT_USAGE || r == EXIT_ERROR || r == PARALLEL_HELP ||
            r == PARALLEL_VERSION);
