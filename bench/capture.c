@@ -3,11 +3,16 @@
  * Capture throughput: a child writes BYTES, all of it kept in memory by
  * the parent.  One method per run (bench/run.py alternates them).
  *
- *   capture METHOD WRITER BYTES HELPER
+ *   capture METHOD WRITER BYTES HELPER [TIMES]
  *
+ * TIMES (1 unless given) runs one after the other, timed together: a
+ * small size still makes a run of a second.
  * WRITER: head (head -c BYTES /dev/zero), flood (HELPER flood BYTES 0:
- * 64 KiB writes), split (HELPER flood BYTES/2 BYTES/2: both streams).
- * METHOD: zmp (zmp_run_opts, engine from ZMP_BACKEND); read (the floor:
+ * 64 KiB writes), small (the same in 4 KiB writes), split (HELPER flood
+ * BYTES/2 BYTES/2: both streams, alternating 64 KiB writes).
+ * METHOD: zmp (zmp_run_opts, engine from ZMP_BACKEND: out, err and the
+ * merged output); nomerge (the same with ZMP_NO_MERGED: out and err, as
+ * the floors keep them); read (the floor:
  * posix_spawn, then a plain read() loop on one 256 KiB pipe, or poll() on
  * two for split); pspoll (posix_spawn, poll() on two 256 KiB pipes
  * whatever the writer, as a portable runner does).
@@ -97,9 +102,9 @@ static unsigned long long run_posix(char **argv, bool two, bool use_poll)
     return s[0].len + s[1].len;
 }
 
-static unsigned long long run_zmp(char **argv)
+static unsigned long long run_zmp(char **argv, unsigned flags)
 {
-    zmp_options o = { .program = argv[0], .argv = (const char *const *)argv };
+    zmp_options o = { .program = argv[0], .argv = (const char *const *)argv, .flags = flags };
     unsigned long long n;
     zmp_result res;
     int r = zmp_run_opts(&o, &res, NULL);
@@ -109,20 +114,25 @@ static unsigned long long run_zmp(char **argv)
         exit(1);
     }
     n = res.out_len + res.err_len;
+    if (!(flags & ZMP_NO_MERGED) && res.output_len != n) {
+        fprintf(stderr, "capture: merged output of %zu bytes, not %llu\n", res.output_len, n);
+        exit(1);
+    }
     zmp_result_free(&res);
     return n;
 }
 
 int main(int argc, char **argv)
 {
-    char *cargv[5], half[32], bytes[64];
-    unsigned long long want, got = 0;
+    char *cargv[6], half[32], bytes[64];
+    unsigned long long want, got = 0, i, times = argc > 5 ? strtoull(argv[5], NULL, 0) : 1;
     const char *method, *writer;
-    bool two;
+    bool two, zmp;
     double t0;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: capture zmp|read|pspoll head|flood|split BYTES HELPER\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: capture zmp|nomerge|read|pspoll head|flood|small|split BYTES "
+                        "HELPER [TIMES]\n");
         return 2;
     }
     method = argv[1];
@@ -131,29 +141,47 @@ int main(int argc, char **argv)
     snprintf(half, sizeof half, "%llu", want / 2);
     snprintf(bytes, sizeof bytes, "-c%llu", want);
     two = !strcmp(writer, "split");
+    if (!two && strcmp(writer, "head") && strcmp(writer, "flood") && strcmp(writer, "small")) {
+        fprintf(stderr, "capture: unknown writer %s\n", writer);
+        return 2;
+    }
     if (!strcmp(writer, "head")) {
         cargv[0] = "/usr/bin/head", cargv[1] = bytes, cargv[2] = "/dev/zero";
         cargv[3] = NULL;
     } else {
         cargv[0] = argv[4], cargv[1] = "flood";
         cargv[2] = two ? half : argv[3], cargv[3] = two ? half : "0";
-        cargv[4] = NULL;
+        cargv[4] = !strcmp(writer, "small") ? "4096" : NULL;
+        cargv[5] = NULL;
         if (two)
             want = want / 2 * 2;
     }
-    if (!strcmp(method, "zmp")) {
-        run_zmp((char *[]){ "/bin/true", NULL });   /* start the engine */
-        t0 = bench_now();
-        got = run_zmp(cargv);
-    } else {
-        t0 = bench_now();
-        got = run_posix(cargv, two, two || !strcmp(method, "pspoll"));
+    zmp = !strcmp(method, "zmp") || !strcmp(method, "nomerge");
+    if (!zmp && strcmp(method, "read") && strcmp(method, "pspoll")) {
+        fprintf(stderr, "capture: unknown method %s\n", method);
+        return 2;
+    }
+    if (times < 1) {
+        fprintf(stderr, "capture: TIMES must be 1 or more\n");
+        return 2;
+    }
+    if (zmp)
+        run_zmp((char *[]){ "/bin/true", NULL }, 0);   /* start the engine */
+    t0 = bench_now();
+    for (i = 0; i < times; i++) {
+        unsigned long long n;
+
+        if (zmp)
+            n = run_zmp(cargv, strcmp(method, "zmp") ? ZMP_NO_MERGED : 0);
+        else
+            n = run_posix(cargv, two, two || !strcmp(method, "pspoll"));
+        if (n != want) {
+            fprintf(stderr, "capture: %llu bytes of %llu\n", n, want);
+            return 1;
+        }
+        got += n;
     }
     t0 = bench_now() - t0;
-    if (got != want) {
-        fprintf(stderr, "capture: %llu bytes of %llu\n", got, want);
-        return 1;
-    }
-    bench_report(method, t0, 1, got, !strcmp(method, "zmp") ? zmp_backend() : NULL);
+    bench_report(method, t0, (size_t)times, got, zmp ? zmp_backend() : NULL);
     return 0;
 }

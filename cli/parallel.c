@@ -1845,7 +1845,8 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     r.opts.timeout_ms = (unsigned long)ceil(cfg.timeout * 1000);
     r.opts.output_cap = (size_t)cfg.output_cap;
     r.opts.cgroup = cfg.cgroup;
-    r.opts.flags = ZMP_NEW_PGROUP | ZMP_DIE_WITH_PARENT;
+    /* Jobs' stdout and stderr are kept apart: no merged copy. */
+    r.opts.flags = ZMP_NEW_PGROUP | ZMP_DIE_WITH_PARENT | ZMP_NO_MERGED;
     if (cfg.ntermseq) {
         r.opts.term_seq = cfg.termseq;
         r.opts.term_seq_len = cfg.ntermseq;

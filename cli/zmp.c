@@ -92,9 +92,10 @@ static void forward_run_signals(void)
     job_control_install();
 }
 
-/* zmp_run() or zmp_run_code(), with the job's zmp_info as well. */
-static int run_with_info(bool code, const char *what, char **args, zmp_result *res,
-                         zmp_info *info)
+/* zmp_run() or zmp_run_code(), with the job's zmp_info as well; the
+ * merged output only when it is printed (json). */
+static int run_with_info(bool code, bool json, const char *what, char **args,
+                         zmp_result *res, zmp_info *info)
 {
     size_t n = 0, k = 0;
     const char **argv;
@@ -112,7 +113,7 @@ static int run_with_info(bool code, const char *what, char **args, zmp_result *r
     memcpy(argv + k, args, n * sizeof *argv);
     o.argv = argv;
     /* A wrapper's child does not outlive it, even killed by SIGKILL. */
-    o.flags = ZMP_DIE_WITH_PARENT;
+    o.flags = ZMP_DIE_WITH_PARENT | (json ? 0 : ZMP_NO_MERGED);
     r = zmp_run_opts(&o, res, info);
     free(argv);
     return r;
@@ -131,7 +132,7 @@ static int run(bool code, bool json, const char *what, char **args)
         return 2;
     }
     forward_run_signals();
-    r = run_with_info(code, what, args, &res, &info);
+    r = run_with_info(code, json, what, args, &res, &info);
     if (r < 0) {
         fprintf(stderr, "zmp: cannot run %s (engine %s): %s\n", zmp_interpreter(),
                 zmp_backend(), zmp_strerror(r));

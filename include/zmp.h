@@ -274,6 +274,11 @@ ZMP_EXTERN const char *zmp_version(void);
                                        copy of it): a pipe the caller
                                        keeps feeding, a file; not with
                                        input (since 0.2.0) */
+#define ZMP_NO_MERGED    (1u << 6)  /* no merged `output`: it is NULL and
+                                       output_len 0; out and err as ever.
+                                       Saves a copy of every byte when
+                                       both streams have some (since
+                                       0.2.0) */
 
 /* One step of the sequence a timeout sends: signal, then wait ms. */
 typedef struct zmp_term_step {

@@ -52,6 +52,7 @@ struct zmp__buf {
 #define ZMP__PROC_CAPTURE (1u << 0)  /* stdout and stderr go to our pipes */
 #define ZMP__PROC_EXITED  (1u << 1)  /* reaped; exit_code is valid */
 #define ZMP__PROC_DISCARD (1u << 2)  /* read and drop further output */
+#define ZMP__PROC_NO_MERGED (1u << 3) /* ZMP_NO_MERGED: no runs, no `output` */
 
 struct zmp__ctx;
 

@@ -167,7 +167,8 @@ static int check_opts(const zmp_options *o)
     if (o->input_len && (o->flags & ZMP_NO_CAPTURE))
         return -EINVAL;
     if (o->flags & ~(ZMP_ENV_REPLACE | ZMP_NEW_PGROUP | ZMP_NO_CAPTURE |
-                     ZMP_MERGE_STDERR | ZMP_DIE_WITH_PARENT | ZMP_STDIN_FD))
+                     ZMP_MERGE_STDERR | ZMP_DIE_WITH_PARENT | ZMP_STDIN_FD |
+                     ZMP_NO_MERGED))
         return -EINVAL;
     if ((o->flags & ZMP_STDIN_FD) && o->input_len)
         return -EINVAL;
@@ -191,6 +192,8 @@ static int apply_limits(struct zmp__proc *p, const zmp_options *o)
     p->out.fn = o->on_output;
     p->out.fn_arg = o->output_arg;
     p->pgroup = (o->flags & ZMP_NEW_PGROUP) != 0;
+    if (o->flags & ZMP_NO_MERGED)
+        p->flags |= ZMP__PROC_NO_MERGED;
     if (!o->timeout_ms)
         return 0;
     p->tmo.seq = malloc(n * sizeof *seq);

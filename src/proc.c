@@ -419,7 +419,8 @@ static int note_run(struct zmp__proc *p, int stream, size_t n)
  * Hand the captured output over to res.  When only one stream has bytes,
  * `output` is that stream's buffer itself (zmp_result_free knows): a
  * child writing gigabytes to stdout alone costs no copy.  Otherwise the
- * runs replay the arrival order into a new buffer.
+ * runs replay the arrival order into a new buffer, unless ZMP_NO_MERGED
+ * said `output` is not wanted (then it is NULL, whatever the streams).
  */
 int zmp__proc_take_result(struct zmp__proc *p, zmp_result *res)
 {
@@ -430,6 +431,8 @@ int zmp__proc_take_result(struct zmp__proc *p, zmp_result *res)
     res->err = zmp__buf_take(&p->out.buf[ZMP__ERR], &res->err_len);
     if (!res->out || !res->err)
         goto fail;
+    if (p->flags & ZMP__PROC_NO_MERGED)
+        return 0;
     if (res->err_len == 0 || res->out_len == 0) {
         res->output = res->err_len ? res->err : res->out;
         res->output_len = res->out_len + res->err_len;
@@ -496,6 +499,8 @@ void zmp__proc_read_done(struct zmp__proc *p, int stream, ssize_t n)
             return;
         }
         b->len += (size_t)n;
+        if (p->flags & ZMP__PROC_NO_MERGED)
+            return;
         r = note_run(p, stream, (size_t)n);
         if (r < 0)
             fail_capture(p, r);

@@ -9,8 +9,9 @@
  *   kill SIG              die by signal SIG
  *   sleep MS [WORD]       sleep MS milliseconds, print WORD if given, exit 0
  *   pid MS                print its pid, then sleep MS milliseconds, exit 0
- *   flood OUT ERR         write OUT bytes to stdout and ERR bytes to stderr,
- *                         interleaved in 64 KiB pieces (patterns below)
+ *   flood OUT ERR [BLOCK] write OUT bytes to stdout and ERR bytes to stderr,
+ *                         interleaved in pieces of BLOCK bytes (64 KiB, the
+ *                         most; patterns below)
  *   interleave N MS       write "oI\n" to stdout and "eI\n" to stderr,
  *                         I = 0..N-1, MS milliseconds apart
  *   fds                   list the open descriptors, e.g. "0 1 2\n"
@@ -72,7 +73,7 @@ static int write_all(int fd, const char *p, size_t n)
 static char out_byte(size_t i) { return (char)('a' + i % 26); }
 static char err_byte(size_t i) { return (char)('0' + i % 10); }
 
-static int flood(size_t nout, size_t nerr)
+static int flood(size_t nout, size_t nerr, size_t block)
 {
     static char ob[65536 + 26], eb[65536 + 10];
     size_t o = 0, e = 0, i, k;
@@ -83,13 +84,13 @@ static int flood(size_t nout, size_t nerr)
         eb[i] = err_byte(i);
     while (o < nout || e < nerr) {
         if (o < nout) {
-            k = nout - o < 65536 ? nout - o : 65536;
+            k = nout - o < block ? nout - o : block;
             if (write_all(1, ob + o % 26, k) < 0)
                 return 3;
             o += k;
         }
         if (e < nerr) {
-            k = nerr - e < 65536 ? nerr - e : 65536;
+            k = nerr - e < block ? nerr - e : block;
             if (write_all(2, eb + e % 10, k) < 0)
                 return 3;
             e += k;
@@ -266,8 +267,13 @@ int main(int argc, char **argv)
         sleep_ms(atol(argv[2]));
         return 0;
     }
-    if (!strcmp(mode, "flood") && argc > 3)
-        return flood(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
+    if (!strcmp(mode, "flood") && argc > 3) {
+        size_t block = argc > 4 ? strtoull(argv[4], NULL, 0) : 65536;
+
+        if (block < 1 || block > 65536)
+            return 2;
+        return flood(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0), block);
+    }
     if (!strcmp(mode, "interleave") && argc > 3) {
         for (i = 0; i < atoi(argv[2]); i++) {
             n = snprintf(buf, sizeof buf, "o%d\n", i);
@@ -328,7 +334,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(mode, "dieafter") && argc > 2) {
-        flood(strtoull(argv[2], NULL, 0), 0);
+        flood(strtoull(argv[2], NULL, 0), 0, 65536);
         signal(SIGKILL, SIG_DFL);
         raise(SIGKILL);
         return 3;

@@ -182,6 +182,67 @@ static void test_output_cap(void)
     zmp_result_free(&res);
 }
 
+/* ZMP_NO_MERGED: out and err whole, `output` NULL whatever the streams
+ * held, in a run, a background job and a batch; freeing is as ever. */
+static void check_unmerged(const zmp_result *res, size_t no, size_t ne)
+{
+    size_t i, bad = 0;
+
+    CU_ASSERT_TRUE(res->ok);
+    CU_ASSERT_PTR_NULL(res->output);
+    CU_ASSERT_EQUAL(res->output_len, 0);
+    CU_ASSERT_EQUAL_FATAL(res->out_len, no);
+    CU_ASSERT_EQUAL_FATAL(res->err_len, ne);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(res->out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(res->err);
+    for (i = 0; i < no; i++)
+        bad += res->out[i] != (char)('a' + i % 26);
+    for (i = 0; i < ne; i++)
+        bad += res->err[i] != (char)('0' + i % 10);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(res->out[no], '\0');
+    CU_ASSERT_EQUAL(res->err[ne], '\0');
+}
+
+static void test_no_merged(void)
+{
+    const char *both[] = { "flood", "300000", "200000", NULL };
+    const char *one[] = { "flood", "70000", "0", NULL };
+    const char *none[] = { "exit", "0", NULL };
+    zmp_options o = { .argv = both, .flags = ZMP_NO_MERGED }, jobs[3];
+    zmp_result res, rs[3];
+    int errs[3], h;
+
+    use_helper();
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    check_unmerged(&res, 300000, 200000);
+    zmp_result_free(&res);
+    o.argv = one;
+    CU_ASSERT_EQUAL_FATAL(zmp_run_opts(&o, &res, NULL), 0);
+    check_unmerged(&res, 70000, 0);
+    zmp_result_free(&res);
+    o.argv = both;
+    h = zmp_start(&o);
+    CU_ASSERT_TRUE_FATAL(h > 0);
+    CU_ASSERT_EQUAL_FATAL(zmp_collect(h, &res, NULL), 0);
+    check_unmerged(&res, 300000, 200000);
+    zmp_result_free(&res);
+    jobs[0] = o;
+    jobs[1] = o;
+    jobs[1].argv = none;
+    jobs[2] = o;
+    jobs[2].flags = 0;  /* the merged output is per job */
+    CU_ASSERT_EQUAL_FATAL(zmp_run_batch(jobs, 3, 3, rs, NULL, errs, NULL, NULL), 0);
+    CU_ASSERT_TRUE(errs[0] == 0 && errs[1] == 0 && errs[2] == 0);
+    check_unmerged(&rs[0], 300000, 200000);
+    check_unmerged(&rs[1], 0, 0);
+    CU_ASSERT_EQUAL(rs[2].output_len, 500000);
+    CU_ASSERT_PTR_NOT_NULL(rs[2].output);
+    for (h = 0; h < 3; h++)
+        zmp_result_free(&rs[h]);
+    CU_ASSERT_TRUE(no_children());
+}
+
 static void test_timeout(void)
 {
     const char *argv[] = { "sleep", "20000", NULL };
@@ -688,6 +749,7 @@ void add_options_tests(void)
     CU_add_test(s, "environment added and replaced", test_env);
     CU_add_test(s, "working directory", test_cwd);
     CU_add_test(s, "output cap", test_output_cap);
+    CU_add_test(s, "no merged output (ZMP_NO_MERGED)", test_no_merged);
     CU_add_test(s, "timeout", test_timeout);
     CU_add_test(s, "signal sequence to a process group", test_term_seq_group);
     CU_add_test(s, "pipes held by a grandchild", test_pipes_held);
