@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -382,6 +383,24 @@ void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
     *ret_len = ZMP__SCRATCH_SIZE;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Fault in the pages of a large new buffer in one call before it is
+ * filled: a third less time than one fault per page as memcpy() touches
+ * them (256 MiB: 0.14 s against 0.22 s here).  Best effort: a kernel
+ * before 5.14 says EINVAL and the pages fault in as they are written. */
+static void populate(char *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)p + n) & ~(page - 1);
+
+    if (n >= ((size_t)1 << 20) && b > a)
+        (void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+}
+
 #define RUN_STREAM (1u << 31)
 #define RUN_MAX    (RUN_STREAM - 1)
 
@@ -442,6 +461,7 @@ int zmp__proc_take_result(struct zmp__proc *p, zmp_result *res)
     res->output = malloc(res->output_len + 1);
     if (!res->output)
         goto fail;
+    populate(res->output, res->output_len);
     for (i = 0; i < p->out.nruns; i++) {
         s = p->out.runs[i] & RUN_STREAM ? ZMP__ERR : ZMP__OUT;
         n = p->out.runs[i] & RUN_MAX;
