@@ -184,6 +184,7 @@ int zmp__ctx_start(struct zmp__ctx *ctx)
         if (ctx->devnull < 0)
             return -errno;
     }
+    ctx->pid_waits = false;  /* until an engine says it can */
     want = wanted_engine(ctx);
     if (want) {
         r = engine_by_name(want, &e);

@@ -59,7 +59,7 @@ struct uring {
 };
 
 #define MAX_FIXED 65536
-#define FIXED_FROM 128
+#define FIXED_FROM ZMP__FEW_CHILDREN
 
 static inline uint64_t ud_proc(struct zmp__proc *p, unsigned tag)
 {
@@ -207,6 +207,7 @@ static int uring_init(struct zmp__ctx *ctx)
     }
     u->has_waitid = io_uring_opcode_supported(probe, IORING_OP_WAITID) &&
                     !(zmp__disabled() & ZMP__F_WAITID);
+    ctx->pid_waits = u->has_waitid;
     io_uring_free_probe(probe);
     setup_fixed(u);
     ctx->engine_state = u;
@@ -229,9 +230,15 @@ static int queue_exit_watch(struct uring *u, struct zmp__proc *p)
     if (u->has_waitid) {
         /* The kernel fills p->eng.si once the child has exited, and
          * leaves it unreaped: the ring's wait reports no resource usage,
-         * which the reaping waitid() in on_exit_cqe gets. */
-        io_uring_prep_waitid(sqe, (idtype_t)P_PIDFD, (id_t)p->pidfd, &p->eng.si,
-                             WEXITED | WNOWAIT, 0);
+         * which the reaping waitid() in on_exit_cqe gets.  A child with
+         * no pidfd (ZMP__FEW_CHILDREN) is waited for by pid: unreaped,
+         * it is ours and its pid cannot be reused. */
+        if (p->pidfd >= 0)
+            io_uring_prep_waitid(sqe, (idtype_t)P_PIDFD, (id_t)p->pidfd, &p->eng.si,
+                                 WEXITED | WNOWAIT, 0);
+        else
+            io_uring_prep_waitid(sqe, (idtype_t)P_PID, (id_t)p->pid, &p->eng.si,
+                                 WEXITED | WNOWAIT, 0);
         io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_WAIT));
     } else {
         /* A pidfd polls readable once the child has exited (5.3+). */
@@ -366,7 +373,7 @@ static void on_exit_cqe(struct uring *u, struct zmp__proc *p, int res)
 {
     if (res == 0) {
         /* Exited: reap it, with its resource usage. */
-        if (!zmp__proc_collect(p))
+        if (!zmp__proc_collect_exited(p))
             zmp__proc_exited(p, zmp__exit_code_from_siginfo(&p->eng.si));
         return;
     }

@@ -227,6 +227,10 @@ struct zmp__ctx {
     unsigned calls;           /* public calls inside now, all threads */
     bool stopping;            /* zmp_deinit() waits for the calls to leave */
     const struct zmp__engine *engine;  /* NULL until started */
+    bool pid_waits;           /* the engine can watch an exit by pid
+                                 (io_uring's WAITID): a child started
+                                 while ZMP__FEW_CHILDREN others live
+                                 gets no pidfd (launch.c) */
     const char *forced;       /* engine name asked for, or NULL for auto */
     void *engine_state;
     int devnull;              /* O_RDONLY /dev/null for captured stdin */
@@ -257,6 +261,14 @@ struct zmp__ctx {
 
 #define ZMP__SCRATCH_SIZE (64 * 1024)
 
+/* Children alive (in the whole process) up to which each new one holds
+ * regular descriptors in the parent (its pipes' read ends, a pidfd).
+ * From there on, where the engine can do without them (io_uring: fixed
+ * files, WAITID by pid), it holds none: descriptors per child would make
+ * every spawn slower, as clone copies the parent's descriptor table and
+ * exec walks it, O(open descriptors) each. */
+#define ZMP__FEW_CHILDREN 128
+
 /* features.c */
 unsigned zmp__disabled(void);
 int64_t zmp__now_ns(void);
@@ -286,6 +298,7 @@ struct zmp__spawn_args {
     bool new_pgroup;       /* setpgid(0, 0) in the child */
     bool die_with_parent;  /* PR_SET_PDEATHSIG(SIGKILL) in the child */
     int cgroup_fd;         /* start in this cgroup v2 directory, or -1 */
+    bool no_pidfd;         /* make no pidfd: the engine waits by pid */
     int stdio[3];
 };
 int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd);
@@ -331,6 +344,8 @@ int  zmp__proc_signal(struct zmp__proc *p, int sig);
 void zmp__proc_reap_now(struct zmp__proc *p);
 void zmp__proc_exited(struct zmp__proc *p, int exit_code);
 int  zmp__proc_collect(struct zmp__proc *p);
+/* The same once the engine has seen the exit (the child is unreaped). */
+int  zmp__proc_collect_exited(struct zmp__proc *p);
 int  zmp__exit_code_from_siginfo(const siginfo_t *si);
 void zmp__proc_read_area(struct zmp__proc *p, int stream, char **ret_ptr,
                          size_t *ret_len);

@@ -409,6 +409,7 @@ static int launch(struct zmp__ctx *ctx, const zmp_options *o, struct zmp__proc *
         return r;
     zmp__lock(ctx);
     r = prepare(ctx, o, p, &path, &interp, &devnull);
+    a.no_pidfd = ctx->pid_waits && zmp__reg_live() > ZMP__FEW_CHILDREN;
     zmp__unlock(ctx);
     if (r < 0)
         goto fail;

@@ -23,6 +23,9 @@
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 #ifndef PIDFD_SIGNAL_PROCESS_GROUP
 #define PIDFD_SIGNAL_PROCESS_GROUP (1U << 2)
 #endif
@@ -37,19 +40,44 @@ static int pidfd_signal(int pidfd, int sig, unsigned flags)
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, flags);
 }
 
-/*
- * Send sig to the child, or with group to its process group (it leads
- * one).  A child that has already died (ESRCH) is not an error.
- *
- * A group is signalled through the pidfd (6.9+); before that by
- * kill(-pgid), but only once the pidfd says the leader is not reaped yet:
- * while it is not, its pgid cannot have been handed to another group.
- * Without a pidfd the caller vouches that the pid is not reaped.
- */
-int zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig)
+/* The system call, whose fifth argument glibc's waitid() does not pass:
+ * the resources of the child reaped, and of the children it reaped. */
+static int sys_waitid(int type, int id, siginfo_t *si, int options, struct rusage *ru)
 {
-    if (pid <= 0)  /* never kill(0) or kill(-1): those are not a child */
-        return -ESRCH;
+    return (int)syscall(SYS_waitid, type, id, si, options, ru);
+}
+
+/*
+ * A pidfd opened now on pid, provided pid is still a child of ours (dead
+ * or alive, but not reaped).  A child kept without a pidfd (ZMP__FEW_CHILDREN)
+ * cannot be reaped by anyone but us unless the program reaps behind our
+ * back (wait(-1), SIGCHLD ignored), and its pid could then name another
+ * process: a pidfd names one process for good, and waitid() on it says
+ * ECHILD unless that process is our child.
+ * Returns the pidfd, -ESRCH when pid is gone or not our child, or another
+ * -errno when the kernel cannot say (no pidfd_open, no descriptor left).
+ */
+static int open_child(pid_t pid)
+{
+    siginfo_t si;
+    int fd, r, err;
+
+    fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return -errno;
+    do
+        r = sys_waitid(P_PIDFD, fd, &si, WEXITED | WNOHANG | WNOWAIT, NULL);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return fd;
+    err = errno;
+    close(fd);
+    return err == ECHILD ? -ESRCH : -err;
+}
+
+/* zmp__pidref_signal() with a pidfd, or none. */
+static int send_signal(int pidfd, pid_t pid, bool group, int sig)
+{
     if (pidfd >= 0 && group && !__atomic_load_n(&no_pgroup_pidfd, __ATOMIC_RELAXED)) {
         if (pidfd_signal(pidfd, sig, PIDFD_SIGNAL_PROCESS_GROUP) == 0 || errno == ESRCH)
             return 0;
@@ -72,11 +100,33 @@ int zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig)
     return -errno;
 }
 
-/* The system call, whose fifth argument glibc's waitid() does not pass:
- * the resources of the child reaped, and of the children it reaped. */
-static int sys_waitid(int type, int id, siginfo_t *si, int options, struct rusage *ru)
+/*
+ * Send sig to the child, or with group to its process group (it leads
+ * one).  A child that has already died (ESRCH) is not an error.
+ *
+ * A group is signalled through the pidfd (6.9+); before that by
+ * kill(-pgid), but only once the pidfd says the leader is not reaped yet:
+ * while it is not, its pgid cannot have been handed to another group.
+ * Without a pidfd of the caller's, one is opened for the signal and
+ * checked to name our child (open_child); only where the kernel cannot
+ * do that (before 5.4, or no descriptor left) does the caller vouch that
+ * the pid is not reaped, and the signal goes by pid.
+ */
+int zmp__pidref_signal(int pidfd, pid_t pid, bool group, int sig)
 {
-    return (int)syscall(SYS_waitid, type, id, si, options, ru);
+    int own, r;
+
+    if (pid <= 0)  /* never kill(0) or kill(-1): those are not a child */
+        return -ESRCH;
+    if (pidfd >= 0)
+        return send_signal(pidfd, pid, group, sig);
+    own = open_child(pid);
+    if (own == -ESRCH)
+        return 0;  /* gone, as a child that has died */
+    r = send_signal(own, pid, group, sig);
+    if (own >= 0)
+        close(own);
+    return r;
 }
 
 /*

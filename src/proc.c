@@ -141,10 +141,11 @@ void zmp__proc_reap_now(struct zmp__proc *p)
 }
 
 /*
- * Collect the child's exit if it has happened, without blocking.
+ * Collect the child's exit if it has happened, without blocking; seen:
+ * the engine has seen it exit, unreaped (a WNOWAIT wait).
  * Returns 1 when it has (the proc is marked exited), 0 when not yet.
  */
-int zmp__proc_collect(struct zmp__proc *p)
+static int collect(struct zmp__proc *p, bool seen)
 {
     siginfo_t si;
     int r, status;
@@ -152,13 +153,20 @@ int zmp__proc_collect(struct zmp__proc *p)
     if (p->flags & ZMP__PROC_EXITED)
         return 1;
     /* Without a pidfd, zmp_signal_all() signals by pid: the registry must
-     * let go of the child before it is reaped, so look first (WNOWAIT).
-     * A pidfd never reaches a recycled pid, reaped or not. */
-    r = zmp__pidref_wait(p->pidfd, p->pid, &si,
-                         WEXITED | WNOHANG | (p->pidfd < 0 ? WNOWAIT : 0), &p->ru);
+     * let go of the child before it is reaped, so look first (WNOWAIT),
+     * unless the engine has.  A pidfd never reaches a recycled pid,
+     * reaped or not. */
+    if (seen) {
+        if (p->pidfd < 0)
+            zmp__reg_clear(p->reg);
+        r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED | WNOHANG, &p->ru);
+    } else {
+        r = zmp__pidref_wait(p->pidfd, p->pid, &si,
+                             WEXITED | WNOHANG | (p->pidfd < 0 ? WNOWAIT : 0), &p->ru);
+    }
     if (r == 0 && si.si_pid == 0)
         return 0;
-    if (r == 0 && p->pidfd < 0) {
+    if (r == 0 && p->pidfd < 0 && !seen) {
         zmp__reg_clear(p->reg);
         r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED | WNOHANG, &p->ru);
     }
@@ -176,6 +184,16 @@ int zmp__proc_collect(struct zmp__proc *p)
     p->error = r < 0 ? r : -ECHILD;
     zmp__proc_exited(p, -SIGKILL);
     return 1;
+}
+
+int zmp__proc_collect(struct zmp__proc *p)
+{
+    return collect(p, false);
+}
+
+int zmp__proc_collect_exited(struct zmp__proc *p)
+{
+    return collect(p, true);
 }
 
 int zmp__exit_code_from_siginfo(const siginfo_t *si)

@@ -439,7 +439,7 @@ int zmp__spawn(const struct zmp__spawn_args *a, pid_t *ret_pid, int *ret_pidfd)
     struct child_args c = { .a = a, .disabled = zmp__disabled() };
     /* CLONE_PIDFD came in 5.2, but a pidfd only polls from 5.3, the
      * release that brought pidfd_open: ask for one only where it works. */
-    bool want_pidfd = zmp__have_pidfd();
+    bool want_pidfd = !a->no_pidfd && zmp__have_pidfd();
     struct rlimit rl = { 0, 0 };
     sigset_t all, old;
     bool blocked = false;

@@ -585,6 +585,57 @@ static void test_old_kernel(void)
     }
 }
 
+/*
+ * Hundreds of children alive at once.  On io_uring with its WAITID and
+ * fixed files, a child started while 128 others live holds no descriptor
+ * in the parent (no pidfd, its pipes in the ring's table): the table grows
+ * by at most 3 for each of the first 128.  Kills, timeouts and
+ * zmp_signal_all() reach every child, those without a pidfd as well, a
+ * quick run meanwhile is as ever, and every code comes back.
+ */
+static void test_many_alive(void)
+{
+    const char *slp[] = { "sleep", "60000", NULL }, *echo[] = { "echo", "hi", NULL };
+    const char *off = getenv("ZMP_DISABLE");
+    bool lean = !strcmp(zmp_backend(), "io_uring") && !(off && *off);
+    int n = lean ? 600 : 200, *h = calloc((size_t)n, sizeof *h), base = count_fds(), i, k = 0;
+    zmp_options o = { .argv = slp };
+    zmp_result res;
+    zmp_info info;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    use_helper();
+    for (i = 0; i < n; i++) {
+        o.timeout_ms = i >= n - 2 ? 300 : 0;  /* the last two time out */
+        h[i] = zmp_start(&o);
+        CU_ASSERT_TRUE_FATAL(h[i] > 0);
+    }
+    if (lean)
+        CU_ASSERT_TRUE(count_fds() - base <= 3 * 128 + 8);
+    CU_ASSERT_EQUAL(zmp_run("echo", echo + 1, &res), 0);
+    CU_ASSERT_STRING_EQUAL(res.out, "hi\n");
+    zmp_result_free(&res);
+    /* Started last: no pidfd of its own on io_uring. */
+    CU_ASSERT_EQUAL(zmp_kill(h[n - 3]), 0);
+    CU_ASSERT_EQUAL(zmp_collect(h[n - 3], &res, NULL), -ECHILD);
+    for (i = n - 2; i < n; i++) {
+        CU_ASSERT_EQUAL_FATAL(zmp_collect(h[i], &res, &info), 0);
+        CU_ASSERT_TRUE(info.flags & ZMP_TIMED_OUT);
+        CU_ASSERT_EQUAL(res.exit_code, -SIGTERM);
+        zmp_result_free(&res);
+    }
+    CU_ASSERT_EQUAL(zmp_signal_all(SIGKILL), n - 3);
+    for (i = 0; i < n - 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(zmp_collect(h[i], &res, NULL), 0);
+        k += res.exit_code == -SIGKILL;
+        zmp_result_free(&res);
+    }
+    CU_ASSERT_EQUAL(k, n - 3);
+    CU_ASSERT_TRUE(no_children());
+    CU_ASSERT_EQUAL(count_fds(), base);
+    free(h);
+}
+
 /* Does a pidfd keep the exit status of a child reaped by someone else
  * (PIDFD_INFO_EXIT, 6.15), and does zmp use pidfds in this run? */
 bool kernel_keeps_exit_status(void)
@@ -779,6 +830,7 @@ void add_reliability_tests(void)
     CU_add_test(s, "bad timeout signal", test_bad_term_signal);
     CU_add_test(s, "no clone3, no waitid(P_PIDFD)", test_old_kernel);
     CU_add_test(s, "SIGCHLD ignored", test_sigchld_ignored);
+    CU_add_test(s, "hundreds alive: no descriptor each, all reached", test_many_alive);
     CU_add_test(s, "2,000 at once under 1,024 fds", test_fd_limit_queue);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
