@@ -302,6 +302,12 @@ def alternate(cells, reps, size_of):
             c.record(size_of(c))
 
 
+def nofile():
+    """The soft descriptor limit the benchmark programs inherit."""
+    import resource
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def calibrate(cell, n0, nmin, nmax, target):
     """For a program that cannot stop itself on time: one small run, then
     the count that takes about target seconds, within [nmin, nmax]."""
@@ -495,20 +501,24 @@ class Bench:
                                "(touched memory, MADV_NOHUGEPAGE)", "unit": "jobs/s", "groups": groups})
 
     def w_scaling(self):
-        pars = (64, 1024) if self.quick else (64, 1024, 4000)
+        pars = (64, 1024) if self.quick else (64, 1024, 4000, 10000)
         child = [self.nolibc, "echo", "hello"]
         groups = []
         for par in pars:
-            n = max(6000, self.nbig)
-            # par jobs done at least: no deadline before that.
-            t = ["--warm", str(min(par, 64)), "--max-seconds", "%.3f" % self.target, "--min-jobs", str(par)]
+            # par jobs done at least, twice that from 4,000 on (the first
+            # par start at once: a run must go past the ramp): no deadline
+            # before that.
+            least = par if par <= 1024 else 2 * par
+            n = max(6000, self.nbig, least)
+            t = ["--warm", str(min(par, 64)), "--max-seconds", "%.3f" % self.target, "--min-jobs", str(least)]
             fan = [self.prog("fanout")]
             cells = [
                 Cell("zmp_run_batch (io_uring)", "zmp", fan + ["zmp", str(n), str(par)] + t + ["--"] + child,
                      env={"ZMP_BACKEND": "io_uring"}),
                 Cell("zmp_run_batch (poll)", "zmp-fallback", fan + ["zmp", str(n), str(par)] + t + ["--"] + child,
                      env={"ZMP_BACKEND": "poll"}, skipped="skipped: not run past 1,024 (time)" if par > 1024 else None),
-                Cell("floor: clone3+pipes+epoll+waitid", "floor", fan + ["floor", str(n), str(par)] + t + ["--"] + child),
+                Cell("floor: clone3+pipes+epoll+waitid", "floor", fan + ["floor", str(n), str(par)] + t + ["--"] + child,
+                     skipped="skipped: 3 descriptors a child, over the fd limit" if 3 * par + 64 > nofile() else None),
             ]
             log("bench: w5 %d at once, %d jobs" % (par, n))
             alternate(cells, self.reps, lambda c: n)
@@ -829,15 +839,24 @@ def goals(data):
     if z:
         goal("W9 2 threads calling zmp_run_opts: runs/s / 1 thread", z.get("x_first"), ">= 1.8",
              at_least(z.get("x_first"), 1.8))
-    g, z = cell(data, "w3", 0, "zmp")
-    if z:
-        goal("W3 serial spawn+wait: zmp / vfork", z["x_floor"], ">= 0.9", z["x_floor"] >= 0.9)
+    # Per call: one captured run at a time against the same run by hand,
+    # and a spawn+wait against vfork+execve+waitpid; both engines.
+    for role, eng in (("zmp", "io_uring"), ("zmp-fallback", "poll")):
+        g, z = cell(data, "w9", 0, role)
+        if z:
+            goal("W9 per call, serial zmp_run_opts (%s): zmp / by hand" % eng, z["x_floor"], ">= 0.85",
+                 at_least(z["x_floor"], 0.85))
+    for role, eng in (("zmp", "io_uring"), ("zmp-fallback", "poll")):
+        g, z = cell(data, "w3", 0, role)
+        if z:
+            goal("W3 serial spawn+wait (%s): zmp / vfork" % eng, z["x_floor"], ">= 0.9",
+                 at_least(z["x_floor"], 0.9))
     for gi in (1, 2):
         g, z = cell(data, "w4", gi, "zmp")
         if z and z.get("x_first") is not None:
             goal("W4 fan-out from a %s: zmp / small parent" % g["setting"], z["x_first"], ">= 0.95",
                  z["x_first"] >= 0.95)
-    for gi, want in ((1, 0.9), (2, 0.8)):
+    for gi, want in ((1, 0.9), (2, 0.9), (3, 0.8)):
         g, z = cell(data, "w5", gi, "zmp")
         if z and z.get("x_first") is not None:
             goal("W5 %s: zmp / zmp at 64" % g["setting"], z["x_first"], ">= %.1f" % want, z["x_first"] >= want)
