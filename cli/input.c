@@ -55,26 +55,39 @@ static int make_room(struct input *in)
     return 0;
 }
 
-/* One read, when it cannot block: 0 (read, or end of file), -EAGAIN. */
-static int fill(struct input *in)
+int input_ready(int fd)
 {
-    struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
-    ssize_t n;
-    int r;
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int r = poll(&pfd, 1, 0);
 
-    r = poll(&pfd, 1, 0);
     if (r < 0)
         return errno == EINTR ? -EAGAIN : -errno;
-    if (r == 0)
-        return -EAGAIN;
-    r = make_room(in);
-    if (r < 0)
-        return r;
+    return r == 0 ? -EAGAIN : 0;
+}
+
+long input_read(int fd, char *buf, size_t len)
+{
+    ssize_t n;
+
     do
-        n = read(in->fd, in->buf + in->len, READ_SIZE);
+        n = read(fd, buf, len);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return (long)n;
+}
+
+/* One read, when it cannot block: 0 (read, or end of file), -EAGAIN. */
+static int fill(struct input *in)
+{
+    long n;
+    int r;
+
+    if ((r = input_ready(in->fd)) < 0 || (r = make_room(in)) < 0)
+        return r;
+    n = input_read(in->fd, in->buf + in->len, READ_SIZE);
+    if (n < 0)
+        return (int)n;
     if (n == 0)
         in->eof = true;
     in->len += (size_t)n;

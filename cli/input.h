@@ -36,4 +36,14 @@ int input_next(struct input *in, const char **ret);
 
 void input_free(struct input *in);
 
+/*
+ * Reading a descriptor the caller never lets block (stdin of `zmp
+ * parallel`, which the engine watches): input_ready() says whether a
+ * read would return at once (0) or not (-EAGAIN; a signal counts as not
+ * yet), or fails (-errno); input_read() then reads once, returning the
+ * bytes read (0 at end of file), -EAGAIN, or -errno.
+ */
+int input_ready(int fd);
+long input_read(int fd, char *buf, size_t len);
+
 #endif

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include "pipe.h"
+#include "input.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,16 +86,12 @@ static size_t first_cut(struct piper *p, size_t from)
 /* One read when it cannot block: 0 (read, or end of file), -EAGAIN. */
 static int fill(struct piper *p, size_t want)
 {
-    struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
-    ssize_t n;
+    long n;
     char *b;
     int r;
 
-    r = poll(&pfd, 1, 0);
-    if (r < 0)
-        return errno == EINTR ? -EAGAIN : -errno;
-    if (r == 0)
-        return -EAGAIN;
+    if ((r = input_ready(p->fd)) < 0)
+        return r;
     if (want > READ_MAX)
         want = READ_MAX;
     if (want < 65536)
@@ -110,11 +106,9 @@ static int fill(struct piper *p, size_t want)
         p->buf = b;
         p->cap = cap;
     }
-    do
-        n = read(p->fd, p->buf + p->len, want);
-    while (n < 0 && errno == EINTR);
+    n = input_read(p->fd, p->buf + p->len, want);
     if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return (int)n;
     if (n == 0)
         p->eof = true;
     p->len += (size_t)n;
