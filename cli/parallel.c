@@ -848,6 +848,29 @@ static size_t longest_word(char **argv)
 }
 
 /* --pipe: the next block of stdin, as a job with no values. */
+/*
+ * A job whose input comes on its stdin (a --pipe block, a pipe the
+ * feeder fills), j as the caller filled it in: its number, its slot, its
+ * command.  Returns 1 with *ret set, or a negative errno with j freed
+ * and its slot given back (what the caller gave j is the caller's to
+ * undo).
+ */
+static int stdin_job(struct run *r, struct job *j, struct job **ret)
+{
+    int e;
+
+    j->seq = ++r->jobs_made;
+    if (r->uses_slot)
+        j->slot = take_slot(r);
+    if ((e = make_job(r, 0, j, NULL)) < 0) {
+        give_slot(r, j->slot);
+        free(j);
+        return e;
+    }
+    *ret = j;
+    return 1;
+}
+
 static int take_block_job(struct run *r, struct job **ret)
 {
     struct job *j;
@@ -864,25 +887,18 @@ static int take_block_job(struct run *r, struct job **ret)
         free(block);
         return -ENOMEM;
     }
-    j->seq = ++r->jobs_made;
-    if (r->uses_slot)
-        j->slot = take_slot(r);
     j->block = block;
     j->block_len = len;
-    if ((e = make_job(r, 0, j, NULL)) < 0) {
-        give_slot(r, j->slot);
+    if ((e = stdin_job(r, j, ret)) < 0)
         free(block);
-        free(j);
-        return e;
-    }
-    *ret = j;
-    return 1;
+    return e;
 }
 
 /* --round-robin: a job the feeder asks for, its stdin a pipe it feeds. */
 static int take_fed_job(struct run *r, struct job **ret)
 {
     struct job *j;
+    uint64_t sent;
     unsigned slot;
     int e, fd;
 
@@ -895,21 +911,14 @@ static int take_fed_job(struct run *r, struct job **ret)
         close(fd);
         return -ENOMEM;
     }
-    j->seq = ++r->jobs_made;
     j->fed = true;
     j->feed_fd = fd;
     j->feed_slot = slot;
-    if (r->uses_slot)
-        j->slot = take_slot(r);
-    if ((e = make_job(r, 0, j, NULL)) < 0) {
-        feed_job_ended(r->feed, slot, &j->block_len);
+    if ((e = stdin_job(r, j, ret)) < 0) {
+        feed_job_ended(r->feed, slot, &sent);
         close(fd);
-        give_slot(r, j->slot);
-        free(j);
-        return e;
     }
-    *ret = j;
-    return 1;
+    return e;
 }
 
 static int take_job(struct run *r, struct job **ret)
