@@ -116,6 +116,25 @@ FILE *joblog_open(const char *path, bool append, joblog_fn fn, void *arg,
     FILE *f;
     int fd, r;
 
+    if (!strcmp(path, "-")) {
+        if (append) {
+            errno = ESPIPE;
+            return NULL;
+        }
+        if ((fd = fcntl(1, F_DUPFD_CLOEXEC, 3)) < 0)
+            return NULL;
+        if (!(f = fdopen(fd, "w"))) {
+            close(fd);
+            return NULL;
+        }
+        if (fputs(header, f) == EOF || fflush(f) != 0) {
+            r = errno;
+            fclose(f);
+            errno = r;
+            return NULL;
+        }
+        return f;
+    }
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (append ? 0 : O_TRUNC), 0666);
     if (fd < 0)
         return NULL;

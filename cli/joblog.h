@@ -35,9 +35,11 @@ typedef int (*joblog_fn)(void *arg, const struct joblog_line *l);
 /*
  * Open path for writing: truncated, or with append (--resume...) first
  * read (each job line to fn, which may be NULL) and then appended to,
- * a header written when the file is new or empty.  Returns the stream,
- * or NULL with errno set (EBADMSG: a line that is not a joblog line, its
- * number in *bad_line).
+ * a header written when the file is new or empty.  Path "-" is standard
+ * output (a copy of fd 1), the header first, as GNU parallel does; it
+ * cannot be appended to (ESPIPE).  Returns the stream, or NULL with errno
+ * set (EBADMSG: a line that is not a joblog line, its number in
+ * *bad_line).
  */
 FILE *joblog_open(const char *path, bool append, joblog_fn fn, void *arg,
                   size_t *bad_line);

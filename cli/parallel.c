@@ -1807,6 +1807,9 @@ static int open_joblog(struct run *r, const struct parallel_config *cfg)
     if (errno == EBADMSG)
         fprintf(stderr, "zmp parallel: --resume: %s: line %zu is not a joblog line\n",
                 cfg->joblog, bad);
+    else if (errno == ESPIPE && !strcmp(cfg->joblog, "-"))
+        fprintf(stderr, "zmp parallel: --joblog -: standard output cannot be read back "
+                "(--resume, --resume-failed, --retry-failed need a file)\n");
     else
         fprintf(stderr, "zmp parallel: cannot write %s: %s\n", cfg->joblog,
                 strerror(errno));

@@ -642,6 +642,12 @@ $zmp parallel --resume --joblog "$tmp/jl3" -- true ::: a 2> "$tmp/e"
 check "--resume of a bad joblog: refused" "$? $(cat "$tmp/e")" "255 zmp parallel: --resume: $tmp/jl3: line 1 is not a joblog line"
 $zmp parallel --joblog /dev/full -- true ::: a 2> "$tmp/e"
 check "--joblog /dev/full: status, message" "$? $(cat "$tmp/e")" "255 zmp parallel: cannot write /dev/full: No space left on device"
+(cd "$tmp" && "$zmp_abs" parallel -j 1 -k --joblog - echo ::: a b > o)
+check "--joblog -: on stdout, header first, each line after its job" \
+    "$? $(cut -f1,7,9 "$tmp/o" | tr '\t\n' ',;') $(test -e "$tmp/-" && echo file)" \
+    "0 Seq,Exitval,Command;a;1,0,echo a;b;2,0,echo b; "
+$zmp parallel --joblog - --resume -- true ::: a 2> "$tmp/e" > "$tmp/o"
+check "--joblog - --resume: refused" "$? $(wc -c < "$tmp/o")" "255 0"
 # --timeout N%: of the median runtime of the jobs that succeeded.
 $zmp parallel -j 1 --joblog "$tmp/jl" --timeout 300% --shell 'sleep {}' ::: 0.1 0.1 0.1 5
 check "--timeout 300%: the slow job stopped" "$? $(tail -1 "$tmp/jl" | cut -f7,8)" "1 -1	15"
