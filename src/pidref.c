@@ -62,6 +62,9 @@ static int open_child(pid_t pid)
     siginfo_t si;
     int fd, r, err;
 
+    /* Known already where children exist: no probe in a handler. */
+    if (!zmp__have_pidfd())
+        return -ENOSYS;
     fd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (fd < 0)
         return -errno;
