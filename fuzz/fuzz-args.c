@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         assert(cfg.jobs <= 1000000);
         assert(cfg.shard_n >= 1 && cfg.shard_k < cfg.shard_n);
-        assert(!cfg.resume || cfg.results);
+        assert(!cfg.resume || cfg.results || cfg.joblog);
         assert(cfg.timeout >= 0 && cfg.timeout <= 1e9);
         assert(cfg.delim_len <= sizeof cfg.delim);
         assert(cfg.halt_when == HALT_NEVER || cfg.halt_n > 0);
