@@ -233,12 +233,10 @@ static int queue_exit_watch(struct uring *u, struct zmp__proc *p)
          * which the reaping waitid() in on_exit_cqe gets.  A child with
          * no pidfd (ZMP__FEW_CHILDREN) is waited for by pid: unreaped,
          * it is ours and its pid cannot be reused. */
-        if (p->pidfd >= 0)
-            io_uring_prep_waitid(sqe, (idtype_t)P_PIDFD, (id_t)p->pidfd, &p->eng.si,
-                                 WEXITED | WNOWAIT, 0);
-        else
-            io_uring_prep_waitid(sqe, (idtype_t)P_PID, (id_t)p->pid, &p->eng.si,
-                                 WEXITED | WNOWAIT, 0);
+        bool by_fd = p->pidfd >= 0;
+
+        io_uring_prep_waitid(sqe, (idtype_t)(by_fd ? P_PIDFD : P_PID),
+                             (id_t)(by_fd ? p->pidfd : p->pid), &p->eng.si, WEXITED | WNOWAIT, 0);
         io_uring_sqe_set_data64(sqe, ud_proc(p, TAG_WAIT));
     } else {
         /* A pidfd polls readable once the child has exited (5.3+). */

@@ -147,26 +147,23 @@ void zmp__proc_reap_now(struct zmp__proc *p)
  */
 static int collect(struct zmp__proc *p, bool seen)
 {
+    /* Without a pidfd, zmp_signal_all() signals by pid: the registry must
+     * let go of the child before it is reaped, so look first (WNOWAIT),
+     * unless the engine has.  A pidfd never reaches a recycled pid,
+     * reaped or not. */
+    bool peek = p->pidfd < 0 && !seen;
     siginfo_t si;
     int r, status;
 
     if (p->flags & ZMP__PROC_EXITED)
         return 1;
-    /* Without a pidfd, zmp_signal_all() signals by pid: the registry must
-     * let go of the child before it is reaped, so look first (WNOWAIT),
-     * unless the engine has.  A pidfd never reaches a recycled pid,
-     * reaped or not. */
-    if (seen) {
-        if (p->pidfd < 0)
-            zmp__reg_clear(p->reg);
-        r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED | WNOHANG, &p->ru);
-    } else {
-        r = zmp__pidref_wait(p->pidfd, p->pid, &si,
-                             WEXITED | WNOHANG | (p->pidfd < 0 ? WNOWAIT : 0), &p->ru);
-    }
+    if (p->pidfd < 0 && seen)
+        zmp__reg_clear(p->reg);
+    r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED | WNOHANG | (peek ? WNOWAIT : 0),
+                         &p->ru);
     if (r == 0 && si.si_pid == 0)
         return 0;
-    if (r == 0 && p->pidfd < 0 && !seen) {
+    if (r == 0 && peek) {
         zmp__reg_clear(p->reg);
         r = zmp__pidref_wait(p->pidfd, p->pid, &si, WEXITED | WNOHANG, &p->ru);
     }
