@@ -112,33 +112,20 @@ int joblog_read(const char *path, joblog_fn fn, void *arg, size_t *bad_line)
 FILE *joblog_open(const char *path, bool append, joblog_fn fn, void *arg,
                   size_t *bad_line)
 {
+    bool out = !strcmp(path, "-");  /* standard output: written, never read */
     off_t end = 0;
     FILE *f;
     int fd, r;
 
-    if (!strcmp(path, "-")) {
-        if (append) {
-            errno = ESPIPE;
-            return NULL;
-        }
-        if ((fd = fcntl(1, F_DUPFD_CLOEXEC, 3)) < 0)
-            return NULL;
-        if (!(f = fdopen(fd, "w"))) {
-            close(fd);
-            return NULL;
-        }
-        if (fputs(header, f) == EOF || fflush(f) != 0) {
-            r = errno;
-            fclose(f);
-            errno = r;
-            return NULL;
-        }
-        return f;
+    if (out && append) {
+        errno = ESPIPE;
+        return NULL;
     }
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (append ? 0 : O_TRUNC), 0666);
+    fd = out ? fcntl(1, F_DUPFD_CLOEXEC, 3)
+             : open(path, O_RDWR | O_CREAT | O_CLOEXEC | (append ? 0 : O_TRUNC), 0666);
     if (fd < 0)
         return NULL;
-    if (!(f = fdopen(fd, "r+"))) {
+    if (!(f = fdopen(fd, out ? "w" : "r+"))) {
         close(fd);
         return NULL;
     }
@@ -148,8 +135,8 @@ FILE *joblog_open(const char *path, bool append, joblog_fn fn, void *arg,
         return NULL;
     }
     /* A torn last line is cut off, not continued. */
-    if ((append && ftruncate(fd, end) < 0) || fseeko(f, 0, SEEK_END) < 0 ||
-        (ftello(f) == 0 && (fputs(header, f) == EOF || fflush(f) != 0))) {
+    if ((append && ftruncate(fd, end) < 0) || (!out && fseeko(f, 0, SEEK_END) < 0) ||
+        ((out || ftello(f) == 0) && (fputs(header, f) == EOF || fflush(f) != 0))) {
         r = errno;
         fclose(f);
         errno = r;

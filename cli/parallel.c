@@ -847,7 +847,6 @@ static size_t longest_word(char **argv)
     return n;
 }
 
-/* --pipe: the next block of stdin, as a job with no values. */
 /*
  * A job whose input comes on its stdin (a --pipe block, a pipe the
  * feeder fills), j as the caller filled it in: its number, its slot, its
@@ -871,6 +870,7 @@ static int stdin_job(struct run *r, struct job *j, struct job **ret)
     return 1;
 }
 
+/* --pipe: the next block of stdin, as a job with no values. */
 static int take_block_job(struct run *r, struct job **ret)
 {
     struct job *j;
