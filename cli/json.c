@@ -1,27 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 #include "json.h"
 
+#include <string.h>
+
+/* The length of a UTF-8 sequence that starts with byte c: 1 to 4, or 0
+ * where c starts none. */
+static size_t lead_len(unsigned c)
+{
+    return c < 0x80                ? 1
+           : c >= 0xc2 && c <= 0xdf ? 2
+           : c >= 0xe0 && c <= 0xef ? 3
+           : c >= 0xf0 && c <= 0xf4 ? 4
+                                    : 0;
+}
+
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0];
-    size_t len, i;
+    size_t len = lead_len(s[0]), i;
     unsigned cp;
 
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
+    if (len <= 1)
+        return len;
+    cp = s[0] & (0x7f >> len);
     if (n < len)
         return 0;
     for (i = 1; i < len; i++) {
@@ -36,39 +37,103 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-void json_string(FILE *f, const char *data, size_t len)
+/* s[0, n) starts a sequence that more bytes may make valid UTF-8. */
+static bool cut_short(const unsigned char *s, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)data;
-    size_t i = 0, k;
+    size_t len = lead_len(s[0]), i;
 
-    putc('"', f);
-    while (i < len) {
-        unsigned c = s[i];
+    if (len < 2 || n >= len)
+        return false;
+    for (i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return false;
+    return true;
+}
 
-        k = utf8_len(s + i, len - i);
-        if (k == 0) {
+/* Write s[0, n) escaped, but for a sequence cut short at its end unless
+ * last: returns how many bytes were written. */
+static size_t put_chars(FILE *f, const unsigned char *s, size_t n, bool last)
+{
+    size_t i = 0, run, k;
+
+    while (i < n) {
+        unsigned c;
+
+        /* What passes as it is goes out in one piece. */
+        for (run = i; run < n; run += k) {
+            c = s[run];
+            if (c < 0x80) {
+                if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+                    break;
+                k = 1;
+            } else if (!(k = utf8_len(s + run, n - run))) {
+                break;
+            }
+        }
+        if (run > i) {
+            fwrite(s + i, 1, run - i, f);
+            i = run;
+            continue;
+        }
+        c = s[i];
+        if (c >= 0x80) {
+            if (!last && cut_short(s + i, n - i))
+                break;
             fprintf(f, "\\udc%02x", c);
-            i++;
-            continue;
-        }
-        if (k > 1) {
-            fwrite(s + i, 1, k, f);
-            i += k;
-            continue;
-        }
-        switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\t': fputs("\\t", f); break;
-        case '\r': fputs("\\r", f); break;
-        default:
-            if (c < 0x20 || c == 0x7f)
-                fprintf(f, "\\u%04x", c);
-            else
-                putc((int)c, f);
+        } else if (c == '"' || c == '\\') {
+            putc('\\', f);
+            putc((int)c, f);
+        } else if (c == '\n') {
+            fputs("\\n", f);
+        } else if (c == '\t') {
+            fputs("\\t", f);
+        } else if (c == '\r') {
+            fputs("\\r", f);
+        } else {
+            fprintf(f, "\\u%04x", c);
         }
         i++;
     }
+    return i;
+}
+
+void json_string(FILE *f, const char *data, size_t len)
+{
+    putc('"', f);
+    put_chars(f, (const unsigned char *)data, len, true);
+    putc('"', f);
+}
+
+void json_string_start(FILE *f, struct json_pieces *st)
+{
+    st->n = 0;
+    putc('"', f);
+}
+
+void json_string_piece(FILE *f, struct json_pieces *st, const char *data, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)data;
+    size_t used;
+
+    /* A sequence the last piece cut: completed (or found wrong) a byte at
+     * a time. */
+    while (st->n > 0 && len > 0) {
+        st->carry[st->n++] = *s++;
+        len--;
+        used = put_chars(f, st->carry, st->n, false);
+        memmove(st->carry, st->carry + used, st->n - used);
+        st->n -= used;
+    }
+    if (st->n > 0)
+        return;
+    used = put_chars(f, s, len, false);
+    memcpy(st->carry, s + used, len - used);
+    st->n = len - used;
+}
+
+void json_string_end(FILE *f, struct json_pieces *st)
+{
+    put_chars(f, st->carry, st->n, true);
+    st->n = 0;
     putc('"', f);
 }

@@ -3,6 +3,7 @@
 #ifndef ZMP_CLI_JSON_H
 #define ZMP_CLI_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -14,5 +15,19 @@
  * since well-formed UTF-8 never encodes U+DC80..U+DCFF.
  */
 void json_string(FILE *f, const char *data, size_t len);
+
+/*
+ * The same string written in pieces: json_string_start(), then
+ * json_string_piece() for each piece, then json_string_end().  A piece may
+ * end in the middle of a UTF-8 sequence: its first bytes wait in st for
+ * the next piece.
+ */
+struct json_pieces {
+    unsigned char carry[4];
+    size_t n;
+};
+void json_string_start(FILE *f, struct json_pieces *st);
+void json_string_piece(FILE *f, struct json_pieces *st, const char *data, size_t len);
+void json_string_end(FILE *f, struct json_pieces *st);
 
 #endif

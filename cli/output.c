@@ -29,6 +29,10 @@
  * The turn covers stdout and stderr together, so that with 2>&1 one job's
  * output does not cut into another's.
  *
+ * A held job (--results, --retries) never has the turn: all of its output
+ * waits, untagged, until it is released; then it goes through the above
+ * as if written at that moment.
+ *
  * Threads: output_write() runs on the library's threads (worker threads
  * when several jobs run at once) and output_job_end() on the stream's.
  * One mutex guards everything here, and is held while writing to stdout,
@@ -87,6 +91,7 @@ struct output_job {
     bool bol[2];                      /* the next byte starts a line */
     bool open[2];                     /* with the turn: a line written in part */
     bool ended;
+    bool hold;                        /* kept whole, untagged, until released */
 };
 
 struct output {
@@ -106,6 +111,7 @@ struct output {
     char *stage;                      /* STAGE_SIZE, for tagging */
     size_t staged;
     char *copy;                       /* COPY_SIZE */
+    char *replay;                     /* COPY_SIZE, for a released job's file */
 };
 
 static void fail(struct output *o, int c, int e)
@@ -375,6 +381,8 @@ static void pass_lines(struct output *o)
 
     for (j = o->first; j && !o->holder; j = next) {
         next = j->next;
+        if (j->hold)
+            continue;
         for (c = 0; c < 2 && !o->holder; c++) {
             if (!queued(&j->q[c]))
                 continue;
@@ -409,7 +417,7 @@ static void pass_group(struct output *o)
     }
     o->ended_last = NULL;
     for (j = o->first; j; j = j->next)
-        if (!j->ended && (queued(&j->q[0]) || queued(&j->q[1]))) {
+        if (!j->ended && !j->hold && (queued(&j->q[0]) || queued(&j->q[1]))) {
             take(j);
             return;
         }
@@ -510,17 +518,26 @@ static void put_tagged(struct output_job *j, int c, const char *p, size_t n)
     j->o->staged = 0;
 }
 
+/* n bytes of job j for stream c, as it wrote them. */
+static void write_job(struct output_job *j, int c, const char *p, size_t n)
+{
+    if (j->hold)
+        enqueue(j, c, p, n);
+    else if (j->prefix_len && j->o->mode != OUTPUT_UNGROUP)
+        put_tagged(j, c, p, n);
+    else
+        put(j, c, p, n);
+}
+
 int output_write(void *arg, int fd, const void *data, size_t len)
 {
     struct output_job *j = arg;
     struct output *o = j->o;
-    int c = fd == 2 ? 1 : 0, r;
+    int r;
 
     pthread_mutex_lock(&o->m);
-    if (j->prefix_len && o->mode != OUTPUT_UNGROUP)
-        put_tagged(j, c, data, len);
-    else
-        put(j, c, data, len);
+    if (!o->error)
+        write_job(j, fd == 2 ? 1 : 0, data, len);
     r = o->error;
     pthread_mutex_unlock(&o->m);
     return r;
@@ -539,6 +556,106 @@ void output_note(struct output_job *j, int fd, const char *text)
     pthread_mutex_unlock(&o->m);
 }
 
+/* Drop what queue q holds. */
+static void empty_queue(struct output_job *j, struct queue *q)
+{
+    while (q->head)
+        free_chunk(j, q);
+    if (q->wr > q->rd && ftruncate(q->fd, 0) < 0)
+        fail(j->o, -1, -errno);
+    q->rd = q->wr = 0;
+    q->nl = false;
+}
+
+void output_job_drop(struct output_job *j)
+{
+    struct output *o = j->o;
+
+    pthread_mutex_lock(&o->m);
+    empty_queue(j, &j->q[0]);
+    empty_queue(j, &j->q[1]);
+    pthread_mutex_unlock(&o->m);
+}
+
+int output_job_read(struct output_job *j, int fd, int (*fn)(void *, const char *, size_t),
+                    void *arg)
+{
+    struct output *o = j->o;
+    struct queue *q = &j->q[fd == 2 ? 1 : 0];
+    struct chunk *k;
+    off_t off;
+    ssize_t n;
+    int r = 0;
+
+    pthread_mutex_lock(&o->m);
+    for (k = q->head; k && r == 0; k = k->next)
+        r = fn(arg, k->data + k->start, k->end - k->start);
+    for (off = q->rd; off < q->wr && r == 0; off += n) {
+        n = pread(q->fd, o->copy, (size_t)(q->wr - off) < COPY_SIZE ? (size_t)(q->wr - off)
+                                                                    : COPY_SIZE, off);
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n <= 0) {
+            r = n < 0 ? -errno : -EIO;
+            fail(o, -1, r);
+            break;
+        }
+        r = fn(arg, o->copy, (size_t)n);
+    }
+    pthread_mutex_unlock(&o->m);
+    return r;
+}
+
+/* A released job's kept bytes of stream c, in q, go the way of new ones. */
+static void replay(struct output_job *j, int c, struct queue *q)
+{
+    struct output *o = j->o;
+    struct chunk *k;
+    off_t off;
+    ssize_t n;
+
+    while ((k = q->head)) {
+        write_job(j, c, k->data + k->start, k->end - k->start);
+        free_chunk(j, q);
+    }
+    for (off = q->rd; off < q->wr && !o->error; off += n) {
+        n = pread(q->fd, o->replay, (size_t)(q->wr - off) < COPY_SIZE ? (size_t)(q->wr - off)
+                                                                      : COPY_SIZE, off);
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n <= 0) {
+            fail(o, -1, n < 0 ? -errno : -EIO);
+            break;
+        }
+        write_job(j, c, o->replay, (size_t)n);
+    }
+    if (q->fd >= 0)
+        close(q->fd);
+}
+
+void output_job_release(struct output_job *j)
+{
+    struct output *o = j->o;
+    struct queue kept[2];
+    int c;
+
+    pthread_mutex_lock(&o->m);
+    if (j->hold) {
+        j->hold = false;
+        for (c = 0; c < 2; c++) {
+            kept[c] = j->q[c];
+            j->q[c] = (struct queue){ .fd = -1 };
+        }
+        for (c = 0; c < 2; c++)
+            replay(j, c, &kept[c]);
+    }
+    pthread_mutex_unlock(&o->m);
+}
+
 void output_job_end(struct output_job *j)
 {
     struct output *o = j->o;
@@ -553,7 +670,7 @@ void output_job_end(struct output_job *j)
          * ended too; the first still running streams from now on. */
         while ((h = o->first) && h->ended) {
             unlink_job(h);
-            if (o->first) {
+            if (o->first && !o->first->hold) {
                 flush_queue(o->first, 0);
                 flush_queue(o->first, 1);
             }
@@ -586,13 +703,14 @@ void output_job_end(struct output_job *j)
     pthread_mutex_unlock(&o->m);
 }
 
-int output_job_new(struct output *o, const char *prefix, struct output_job **ret)
+int output_job_new(struct output *o, const char *prefix, bool hold, struct output_job **ret)
 {
     struct output_job *j = calloc(1, sizeof *j);
 
     if (!j)
         return -ENOMEM;
     j->o = o;
+    j->hold = hold;
     j->q[0].fd = j->q[1].fd = -1;
     j->bol[0] = j->bol[1] = true;
     if (prefix && *prefix) {
@@ -641,10 +759,12 @@ int output_new(const struct output_config *cfg, struct output **ret)
     o->tmpdir = strdup(dir);
     o->stage = malloc(STAGE_SIZE);
     o->copy = malloc(COPY_SIZE);
-    if (!o->tmpdir || !o->stage || !o->copy) {
+    o->replay = malloc(COPY_SIZE);
+    if (!o->tmpdir || !o->stage || !o->copy || !o->replay) {
         free(o->tmpdir);
         free(o->stage);
         free(o->copy);
+        free(o->replay);
         free(o);
         return -ENOMEM;
     }
@@ -669,5 +789,6 @@ void output_free(struct output *o)
     free(o->tmpdir);
     free(o->stage);
     free(o->copy);
+    free(o->replay);
     free(o);
 }

@@ -35,9 +35,12 @@ void output_free(struct output *o);
 /*
  * A new job, after those added before it (the order -k prints in).  Every
  * line of its output gets prefix in front (NULL or "": none; -u never).
- * Returns 0 or -ENOMEM.
+ * With hold, nothing of it is printed until output_job_release(): its
+ * output is kept whole and untagged, in memory and then in a temporary
+ * file as any waiting output (for --results, which records it, and
+ * --retries, which may drop it).  Returns 0 or -ENOMEM.
  */
-int output_job_new(struct output *o, const char *prefix, struct output_job **ret);
+int output_job_new(struct output *o, const char *prefix, bool hold, struct output_job **ret);
 
 /*
  * A zmp_output_fn (arg: the output_job): len bytes the job wrote to fd 1
@@ -50,6 +53,22 @@ int output_write(void *job, int fd, const void *data, size_t len);
 /* Bytes of zmp's own about the job (a message), as if the job wrote them
  * to fd, but never tagged. */
 void output_note(struct output_job *j, int fd, const char *text);
+
+/* A held job: drop what it wrote so far (a try that will be run again). */
+void output_job_drop(struct output_job *j);
+
+/*
+ * A held job: hand what it wrote to fd (1 or 2) so far to fn, in order and
+ * in pieces, without using it up.  Returns 0, fn's nonzero return, or a
+ * negative errno (a temporary file could not be read: also the run's
+ * output error).
+ */
+int output_job_read(struct output_job *j, int fd, int (*fn)(void *arg, const char *data,
+                                                           size_t len), void *arg);
+
+/* A held job is held no more: what it kept goes on as if written now
+ * (stdout's first, then stderr's), and what it writes from now on too. */
+void output_job_release(struct output_job *j);
 
 /* The job has ended: its output is complete.  What can be printed now is;
  * the job belongs to o from here on (freed once printed). */

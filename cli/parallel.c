@@ -346,6 +346,7 @@ struct run {
     bool keep_order, progress;
     FILE *results_file;
     const char *results_name;
+    struct json_pieces results_str;  /* the output being written into it */
     uint64_t shard_k, shard_n;  /* run the inputs i with i % n == k */
     uint64_t inputs;        /* inputs read, every shard's */
     bool input_ended;       /* ... all of them */
@@ -445,6 +446,23 @@ static void flush_results(struct run *r)
         stop_jobs(SIGTERM);
 }
 
+/* One piece of a job's kept output, into the record being written. */
+static int result_piece(void *arg, const char *data, size_t len)
+{
+    struct run *r = arg;
+
+    json_string_piece(r->results_file, &r->results_str, data, len);
+    return 0;
+}
+
+/* The output the job kept on fd (1 or 2), as a JSON string. */
+static void result_output(struct run *r, const struct job *j, int fd)
+{
+    json_string_start(r->results_file, &r->results_str);
+    output_job_read(j->out, fd, result_piece, r);
+    json_string_end(r->results_file, &r->results_str);
+}
+
 static void write_result_json(struct run *r, size_t i, const struct job *j)
 {
     const zmp_result *res = &j->res;
@@ -481,9 +499,9 @@ static void write_result_json(struct run *r, size_t i, const struct job *j)
             info->flags & ZMP_PIPES_HELD ? "true" : "false",
             info->started, info->seconds, info->user_cpu, info->system_cpu,
             info->max_rss_kb);
-    json_string(f, res->out, res->out_len);
+    result_output(r, j, 1);
     fputs(",\"stderr\":", f);
-    json_string(f, res->err, res->err_len);
+    result_output(r, j, 2);
     fprintf(f, ",\"interrupted\":%s}\n", j->interrupted ? "true" : "false");
 }
 
@@ -523,7 +541,7 @@ static void write_joblog(struct run *r, const struct job *j)
     struct timespec now;
     struct joblog_line l = { .seq = j->seq, .start = j->info.started,
                              .runtime = j->info.seconds, .send = j->block_len,
-                             .receive = j->received + j->res.out_len + j->res.err_len };
+                             .receive = j->received };
     char *cmd;
     int e;
 
@@ -557,15 +575,16 @@ static void write_joblog(struct run *r, const struct job *j)
 }
 
 /*
- * A job has ended: what it failed with, as a line of its stderr (so that
- * with -k it comes in its place), and with --results or --retries, the
- * output the library kept, go to output.c, which prints the job when its
+ * A job is done: its output, held until now with --results or --retries,
+ * and what it failed with, as a line of its stderr (so that with -k it
+ * comes in its place), go on to output.c, which prints the job when its
  * turn comes.
  */
 static void end_output(struct run *r, struct job *j)
 {
     char msg[512];
 
+    output_job_release(j->out);
     if (j->err && !j->cancelled) {
         if (!j->argv[0][0])
             snprintf(msg, sizeof msg, "zmp: job %llu: the program name is empty\n",
@@ -577,12 +596,6 @@ static void end_output(struct run *r, struct job *j)
                          ? " (a command line with blanks or shell syntax needs --shell)"
                          : "");
         output_note(j->out, 2, msg);
-    }
-    if (r->results_file || r->cfg->retries) {
-        if (j->res.out_len)
-            output_write(j->out, 1, j->res.out, j->res.out_len);
-        if (j->res.err_len)
-            output_write(j->out, 2, j->res.err, j->res.err_len);
     }
     output_job_end(j->out);
     j->out = NULL;
@@ -601,7 +614,7 @@ static void free_job(struct job *j)
     free(j);
 }
 
-/* Record a finished job (--results, --joblog) and free it. */
+/* Record a finished job (--results, --joblog), print it and free it. */
 static void print_job(struct run *r, size_t i)
 {
     struct job *j = *slot(r, i);
@@ -612,6 +625,7 @@ static void print_job(struct run *r, size_t i)
     }
     if (r->joblog && !j->cancelled && !r->joblog_error)
         write_joblog(r, j);
+    end_output(r, j);
     free_job(j);
     *slot(r, i) = NULL;
 }
@@ -1083,7 +1097,7 @@ static int start_output(struct run *r, struct job *j)
 
     if ((r->tag || j->tag) && asprintf(&prefix, "%s\t", j->tag ? j->tag : j->input) < 0)
         return -ENOMEM;
-    e = output_job_new(r->out, prefix, &j->out);
+    e = output_job_new(r->out, prefix, r->results_file || r->cfg->retries, &j->out);
     free(prefix);
     free(j->tag);
     j->tag = NULL;
@@ -1165,12 +1179,8 @@ hand_out:
         o->flags |= ZMP_STDIN_FD;
         o->stdin_fd = j->feed_fd;
     }
-    /* --results records the output, and --retries may drop a try's: the
-     * library keeps it whole then. */
-    if (!r->results_file && !r->cfg->retries) {
-        o->on_output = count_output;
-        o->output_arg = j;
-    }
+    o->on_output = count_output;
+    o->output_arg = j;
     if (r->cfg->timeout_pct > 0)
         o->timeout_ms = timeout_pct_ms(r);
     if (r->delay_fd >= 0)
@@ -1277,7 +1287,6 @@ static void finish_job(struct run *r, struct job *j, size_t i, bool failed, bool
         check_halt(r, j, failed);
     if (r->progress)
         say(r, "\r\033[K");
-    end_output(r, j);
     if (!r->keep_order) {
         print_job(r, i);
     } else {
@@ -1329,6 +1338,8 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
      * It keeps its {%} slot, which its argv names. */
     if (failed && j->tries + 1 < r->cfg->retries && !atomic_load(&stopping) && !r->halted) {
         j->tries++;
+        output_job_drop(j->out);
+        j->received = 0;
         j->retry_next = NULL;
         if (r->retry_tail)
             r->retry_tail->retry_next = j;

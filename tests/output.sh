@@ -99,6 +99,44 @@ if [ "$big" = 1 ]; then
     check "a 4.4 GB line, --tag: status, no message" "$(cat "$tmp/st") $(cat "$tmp/e")" "0 "
     check "a 4.4 GB line, --tag: every byte" "$out" "4400000002 x1 91 L4399999999 101"
     under_gib "a 4.4 GB line ($((end - start)) s)" "$tmp/rss"
+
+    # --results: 4 jobs print 512 MiB each at once; every byte is printed
+    # and recorded, and the output waits in files, not memory.
+    M=536870912
+    start=$(date +%s)
+    out=$( { rss "$tmp/rss" $zmp parallel -j 4 --results "$tmp/r" -- $H fill {} $M ::: A B C D \
+               2> "$tmp/e"; echo $? > "$tmp/st"; } | runs)
+    end=$(date +%s)
+    check "--results 4 x 512 MiB: status, no message" "$(cat "$tmp/st") $(cat "$tmp/e")" "0 "
+    got=$(echo "$out" | tr ' ' '\n' | sed 1d | sort | tr '\n' ' ')
+    check "--results 4 x 512 MiB: every byte printed, each job's together" \
+        "$(echo "$out" | cut -d' ' -f1) $got" "2147483648 A$M B$M C$M D$M "
+    check "--results 4 x 512 MiB: every byte recorded" "$(python3 - "$tmp/r" <<'PY'
+import sys
+got = []
+for line in open(sys.argv[1], "rb"):
+    if not line.startswith(b'{"type":"job"'):
+        continue
+    i = line.index(b'"stdout":"') + 10
+    j = line.index(b'"', i)
+    c = line[i:i + 1]
+    got.append("%s%d:%d" % (c.decode(), j - i, line.count(c, i, j)))
+print(" ".join(sorted(got)))
+PY
+)" "A$M:$M B$M:$M C$M:$M D$M:$M"
+    rm -f "$tmp/r"
+    under_gib "--results 4 x 512 MiB ($((end - start)) s)" "$tmp/rss"
+
+    # --retries: a first try prints 1 GiB and fails; only the second try's
+    # 1 GiB comes out, and neither is held in memory.
+    start=$(date +%s)
+    out=$( { rss "$tmp/rss" $zmp parallel --retries 2 -- sh -c \
+               'if [ -e "$1" ]; then exec "$2" fill B "$3"; fi; : > "$1"; "$2" fill A "$3"; exit 1' \
+               sh "$tmp/tried" $H {} ::: $G 2> "$tmp/e"; echo $? > "$tmp/st"; } | runs)
+    end=$(date +%s)
+    check "--retries, 1 GiB a try: status, only the last try" "$(cat "$tmp/st") $(cat "$tmp/e") $out" \
+        "0  $G B$G"
+    under_gib "--retries, 1 GiB a try ($((end - start)) s)" "$tmp/rss"
 fi
 
 # --line-buffer: a 300 MB line among other jobs' short lines, written in
@@ -118,6 +156,31 @@ check "--line-buffer: each job's lines in order" \
     "$(grep -E '^W1' "$tmp/o2" | awk -F- '$2 != NR - 1 { bad++ } END { print NR, bad + 0 }')" "100000 0"
 under_gib "--line-buffer, a long line ($((end - start)) s)" "$tmp/rss"
 rm -f "$tmp/o" "$tmp/o2"
+
+# --results records what was printed, untagged, whole: UTF-8 sequences cut
+# by the memory share's pieces and by the spill file, bytes that are not
+# UTF-8, quotes and control characters all come back as they were.
+python3 -c 'import sys; sys.stdout.buffer.write(b"a" + "é€😀\"\\\t\x01\x7f\n".encode() * 70000 + b"\xff\xe2\x82zz" + "€".encode()[:2])' > "$tmp/in"
+$zmp parallel --tag --buffer-size 10000 --results "$tmp/r" -- cat {} ::: "$tmp/in" > "$tmp/o" 2> "$tmp/e"
+check "--results, spilled: status, no message" "$? $(cat "$tmp/e")" "0 "
+check "--results, spilled: printed, tagged" "$(sed "s|^$tmp/in	||" "$tmp/o" | cmp - "$tmp/in" && echo same)" same
+check "--results, spilled: recorded as printed" "$(python3 - "$tmp/r" "$tmp/in" <<'PY'
+import json, sys
+want = open(sys.argv[2], "rb").read()
+for line in open(sys.argv[1], "rb"):
+    d = json.loads(line)
+    if d["type"] == "job":
+        print(d["stdout"].encode("utf-8", "surrogateescape") == want)
+PY
+)" True
+
+# --retries: a failed try's output, spilled to its file, is dropped; the
+# next try's is printed whole, stdout and stderr.
+rm -f "$tmp/tried"
+out=$($zmp parallel --retries 3 --buffer-size 4K -- sh -c \
+        'if [ -e "$1" ]; then "$2" fill B 300000; "$2" fill E 5000 >&2; exit 0; fi; : > "$1"; "$2" fill A 300000; "$2" fill F 5000 >&2; exit 1' \
+        sh "$tmp/tried" $H ::: x 2>&1 | runs)
+check "--retries, spilled: only the last try" "$out" "305000 B300000 E5000"
 
 # Lines written in pieces by 4 jobs at once: never mixed.
 $zmp parallel -j 4 --lb -- $H lines {} 20000 ::: A B C D > "$tmp/o"
