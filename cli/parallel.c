@@ -33,6 +33,7 @@
 #include "joblog.h"
 #include "feed.h"
 #include "json.h"
+#include "memfree.h"
 #include "pipe.h"
 #include "results.h"
 #include "sources.h"
@@ -296,6 +297,7 @@ struct job {
     bool done;
     bool cancelled;         /* never run: no output, no record */
     bool interrupted;       /* stopped, not failed: --resume runs it again */
+    bool mem_ended;         /* ended by --memfree: failed, exit value -1 */
 };
 
 struct run {
@@ -330,6 +332,9 @@ struct run {
     bool gated;             /* a job only when a slot is free (see next_job) */
     bool too_long;          /* a command line exec would refuse: an error */
     int slot_fd;            /* readable when a slot is freed (gated) */
+    struct memfree *memfree;
+    int mem_ep;             /* --memfree: slot_fd and memfree's tick */
+    struct job *parked;     /* --memfree: taken, to start once memory allows */
     FILE *joblog;           /* --joblog */
     bool joblog_error;
     uint64_t *seq_map;      /* --retry-failed: the joblog's seq of input i */
@@ -551,9 +556,9 @@ static void write_joblog(struct run *r, const struct job *j)
     }
     if (j->err) {
         l.exitval = j->err == -ENOENT ? 127 : 126;
-    } else if ((j->info.flags & ZMP_TIMED_OUT) && j->res.exit_code < 0) {
-        l.exitval = -1;  /* as GNU parallel: killed by its timeout */
-        l.signal = -j->res.exit_code;
+    } else if (((j->info.flags & ZMP_TIMED_OUT) && j->res.exit_code < 0) || j->mem_ended) {
+        l.exitval = -1;  /* as GNU parallel: killed by its timeout or --memfree */
+        l.signal = j->res.exit_code < 0 ? -j->res.exit_code : 0;
     } else if (j->res.exit_code < 0) {
         l.signal = -j->res.exit_code;
     } else {
@@ -1024,36 +1029,30 @@ static double delay_left(struct run *r)
     return left;
 }
 
-/* MemAvailable of /proc/meminfo, in bytes; UINT64_MAX when unknown. */
-static uint64_t mem_available(void)
+/* --memfree: its state, and what next_job waits on while it must look at
+ * memory again: a slot freed or memfree's tick. */
+static int open_memfree(struct run *r, uint64_t size)
 {
-    unsigned long long kb;
-    char line[256];
-    uint64_t n = UINT64_MAX;
-    FILE *f = fopen("/proc/meminfo", "re");
+    struct epoll_event ev = { .events = EPOLLIN };
+    int e;
 
-    if (!f)
-        return n;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
-            n = (uint64_t)kb * 1024;
-            break;
-        }
-    fclose(f);
-    return n;
+    if ((e = memfree_new(size, stop_seq, (size_t)stop_steps, &r->memfree)) < 0)
+        return e;
+    if ((r->mem_ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        return -errno;
+    ev.data.fd = r->slot_fd;
+    if (epoll_ctl(r->mem_ep, EPOLL_CTL_ADD, r->slot_fd, &ev) < 0)
+        return -errno;
+    ev.data.fd = memfree_fd(r->memfree);
+    if (epoll_ctl(r->mem_ep, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0)
+        return -errno;
+    return 0;
 }
 
-/* --memfree: true while too little memory is available to start a job;
- * the timer then rings a second later, to look again (as GNU parallel,
- * which waits, whatever runs). */
-static bool memory_short(struct run *r)
+/* A line of memfree's, said. */
+static void say_line(void *arg, const char *line)
 {
-    struct itimerspec it = { .it_value = { .tv_sec = 1 } };
-
-    if (!r->cfg->memfree || mem_available() >= r->cfg->memfree)
-        return false;
-    timerfd_settime(r->delay_fd, 0, &it, NULL);
-    return true;
+    say(arg, "%s", line);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -1104,17 +1103,35 @@ static int start_output(struct run *r, struct job *j)
     return e;
 }
 
+/* --memfree: ask again when a slot frees or memfree's tick comes. */
+static int wait_memory(struct run *r, int *wait_fd)
+{
+    uint64_t drain;
+
+    while (read(r->slot_fd, &drain, sizeof drain) > 0)
+        ;
+    *wait_fd = r->mem_ep;
+    return ZMP_STREAM_WAIT;
+}
+
 /* The job source of the stream. */
 static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
 {
     struct run *r = arg;
     struct job **w, *j;
     uint64_t drain;
+    bool mem_short;
     int e;
 
     (void)i;
     if (atomic_load(&stopping))
         return ZMP_STREAM_END;
+    /* --memfree: memory is looked at whenever the engine asks, which it
+     * does again a few times a second while jobs run (mem_ep): a job may
+     * have to be ended, or may start now. */
+    mem_short = r->memfree && memfree_check(r->memfree, say_line, r);
+    if (r->memfree && r->gated && r->running >= r->parallel)
+        return wait_memory(r, wait_fd);
     if (r->gated && r->running >= r->parallel) {
         /* The engine asks ahead of a free slot, to keep its workers busy;
          * {%}, --delay and --timeout N% need the job to start as it is
@@ -1124,7 +1141,7 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         *wait_fd = r->slot_fd;
         return ZMP_STREAM_WAIT;
     }
-    if (r->delay_fd >= 0 && (delay_left(r) > 0 || memory_short(r))) {
+    if (r->delay_fd >= 0 && delay_left(r) > 0) {
         while (read(r->delay_fd, &drain, sizeof drain) > 0)
             ;
         *wait_fd = r->delay_fd;
@@ -1138,6 +1155,8 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         r->win = w;
         r->wincap = cap;
     }
+    if (mem_short && (r->retry_head || r->parked))
+        return wait_memory(r, wait_fd);
     if ((j = r->retry_head)) {
         /* A job to try again goes first, at a place of its own. */
         if (!(r->retry_head = j->retry_next))
@@ -1145,11 +1164,18 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         r->win[r->nwin++] = j;
         goto hand_out;
     }
-    e = take_job(r, &j);
+    if ((j = r->parked)) {
+        r->parked = NULL;
+        e = 1;
+    } else {
+        e = take_job(r, &j);
+    }
     if (e == -EAGAIN) {
         *wait_fd = r->wait_fd;
         return ZMP_STREAM_WAIT;
     }
+    if (e == 0 && r->running > 0 && r->memfree)
+        return wait_memory(r, wait_fd);  /* one may still have to end */
     if (e == 0 && r->running > 0 && r->cfg->retries) {
         /* No more input, but a running job may fail and be tried
          * again: ask again when one ends. */
@@ -1157,6 +1183,12 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
             ;
         *wait_fd = r->slot_fd;
         return ZMP_STREAM_WAIT;
+    }
+    if (e > 0 && mem_short) {
+        /* Taken (so the end of input is known), started once memory
+         * allows. */
+        r->parked = j;
+        return wait_memory(r, wait_fd);
     }
     if (e <= 0) {
         if (e < 0 && e != -ENOMEM && e != -E2BIG)
@@ -1274,8 +1306,9 @@ static void finish_job(struct run *r, struct job *j, size_t i, bool failed, bool
 {
     j->cancelled = cancelled;
     j->done = true;
-    j->interrupted = failed && (atomic_load(&stopping) ||
-                                killed_from_outside(&j->res, j->info.pid ? &j->info : NULL));
+    j->interrupted = failed && !j->mem_ended &&
+                     (atomic_load(&stopping) ||
+                      killed_from_outside(&j->res, j->info.pid ? &j->info : NULL));
     r->finished += !cancelled;
     r->failed += failed;
     if (!failed && !cancelled && j->info.pid && r->cfg->timeout_pct > 0) {
@@ -1333,6 +1366,9 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
         j->res = *res;
     if (info)
         j->info = *info;
+    /* Ended by --memfree: failed, whatever status it left. */
+    j->mem_ended = r->memfree && info && memfree_ended(r->memfree, info->pid);
+    failed = failed || j->mem_ended;
     /* --retries: a failed job runs again, its output dropped (as GNU
      * parallel prints only the last try), unless the run is stopping.
      * It keeps its {%} slot, which its argv names. */
@@ -1831,7 +1867,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
 {
     struct parallel_config cfg;
     struct sources_config scfg = { 0 };
-    struct run r = { .wait_fd = -1, .slot_fd = -1, .delay_fd = -1 };
+    struct run r = { .wait_fd = -1, .slot_fd = -1, .delay_fd = -1, .mem_ep = -1 };
     struct output_config oc = { .fd = { 1, 2 } };
     struct source_spec retry_src = { .kind = SRC_ARGS };
     char **retry_cmds = NULL;
@@ -1978,7 +2014,7 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
         goto out;
     if (!r.piping)
         r.total_jobs = count_jobs(&r);
-    if ((cfg.delay > 0 || cfg.memfree) && (r.delay_fd = timerfd_create(CLOCK_MONOTONIC,
+    if (cfg.delay > 0 && (r.delay_fd = timerfd_create(CLOCK_MONOTONIC,
                                                       TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
         goto out;
@@ -2004,14 +2040,22 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     }
     r.gated = (r.uses_slot || cfg.delay > 0 || cfg.timeout_pct > 0 || cfg.memfree) &&
               r.parallel != UINT_MAX;
-    if ((r.gated || cfg.retries) && (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    if ((r.gated || cfg.retries || cfg.memfree) &&
+        (r.slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         fprintf(stderr, "zmp parallel: %s\n", strerror(errno));
+        goto out;
+    }
+    if (cfg.memfree && (e = open_memfree(&r, cfg.memfree)) < 0) {
+        fprintf(stderr, "zmp parallel: --memfree: %s\n", strerror(-e));
         goto out;
     }
     install_handlers();
     start_stdout_watcher();
     r.run_start = mono_now();
-    e = zmp_run_stream(r.parallel, next_job, on_done, &r);
+    /* --memfree looks at memory whenever the engine asks for a job: it
+     * asks ahead of a free slot with more than one at once; one more slot
+     * makes it ask with one too (next_job hands out only r.parallel). */
+    e = zmp_run_stream(r.memfree && r.parallel == 1 ? 2 : r.parallel, next_job, on_done, &r);
     finish_retries(&r);
     check_output(&r);
     if (r.progress)
@@ -2073,6 +2117,11 @@ out:
         regfree(&colsep);
     if (r.slot_fd >= 0)
         close(r.slot_fd);
+    if (r.mem_ep >= 0)
+        close(r.mem_ep);
+    if (r.parked)
+        free_job(r.parked);
+    memfree_free(r.memfree);
     parallel_config_free(&cfg);
     /* The library first: a job it still holds (the engine failed) may be
      * read on the way out, and its output is handed to r.out. */

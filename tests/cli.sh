@@ -28,6 +28,7 @@ assert last_start < first_end, (last_start, first_end)
 PY
 }
 bad() { fail=$((fail + 1)); echo "  FAILED: $1"; }
+skip() { echo "  skipped: $1"; }
 check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; }
 # has NAME FILE TEXT: FILE holds TEXT (fixed string).
 has() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 (no '$3' in: $(cat "$2"))"; fi; }
@@ -702,6 +703,65 @@ timeout 3 $zmp parallel --memfree 1000T -- sh -c 'echo ran' ::: a > "$tmp/o"
 check "--memfree 1000T: nothing starts" "$? $(cat "$tmp/o")" "124 "
 $zmp parallel --memfree 1k -- sh -c 'echo ran' ::: a > "$tmp/o"
 check "--memfree 1k: starts" "$? $(cat "$tmp/o")" "0 ran"
+# --memfree below half: the youngest job is ended with --termseq, one at a
+# time, and --retries runs it again once memory allows.  MemAvailable is
+# set by a file bind-mounted over /proc/meminfo in a mount namespace of
+# the test's own (root only).
+meminfo() { printf 'MemTotal: 100000000 kB\nMemFree: %s kB\nMemAvailable: %s kB\n' "$2" "$2" > "$1"; }
+if [ "$(id -u)" = 0 ] && unshare -m true 2> /dev/null; then
+    d="$tmp/mf"
+    mkdir "$d"
+    meminfo "$d/meminfo" 50000000
+    # Each job's first try waits for "go"; ended, it sets MemAvailable to
+    # 7 GB: under --memfree (no start), over half of it (no more ending).
+    cat > "$d/job" <<'JOB'
+#!/bin/sh
+d=$1 x=$2
+if [ -e "$d/$x.ran" ]; then echo "again $x"; exit 0; fi
+: > "$d/$x.ran"
+trap 'echo "term $x" >> "$d/terms"; printf "MemAvailable: 7000000 kB\n" > "$d/meminfo"; exit 143' TERM
+echo "first $x"
+while [ ! -e "$d/go" ]; do sleep 0.05; done
+JOB
+    chmod +x "$d/job"
+    unshare -m sh -c 'mount --bind "$1/meminfo" /proc/meminfo && shift && exec "$@"' sh "$d" \
+        $zmp parallel -j 3 --memfree 10G --retries 2 --joblog "$d/jl" -- "$d/job" "$d" {} ::: a b c \
+        > "$d/o" 2> "$d/e" &
+    zpid=$!
+    i=0
+    while [ ! -e "$d/c.ran" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 0.3
+    meminfo "$d/meminfo" 4000000
+    i=0
+    while [ ! -s "$d/terms" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 1
+    check "--memfree: the youngest job ended, only it" "$(cat "$d/terms")" "term c"
+    meminfo "$d/meminfo" 50000000
+    : > "$d/go"
+    wait $zpid
+    check "--memfree --retries: status, the ended job run again" "$? $(sort "$d/o" | tr '\n' ' ')" \
+        "0 again c first a first b "
+    check "--memfree: said" "$(grep -c 'memfree: 3906 MiB of memory available, under half of 10240 MiB: ending the youngest job (pid [0-9]*)$' "$d/e") $(wc -l < "$d/e")" "1 1"
+    check "--memfree --retries: joblog" "$(cut -f1,7,8 "$d/jl" | tail -n +2 | sort | tr '\t\n' ':,')" "1:0:0,2:0:0,3:0:0,"
+    # Without --retries: each job ended in turn, failed: exit value -1 and
+    # the signal in the joblog, as GNU parallel's.
+    rm -f "$d"/*.ran "$d/go"
+    meminfo "$d/meminfo" 50000000
+    unshare -m sh -c 'mount --bind "$1/meminfo" /proc/meminfo && shift && exec "$@"' sh "$d" \
+        $zmp parallel -j 2 --memfree 10G --joblog "$d/jl" -- sh -c 'echo "$1"; : > "$0/$1.ran"; exec sleep 30' "$d" {} ::: a b \
+        > "$d/o" 2> "$d/e" &
+    zpid=$!
+    i=0
+    while [ ! -e "$d/b.ran" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 0.3
+    meminfo "$d/meminfo" 4000000
+    wait $zpid
+    check "--memfree: every job ended, status, output printed" "$? $(sort "$d/o" | tr '\n' ' ')" "2 a b "
+    check "--memfree: youngest first" "$(grep -o 'pid [0-9]*' "$d/e" | cut -c5- | tr '\n' ' ' | awk '{ print ($1 > $2) }')" 1
+    check "--memfree: joblog -1 and SIGTERM" "$(cut -f1,7,8 "$d/jl" | tail -n +2 | tr '\t\n' ':,')" "2:-1:15,1:-1:15,"
+else
+    skip "--memfree ending jobs (root only: a file is mounted over /proc/meminfo)"
+fi
 
 # --arg-sep after options with values; a retried job finished at a stop.
 echo in | $zmp parallel -k -j 2 --arg-sep ,, -- echo ,, a b > "$tmp/o"
