@@ -140,8 +140,9 @@ static void send(struct memfree *m, int sig)
         kill(-m->pid, sig);
 }
 
-/* The start time of process pid, in clock ticks since boot; 0 unknown. */
-static unsigned long long start_time(pid_t pid)
+/* The start time of process pid, in clock ticks since boot, and its
+ * process group; 0 unknown. */
+static unsigned long long start_time(pid_t pid, pid_t *pgrp)
 {
     char path[64], buf[1024], *p;
     unsigned long long t = 0;
@@ -149,6 +150,7 @@ static unsigned long long start_time(pid_t pid)
     FILE *f;
     int k;
 
+    *pgrp = 0;
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     if (!(f = fopen(path, "re")))
         return 0;
@@ -157,22 +159,28 @@ static unsigned long long start_time(pid_t pid)
     if (n <= 0)
         return 0;
     buf[n] = '\0';
-    /* Past the name, which may hold anything: field 3 on; starttime is 22. */
+    /* Past the name, which may hold anything: field 3 on; pgrp is 5,
+     * starttime 22. */
     if (!(p = strrchr(buf, ')')))
         return 0;
     p++;
-    for (k = 3; k < 22 && p; k++)
+    for (k = 3; k < 22 && p; k++) {
         p = strchr(p + 1, ' ');
+        if (k == 4 && p)
+            *pgrp = (pid_t)strtol(p + 1, NULL, 10);
+    }
     if (p)
         t = strtoull(p + 1, NULL, 10);
     return t;
 }
 
-/* The youngest child of any of zmp's threads: its pid, or 0. */
+/* The youngest child of any of zmp's threads that leads a process group
+ * (a job: one that has not yet left zmp's group is still starting): its
+ * pid, or 0. */
 static pid_t youngest_child(void)
 {
     unsigned long long best = 0, t;
-    pid_t pid = 0;
+    pid_t pid = 0, pgrp;
     char path[300];
     struct dirent *e;
     DIR *d = opendir("/proc/self/task");
@@ -188,7 +196,9 @@ static pid_t youngest_child(void)
         if (!(f = fopen(path, "re")))
             continue;
         while (fscanf(f, "%d", &c) == 1) {
-            t = start_time(c);
+            t = start_time(c, &pgrp);
+            if (pgrp != c)
+                continue;
             if (t > best || (t == best && c > pid)) {
                 best = t;
                 pid = c;
@@ -205,12 +215,13 @@ static bool end_youngest(struct memfree *m, void (*say)(void *, const char *), v
 {
     char line[256];
     bool running;
-    pid_t *v, pid = youngest_child();
+    pid_t *v, pgrp, pid = youngest_child();
     int fd;
 
     if (!pid || (fd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0)
         return false;
-    if (!unreaped(fd, &running) || !running) {
+    /* Ours still (so pid names it), and leading its own group. */
+    if (!unreaped(fd, &running) || !running || (start_time(pid, &pgrp), pgrp != pid)) {
         close(fd);
         return false;
     }

@@ -7,8 +7,10 @@
  * the joblog, as GNU's), so --retries runs it again once memory allows.
  *
  * The library names no job's process to its caller, so the youngest job is
- * found as the youngest child of zmp (/proc/self/task/N/children, the
- * start times in /proc/PID/stat).  It is signalled through a pidfd opened
+ * found as the youngest child of zmp that leads a process group of its own
+ * (/proc/self/task/N/children, the start times and groups in
+ * /proc/PID/stat): a child still in zmp's group is between clone and exec,
+ * and its group is zmp's.  It is signalled through a pidfd opened
  * while it is still zmp's child and not yet reaped, so never a recycled
  * pid: the signals go to its process group (it leads one), through the
  * pidfd on Linux 6.9+.  All of it runs on the stream's thread.

@@ -616,9 +616,15 @@ static void replay(struct output_job *j, int c, struct queue *q)
     off_t off;
     ssize_t n;
 
+    /* Each chunk leaves the job's count before its bytes go on, so that
+     * they find the job's memory share free again. */
     while ((k = q->head)) {
+        if (!(q->head = k->next))
+            q->tail = NULL;
+        j->mem -= k->cap;
+        o->mem -= k->cap;
         write_job(j, c, k->data + k->start, k->end - k->start);
-        free_chunk(j, q);
+        free(k);
     }
     for (off = q->rd; off < q->wr && !o->error; off += n) {
         n = pread(q->fd, o->replay, (size_t)(q->wr - off) < COPY_SIZE ? (size_t)(q->wr - off)

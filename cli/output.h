@@ -59,7 +59,8 @@ void output_job_drop(struct output_job *j);
 
 /*
  * A held job: hand what it wrote to fd (1 or 2) so far to fn, in order and
- * in pieces, without using it up.  Returns 0, fn's nonzero return, or a
+ * in pieces, without using it up.  Every job's output_write() waits
+ * meanwhile (a slow fn holds up the jobs, as a slow stdout does).  Returns 0, fn's nonzero return, or a
  * negative errno (a temporary file could not be read: also the run's
  * output error).
  */

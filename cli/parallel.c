@@ -1030,7 +1030,7 @@ static double delay_left(struct run *r)
 }
 
 /* --memfree: its state, and what next_job waits on while it must look at
- * memory again: a slot freed or memfree's tick. */
+ * memory again: a slot freed, memfree's tick, or input (wait_fd). */
 static int open_memfree(struct run *r, uint64_t size)
 {
     struct epoll_event ev = { .events = EPOLLIN };
@@ -1045,6 +1045,11 @@ static int open_memfree(struct run *r, uint64_t size)
         return -errno;
     ev.data.fd = memfree_fd(r->memfree);
     if (epoll_ctl(r->mem_ep, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0)
+        return -errno;
+    /* Input awaited: memory is still looked at meanwhile. */
+    ev.data.fd = r->wait_fd;
+    if (r->wait_fd >= 0 && epoll_ctl(r->mem_ep, EPOLL_CTL_ADD, r->wait_fd, &ev) < 0 &&
+        errno != EPERM)  /* a regular file: never waited for */
         return -errno;
     return 0;
 }
@@ -1158,9 +1163,13 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
     if (mem_short && (r->retry_head || r->parked))
         return wait_memory(r, wait_fd);
     if ((j = r->retry_head)) {
-        /* A job to try again goes first, at a place of its own. */
+        /* A job to try again goes first, at a place of its own.  The
+         * last try's output goes only now: a stop before this prints and
+         * records the job with it. */
         if (!(r->retry_head = j->retry_next))
             r->retry_tail = NULL;
+        output_job_drop(j->out);
+        j->received = 0;
         r->win[r->nwin++] = j;
         goto hand_out;
     }
@@ -1171,7 +1180,8 @@ static int next_job(void *arg, size_t i, zmp_options *o, int *wait_fd)
         e = take_job(r, &j);
     }
     if (e == -EAGAIN) {
-        *wait_fd = r->wait_fd;
+        /* With --memfree, mem_ep holds wait_fd too. */
+        *wait_fd = r->memfree ? r->mem_ep : r->wait_fd;
         return ZMP_STREAM_WAIT;
     }
     if (e == 0 && r->running > 0 && r->memfree)
@@ -1374,8 +1384,6 @@ static int on_done(void *arg, size_t i, int err, zmp_result *res,
      * It keeps its {%} slot, which its argv names. */
     if (failed && j->tries + 1 < r->cfg->retries && !atomic_load(&stopping) && !r->halted) {
         j->tries++;
-        output_job_drop(j->out);
-        j->received = 0;
         j->retry_next = NULL;
         if (r->retry_tail)
             r->retry_tail->retry_next = j;
@@ -2052,10 +2060,12 @@ int cmd_parallel(int argc, char **argv, bool stdin_closed)
     install_handlers();
     start_stdout_watcher();
     r.run_start = mono_now();
-    /* --memfree looks at memory whenever the engine asks for a job: it
-     * asks ahead of a free slot with more than one at once; one more slot
-     * makes it ask with one too (next_job hands out only r.parallel). */
-    e = zmp_run_stream(r.memfree && r.parallel == 1 ? 2 : r.parallel, next_job, on_done, &r);
+    /* --memfree looks at memory whenever the engine asks for a job, which
+     * it does only with a slot free (or ahead of one, with worker
+     * threads): one slot more than are handed out (next_job hands out
+     * only r.parallel) keeps it asking. */
+    e = zmp_run_stream(r.memfree && r.parallel < UINT_MAX ? r.parallel + 1 : r.parallel,
+                       next_job, on_done, &r);
     finish_retries(&r);
     check_output(&r);
     if (r.progress)

@@ -766,14 +766,16 @@ fi
 # --arg-sep after options with values; a retried job finished at a stop.
 echo in | $zmp parallel -k -j 2 --arg-sep ,, -- echo ,, a b > "$tmp/o"
 check "--arg-sep after -j 2" "$(echo $(cat "$tmp/o"))" "a b"
-printf '#!/bin/sh\ncase $1 in a) sleep 1; exit 1;; b) echo B;; esac\n' > "$tmp/ab.sh"
+printf '#!/bin/sh\ncase $1 in a) echo A; echo E >&2; sleep 1; exit 1;; b) echo B;; esac\n' > "$tmp/ab.sh"
 chmod +x "$tmp/ab.sh"
-$zmp parallel -k -j 1 --delay 3 --retries 5 --joblog "$tmp/jl4" -- "$tmp/ab.sh" ::: a b > "$tmp/o" &
+$zmp parallel -k -j 1 --delay 3 --retries 5 --joblog "$tmp/jl4" --results "$tmp/r4" -- "$tmp/ab.sh" ::: a b > "$tmp/o" 2> "$tmp/e" &
 pid=$!
 sleep 2.5
 kill -TERM $pid
 wait $pid
 check "--retries then SIGTERM: the waiting job recorded, status" "$? $(cut -f1,7 "$tmp/jl4" | tail -n +2 | tr '\t\n' ':,')" "143 1:1,"
+check "--retries then SIGTERM: its last try printed and recorded" \
+    "$(cat "$tmp/o") $(cat "$tmp/e") $(grep -c '"stdout":"A\\n","stderr":"E\\n"' "$tmp/r4")" "A E 1"
 # --timeout and --delay in GNU's units.
 $zmp parallel --timeout 0m1s -- sleep ::: 5
 check "--timeout 0m1s" $? 1
