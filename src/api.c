@@ -55,6 +55,7 @@ static void leave(struct zmp__ctx *ctx)
         ctx->deinit_pending = false;
         ctx->stopping = true;
         zmp__ctx_stop(ctx);
+        zmp__own_stop_all();
         ctx->stopping = false;
         pthread_cond_broadcast(&ctx->cond);
     }
@@ -73,9 +74,15 @@ static int leave_with(struct zmp__ctx *ctx, int r)
     return r;
 }
 
+/*
+ * A single run has no handle: it runs on the calling thread's own context
+ * (own.c), where this thread alone drives the engine, and threads running
+ * at once never wait for each other.  Where that context cannot start (no
+ * descriptor left for its ring, say), the shared one serves.
+ */
 int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
 {
-    struct zmp__ctx *ctx;
+    struct zmp__ctx *ctx, *own, *c;
     struct zmp__proc *p;
     int r;
 
@@ -86,18 +93,26 @@ int zmp_run_opts(const zmp_options *opts, zmp_result *res, zmp_info *info)
     if (!res)
         return -EINVAL;
     ctx = enter();
-    zmp__unlock(ctx);
-    r = zmp__launch(ctx, opts, &p);
-    zmp__lock(ctx);
-    if (r < 0)
-        return leave_with(ctx, r);
-    r = zmp__ctx_run_until(ctx, zmp__job_done, p, ZMP__FOREVER);
-    if (r < 0) {
-        /* The engine failed: do not leave the child behind. */
-        zmp__proc_abandon(p);
-        return leave_with(ctx, r);
+    if ((own = zmp__own_get(ctx)))
+        zmp__unlock(ctx);  /* own is locked instead */
+    c = own ? own : ctx;
+    zmp__unlock(c);
+    r = zmp__launch(c, opts, &p);
+    zmp__lock(c);
+    if (r == 0) {
+        if (own)
+            zmp__own_started(p);
+        r = zmp__ctx_run_until(c, zmp__job_done, p, ZMP__FOREVER);
+        if (r < 0)
+            zmp__proc_abandon(p);  /* the engine failed: leave no child */
+        else
+            r = zmp__proc_finish(p, res, info);
     }
-    return leave_with(ctx, zmp__proc_finish(p, res, info));
+    if (own) {
+        zmp__unlock(own);
+        zmp__lock(ctx);
+    }
+    return leave_with(ctx, r);
 }
 
 /* What follows the interpreter for zmp_run, zmp_run_code and zmp_spawn:
@@ -388,6 +403,7 @@ void zmp_deinit(void)
     zmp__ctx_check_fork(ctx);
     if (!ctx->engine && !ctx->procs && ctx->calls == 0) {
         zmp__ctx_stop(ctx);  /* caches, /dev/null */
+        zmp__own_stop_all();
         zmp__unlock(ctx);
         return;
     }
@@ -398,6 +414,7 @@ void zmp_deinit(void)
         if (ctx->engine)
             zmp__proc_drop_pipes(p);
     }
+    zmp__own_kill_all();
     if (depth > 0 || ctx->stopping) {
         ctx->deinit_pending = true;
         if (ctx->engine)
@@ -416,6 +433,7 @@ void zmp_deinit(void)
         pthread_cond_wait(&ctx->cond, &ctx->lock);
     ctx->deinit_pending = false;
     zmp__ctx_stop(ctx);
+    zmp__own_stop_all();
     ctx->stopping = false;
     pthread_cond_broadcast(&ctx->cond);
     zmp__unlock(ctx);

@@ -420,6 +420,14 @@ int zmp__batch(struct zmp__ctx *ctx, const zmp_options *jobs, size_t n,
                unsigned parallel, zmp_result *results, zmp_info *infos,
                int *errors, zmp_progress_fn progress, void *arg);
 
+/* own.c: each thread's own context for single blocking runs.  _get
+ * returns it locked and started (main's lock held), or NULL when it
+ * cannot start: the run then goes on main. */
+struct zmp__ctx *zmp__own_get(struct zmp__ctx *main);
+void zmp__own_started(struct zmp__proc *p);
+void zmp__own_kill_all(void);
+void zmp__own_stop_all(void);
+
 /* interp.c */
 const char *zmp__interp_name(const struct zmp__ctx *ctx);
 int zmp__resolve(struct zmp__ctx *ctx, const char *name, const char **ret_path);
