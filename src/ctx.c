@@ -72,6 +72,7 @@ static const char *wanted_engine(const struct zmp__ctx *ctx)
  */
 static unsigned fork_gen;
 static struct zmp__ctx *fork_ctx;  /* the context to hold across fork() */
+static struct zmp__ctx *held_ctx;  /* ... held by the thread that forks */
 
 static void before_fork(void)
 {
@@ -79,27 +80,26 @@ static void before_fork(void)
 
     if (ctx)
         zmp__lock(ctx);
+    held_ctx = ctx;
     zmp__reg_fork(true);
 }
 
 static void after_fork_parent(void)
 {
-    struct zmp__ctx *ctx = __atomic_load_n(&fork_ctx, __ATOMIC_ACQUIRE);
-
     zmp__reg_fork(false);
-    if (ctx)
-        zmp__unlock(ctx);
+    if (held_ctx)
+        zmp__unlock(held_ctx);
 }
 
+/* The forking thread took the locks and is the one thread here: it lets
+ * go of them.  Threads that waited on the condition did not come along. */
 static void after_fork_child(void)
 {
-    struct zmp__ctx *ctx = __atomic_load_n(&fork_ctx, __ATOMIC_ACQUIRE);
-
     __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
     zmp__reg_forget();
-    if (ctx) {
-        pthread_mutex_init(&ctx->lock, NULL);
-        pthread_cond_init(&ctx->cond, NULL);
+    if (held_ctx) {
+        pthread_cond_init(&held_ctx->cond, NULL);
+        zmp__unlock(held_ctx);
     }
 }
 

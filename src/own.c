@@ -72,32 +72,25 @@ static void thread_gone(void *arg)
     mine = NULL;
 }
 
-static void before_fork(void)
-{
-    pthread_mutex_lock(&all_lock);
-}
-
-static void after_fork_parent(void)
-{
-    pthread_mutex_unlock(&all_lock);
-}
-
-/* Only this thread came along: only its context is left to list. */
+/*
+ * After a fork(), only this thread came along: only its context is left
+ * to list.  No other thread held its lock at the fork (zmp_deinit, the one
+ * that takes other threads' locks, does so holding the shared context's
+ * lock, which the fork waits for); the list's lock may have been held by
+ * an exiting thread.
+ */
 static void after_fork_child(void)
 {
     pthread_mutex_init(&all_lock, NULL);
     all = mine;
-    if (mine) {
+    if (mine)
         mine->prev = mine->next = NULL;
-        pthread_mutex_init(&mine->ctx.lock, NULL);
-        pthread_cond_init(&mine->ctx.cond, NULL);
-    }
 }
 
 static void make_key(void)
 {
     (void)pthread_key_create(&key, thread_gone);
-    (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    (void)pthread_atfork(NULL, NULL, after_fork_child);
 }
 
 /* The interpreter named on the shared context, copied when it changed. */

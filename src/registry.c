@@ -149,11 +149,11 @@ void zmp__reg_fork(bool before)
 }
 
 /* In the child of a fork(): the entries name the parent's children, which
- * this process must never signal.  Only this thread exists here, and the
- * lock may have been held by a thread that did not come along. */
+ * this process must never signal.  Only this thread exists here, and it
+ * holds the lock (zmp__reg_fork before the fork). */
 void zmp__reg_forget(void)
 {
-    pthread_mutex_init(&lock, NULL);
+    pthread_mutex_unlock(&lock);
     __atomic_store_n(&hwm, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&live, 0, __ATOMIC_RELAXED);
     nfree = 0;
