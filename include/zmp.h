@@ -11,6 +11,8 @@
  * lock of the caller's, and a blocking call blocks only its caller.  Any
  * thread may use any handle (start in one, wait, poll, kill or collect in
  * another); a kill ends another thread's wait on that handle at once.
+ * zmp_run_opts() (zmp_run, zmp_run_code) runs on an engine of the calling
+ * thread's own, so threads running at once never wait for one another.
  * zmp_deinit() with other calls inside kills every child and waits for
  * those calls to return.  zmp_signal_all is async-signal-safe too.  Other
  * threads are not disturbed by a spawn (see zmp(3), "Thread safety").
