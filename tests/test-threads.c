@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "fds.h"
 
 extern char **environ;
 
@@ -574,6 +575,52 @@ static void test_deinit_beside_calls(void)
     zmp_result_free(&res[0]);
 }
 
+struct runner {
+    const char *what, *arg;
+    int r, code;
+};
+
+static void *run_thread(void *arg)
+{
+    struct runner *u = arg;
+    zmp_result res;
+
+    u->r = zmp_run(u->what, (const char *[]){ u->arg, NULL }, &res);
+    u->code = res.exit_code;
+    zmp_result_free(&res);
+    return NULL;
+}
+
+/* A run goes on its thread's own engine: what that engine holds goes
+ * when the thread exits, and a zmp_deinit from another thread still ends
+ * the run at once. */
+static void test_own_engine(void)
+{
+    struct runner u = { "exit", "3", -1, -1 };
+    pthread_t t;
+    struct timespec t0, t1;
+    int before;
+
+    use_helper();
+    before = count_fds();
+    pthread_create(&t, NULL, run_thread, &u);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(u.r, 0);
+    CU_ASSERT_EQUAL(u.code, 3);
+    CU_ASSERT_EQUAL(count_fds(), before);  /* its ring and /dev/null went */
+    u = (struct runner){ "sleep", "30000", -1, -1 };
+    pthread_create(&t, NULL, run_thread, &u);
+    usleep(300 * 1000);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    zmp_deinit();
+    pthread_join(t, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CU_ASSERT_EQUAL(u.r, 0);
+    CU_ASSERT_EQUAL(u.code, -SIGKILL);
+    CU_ASSERT_TRUE(t1.tv_sec - t0.tv_sec < 10);
+    CU_ASSERT_TRUE(no_children());
+}
+
 void add_threads_tests(void)
 {
     CU_pSuite s = CU_add_suite("threads", suite_init, suite_clean);
@@ -588,5 +635,6 @@ void add_threads_tests(void)
     CU_add_test(s, "poll and wait on one handle", test_poll_and_wait);
     CU_add_test(s, "two batches and a sleep at once", test_two_batches);
     CU_add_test(s, "deinit while other threads are inside", test_deinit_beside_calls);
+    CU_add_test(s, "runs on the thread's own engine", test_own_engine);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
