@@ -35,7 +35,11 @@ struct own {
 
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct own *all;
+/* In the child of a fork: the other threads' contexts, to forget (as the
+ * shared one forgets) at the next call, which holds the shared lock. */
+static struct own *orphans;
 static pthread_key_t key;
+static bool have_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static __thread struct own *mine;
 /* A zmp_deinit() is killing: a run that starts a child meanwhile kills it
@@ -63,6 +67,7 @@ static void thread_gone(void *arg)
     unlist(o);
     pthread_mutex_unlock(&all_lock);
     zmp__lock(&o->ctx);
+    zmp__ctx_check_fork(&o->ctx);  /* a fork's copy: forgotten, not stopped */
     zmp__ctx_stop(&o->ctx);
     zmp__unlock(&o->ctx);
     free(o->ctx.interp);
@@ -81,15 +86,40 @@ static void thread_gone(void *arg)
  */
 static void after_fork_child(void)
 {
+    struct own *o, *next;
+
     pthread_mutex_init(&all_lock, NULL);
+    for (o = all; o; o = next) {
+        next = o->next;
+        if (o != mine) {
+            o->next = orphans;
+            orphans = o;
+        }
+    }
     all = mine;
     if (mine)
         mine->prev = mine->next = NULL;
+    __atomic_store_n(&killing, 0, __ATOMIC_RELAXED);  /* a deinit's, in the parent */
+}
+
+/* The other threads' contexts a fork copied: their children, pipes and
+ * rings are the parent's.  Forgotten without their locks, which threads
+ * that did not come along may hold.  Called with the shared lock held. */
+static void forget_orphans(void)
+{
+    struct own *o;
+
+    while ((o = orphans)) {
+        orphans = o->next;
+        zmp__ctx_forget(&o->ctx);
+        free(o->ctx.interp);
+        free(o);
+    }
 }
 
 static void make_key(void)
 {
-    (void)pthread_key_create(&key, thread_gone);
+    have_key = pthread_key_create(&key, thread_gone) == 0;
     (void)pthread_atfork(NULL, NULL, after_fork_child);
 }
 
@@ -121,6 +151,9 @@ struct zmp__ctx *zmp__own_get(struct zmp__ctx *main)
     if (!main->engine && zmp__ctx_start(main) < 0)
         return NULL;
     pthread_once(&key_once, make_key);
+    forget_orphans();
+    if (!have_key)
+        return NULL;  /* no way to free it at thread exit: the shared one */
     if (!(o = mine)) {
         if (!(o = calloc(1, sizeof *o)))
             return NULL;
@@ -175,6 +208,7 @@ void zmp__own_kill_all(void)
     pthread_mutex_lock(&all_lock);
     for (o = all; o; o = o->next) {
         zmp__lock(&o->ctx);
+        zmp__ctx_check_fork(&o->ctx);
         for (p = o->ctx.procs; p; p = p->next) {
             zmp__proc_signal(p, SIGKILL);
             if (o->ctx.engine)
@@ -192,9 +226,11 @@ void zmp__own_stop_all(void)
     struct own *o;
 
     __atomic_store_n(&killing, 0, __ATOMIC_RELEASE);
+    forget_orphans();
     pthread_mutex_lock(&all_lock);
     for (o = all; o; o = o->next) {
         zmp__lock(&o->ctx);
+        zmp__ctx_check_fork(&o->ctx);
         zmp__ctx_stop(&o->ctx);
         zmp__unlock(&o->ctx);
     }

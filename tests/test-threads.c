@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -621,6 +622,72 @@ static void test_own_engine(void)
     CU_ASSERT_TRUE(no_children());
 }
 
+struct parked {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    bool ran, go;
+};
+
+/* Runs once, then stays alive (its engine with it) until told to go. */
+static void *run_then_park(void *arg)
+{
+    struct parked *k = arg;
+    zmp_result res;
+
+    if (zmp_run("exit", (const char *[]){ "0", NULL }, &res) == 0)
+        zmp_result_free(&res);
+    pthread_mutex_lock(&k->m);
+    k->ran = true;
+    pthread_cond_broadcast(&k->c);
+    while (!k->go)
+        pthread_cond_wait(&k->c, &k->m);
+    pthread_mutex_unlock(&k->m);
+    return NULL;
+}
+
+/* A fork's child lets go of its copies of other threads' engines at its
+ * first call (their descriptors are the parent's), and runs on its own. */
+static void test_fork_beside_thread_engines(void)
+{
+    struct parked k = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false };
+    zmp_result res;
+    pthread_t t;
+    pid_t pid;
+    int st, before;
+
+    use_helper();
+    CU_ASSERT_EQUAL(zmp_run("exit", (const char *[]){ "0", NULL }, &res), 0);
+    zmp_result_free(&res);
+    pthread_create(&t, NULL, run_then_park, &k);
+    pthread_mutex_lock(&k.m);
+    while (!k.ran)
+        pthread_cond_wait(&k.c, &k.m);
+    pthread_mutex_unlock(&k.m);
+    before = count_fds();
+    pid = fork();
+    CU_ASSERT_TRUE_FATAL(pid >= 0);
+    if (pid == 0) {
+        int bad = zmp_run("exit", (const char *[]){ "4", NULL }, &res) != 0 ||
+                  res.exit_code != 4;
+
+        zmp_result_free(&res);
+        bad |= (count_fds() >= before) << 1;  /* the thread's engine let go */
+        zmp_deinit();
+        _exit(bad);
+    }
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT_TRUE(WIFEXITED(st));
+    CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+    pthread_mutex_lock(&k.m);
+    k.go = true;
+    pthread_cond_broadcast(&k.c);
+    pthread_mutex_unlock(&k.m);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(zmp_run("exit", (const char *[]){ "5", NULL }, &res), 0);
+    CU_ASSERT_EQUAL(res.exit_code, 5);
+    zmp_result_free(&res);
+}
+
 void add_threads_tests(void)
 {
     CU_pSuite s = CU_add_suite("threads", suite_init, suite_clean);
@@ -636,5 +703,6 @@ void add_threads_tests(void)
     CU_add_test(s, "two batches and a sleep at once", test_two_batches);
     CU_add_test(s, "deinit while other threads are inside", test_deinit_beside_calls);
     CU_add_test(s, "runs on the thread's own engine", test_own_engine);
+    CU_add_test(s, "fork beside other threads' engines", test_fork_beside_thread_engines);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
