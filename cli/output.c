@@ -577,22 +577,19 @@ void output_job_drop(struct output_job *j)
     pthread_mutex_unlock(&o->m);
 }
 
-int output_job_read(struct output_job *j, int fd, int (*fn)(void *, const char *, size_t),
-                    void *arg)
+/* The bytes q's spill file holds, read into buf (COPY_SIZE) and handed
+ * to fn piece by piece: 0, fn's nonzero return, or a read error (then
+ * also the run's output error). */
+static int read_spilled(struct output *o, const struct queue *q, char *buf,
+                        int (*fn)(void *, const char *, size_t), void *arg)
 {
-    struct output *o = j->o;
-    struct queue *q = &j->q[fd == 2 ? 1 : 0];
-    struct chunk *k;
     off_t off;
     ssize_t n;
     int r = 0;
 
-    pthread_mutex_lock(&o->m);
-    for (k = q->head; k && r == 0; k = k->next)
-        r = fn(arg, k->data + k->start, k->end - k->start);
     for (off = q->rd; off < q->wr && r == 0; off += n) {
-        n = pread(q->fd, o->copy, (size_t)(q->wr - off) < COPY_SIZE ? (size_t)(q->wr - off)
-                                                                    : COPY_SIZE, off);
+        n = pread(q->fd, buf, (size_t)(q->wr - off) < COPY_SIZE ? (size_t)(q->wr - off)
+                                                                : COPY_SIZE, off);
         if (n < 0 && errno == EINTR) {
             n = 0;
             continue;
@@ -602,19 +599,48 @@ int output_job_read(struct output_job *j, int fd, int (*fn)(void *, const char *
             fail(o, -1, r);
             break;
         }
-        r = fn(arg, o->copy, (size_t)n);
+        r = fn(arg, buf, (size_t)n);
     }
+    return r;
+}
+
+int output_job_read(struct output_job *j, int fd, int (*fn)(void *, const char *, size_t),
+                    void *arg)
+{
+    struct output *o = j->o;
+    struct queue *q = &j->q[fd == 2 ? 1 : 0];
+    struct chunk *k;
+    int r = 0;
+
+    pthread_mutex_lock(&o->m);
+    for (k = q->head; k && r == 0; k = k->next)
+        r = fn(arg, k->data + k->start, k->end - k->start);
+    if (r == 0)
+        r = read_spilled(o, q, o->copy, fn, arg);
     pthread_mutex_unlock(&o->m);
     return r;
+}
+
+struct replaying {
+    struct output_job *j;
+    int c;
+};
+
+/* A piece of a released job's file, on its way: stop at an output error. */
+static int replay_piece(void *arg, const char *data, size_t len)
+{
+    struct replaying *rp = arg;
+
+    write_job(rp->j, rp->c, data, len);
+    return rp->j->o->error;
 }
 
 /* A released job's kept bytes of stream c, in q, go the way of new ones. */
 static void replay(struct output_job *j, int c, struct queue *q)
 {
     struct output *o = j->o;
+    struct replaying rp = { j, c };
     struct chunk *k;
-    off_t off;
-    ssize_t n;
 
     /* Each chunk leaves the job's count before its bytes go on, so that
      * they find the job's memory share free again. */
@@ -626,19 +652,8 @@ static void replay(struct output_job *j, int c, struct queue *q)
         write_job(j, c, k->data + k->start, k->end - k->start);
         free(k);
     }
-    for (off = q->rd; off < q->wr && !o->error; off += n) {
-        n = pread(q->fd, o->replay, (size_t)(q->wr - off) < COPY_SIZE ? (size_t)(q->wr - off)
-                                                                      : COPY_SIZE, off);
-        if (n < 0 && errno == EINTR) {
-            n = 0;
-            continue;
-        }
-        if (n <= 0) {
-            fail(o, -1, n < 0 ? -errno : -EIO);
-            break;
-        }
-        write_job(j, c, o->replay, (size_t)n);
-    }
+    if (!o->error)
+        (void)read_spilled(o, q, o->replay, replay_piece, &rp);
     if (q->fd >= 0)
         close(q->fd);
 }

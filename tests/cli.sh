@@ -708,6 +708,16 @@ check "--memfree 1k: starts" "$? $(cat "$tmp/o")" "0 ran"
 # set by a file bind-mounted over /proc/meminfo in a mount namespace of
 # the test's own (root only).
 meminfo() { printf 'MemTotal: 100000000 kB\nMemFree: %s kB\nMemAvailable: %s kB\n' "$2" "$2" > "$1"; }
+# with_meminfo DIR CMD...: CMD, with DIR/meminfo mounted over /proc/meminfo.
+with_meminfo() {
+    unshare -m sh -c 'mount --bind "$1/meminfo" /proc/meminfo && shift && exec "$@"' sh "$@"
+}
+# until_file FILE: wait (up to 10 s) until FILE exists, then 0.3 s more.
+until_file() {
+    _i=0
+    while [ ! -e "$1" ] && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+    sleep 0.3
+}
 if [ "$(id -u)" = 0 ] && unshare -m true 2> /dev/null; then
     d="$tmp/mf"
     mkdir "$d"
@@ -724,13 +734,10 @@ echo "first $x"
 while [ ! -e "$d/go" ]; do sleep 0.05; done
 JOB
     chmod +x "$d/job"
-    unshare -m sh -c 'mount --bind "$1/meminfo" /proc/meminfo && shift && exec "$@"' sh "$d" \
-        $zmp parallel -j 3 --memfree 10G --retries 2 --joblog "$d/jl" -- "$d/job" "$d" {} ::: a b c \
+    with_meminfo "$d" $zmp parallel -j 3 --memfree 10G --retries 2 --joblog "$d/jl" -- "$d/job" "$d" {} ::: a b c \
         > "$d/o" 2> "$d/e" &
     zpid=$!
-    i=0
-    while [ ! -e "$d/c.ran" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    sleep 0.3
+    until_file "$d/c.ran"
     meminfo "$d/meminfo" 4000000
     i=0
     while [ ! -s "$d/terms" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -747,13 +754,10 @@ JOB
     # the signal in the joblog, as GNU parallel's.
     rm -f "$d"/*.ran "$d/go"
     meminfo "$d/meminfo" 50000000
-    unshare -m sh -c 'mount --bind "$1/meminfo" /proc/meminfo && shift && exec "$@"' sh "$d" \
-        $zmp parallel -j 2 --memfree 10G --joblog "$d/jl" -- sh -c 'echo "$1"; : > "$0/$1.ran"; exec sleep 30' "$d" {} ::: a b \
+    with_meminfo "$d" $zmp parallel -j 2 --memfree 10G --joblog "$d/jl" -- sh -c 'echo "$1"; : > "$0/$1.ran"; exec sleep 30' "$d" {} ::: a b \
         > "$d/o" 2> "$d/e" &
     zpid=$!
-    i=0
-    while [ ! -e "$d/b.ran" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    sleep 0.3
+    until_file "$d/b.ran"
     meminfo "$d/meminfo" 4000000
     wait $zpid
     check "--memfree: every job ended, status, output printed" "$? $(sort "$d/o" | tr '\n' ' ')" "2 a b "
