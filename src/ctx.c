@@ -74,6 +74,16 @@ static unsigned fork_gen;
 static struct zmp__ctx *fork_ctx;  /* the context to hold across fork() */
 static struct zmp__ctx *held_ctx;  /* ... held by the thread that forks */
 
+/* The engines' process-wide locks (zmp__engine.fork). */
+static void engines_fork(enum zmp__fork_phase phase)
+{
+    size_t i;
+
+    for (i = 0; engines[i]; i++)
+        if (engines[i]->fork)
+            engines[i]->fork(phase);
+}
+
 static void before_fork(void)
 {
     struct zmp__ctx *ctx = __atomic_load_n(&fork_ctx, __ATOMIC_ACQUIRE);
@@ -82,10 +92,12 @@ static void before_fork(void)
         zmp__lock(ctx);
     held_ctx = ctx;
     zmp__reg_fork(true);
+    engines_fork(ZMP__FORK_BEFORE);
 }
 
 static void after_fork_parent(void)
 {
+    engines_fork(ZMP__FORK_PARENT);
     zmp__reg_fork(false);
     if (held_ctx)
         zmp__unlock(held_ctx);
@@ -96,6 +108,7 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
     __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+    engines_fork(ZMP__FORK_CHILD);
     zmp__reg_forget();
     if (held_ctx) {
         pthread_cond_init(&held_ctx->cond, NULL);

@@ -95,6 +95,20 @@ static pthread_mutex_t rlimit_lock = PTHREAD_MUTEX_INITIALIZER;
  */
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Both locks above are leaves; held across a fork (zmp__engine.fork), so
+ * that a ring set up or torn down by another thread at that moment (a
+ * worker, a thread exiting, src/own.c) leaves neither held in the child. */
+static void uring_fork(enum zmp__fork_phase phase)
+{
+    if (phase == ZMP__FORK_BEFORE) {
+        pthread_mutex_lock(&rlimit_lock);
+        pthread_mutex_lock(&map_lock);
+    } else {
+        pthread_mutex_unlock(&map_lock);
+        pthread_mutex_unlock(&rlimit_lock);
+    }
+}
+
 static int ring_map(struct io_uring *ring, struct io_uring_params *params)
 {
     int r;
@@ -742,4 +756,5 @@ const struct zmp__engine zmp__engine_uring = {
     .drop_fd = uring_drop_fd,
     .run = uring_run,
     .wake = uring_wake,
+    .fork = uring_fork,
 };

@@ -150,6 +150,8 @@ struct zmp__proc {
  * zmp__proc_read_done(); it knows nothing of handles, results or
  * interpreters.
  */
+enum zmp__fork_phase { ZMP__FORK_BEFORE, ZMP__FORK_PARENT, ZMP__FORK_CHILD };
+
 struct zmp__engine {
     const char *name;
     /* 0, or -errno when this engine cannot run here (the next is tried). */
@@ -189,6 +191,13 @@ struct zmp__engine {
      * a timer now due sooner than it waits for; with force, make it
      * return even when nothing the engine watches changed. */
     void (*wake)(struct zmp__ctx *ctx, bool force);
+    /* Around a fork() (ctx.c's atfork handlers, with the shared context
+     * locked): take the engine's process-wide locks before, let go of
+     * them after, in the parent and in the child, so that the child never
+     * inherits one held by a thread that did not come along.  NULL when
+     * the engine has none.  Those locks must be leaves: no other lock is
+     * taken while one is held. */
+    void (*fork)(enum zmp__fork_phase phase);
 };
 
 extern const struct zmp__engine zmp__engine_uring;

@@ -724,6 +724,8 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2> /dev/null; then
     meminfo "$d/meminfo" 50000000
     # Each job's first try waits for "go"; ended, it sets MemAvailable to
     # 7 GB: under --memfree (no start), over half of it (no more ending).
+    # --delay starts them in turn: the youngest is the one started last,
+    # and jobs handed to two workers at once may start in either order.
     cat > "$d/job" <<'JOB'
 #!/bin/sh
 d=$1 x=$2
@@ -734,7 +736,7 @@ echo "first $x"
 while [ ! -e "$d/go" ]; do sleep 0.05; done
 JOB
     chmod +x "$d/job"
-    with_meminfo "$d" $zmp parallel -j 3 --memfree 10G --retries 2 --joblog "$d/jl" -- "$d/job" "$d" {} ::: a b c \
+    with_meminfo "$d" $zmp parallel -j 3 --delay 0.3 --memfree 10G --retries 2 --joblog "$d/jl" -- "$d/job" "$d" {} ::: a b c \
         > "$d/o" 2> "$d/e" &
     zpid=$!
     until_file "$d/c.ran"

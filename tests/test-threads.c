@@ -688,6 +688,66 @@ static void test_fork_beside_thread_engines(void)
     zmp_result_free(&res);
 }
 
+static void *run_once(void *arg)
+{
+    zmp_result res;
+
+    (void)arg;
+    if (zmp_run("exit", (const char *[]){ "0", NULL }, &res) == 0)
+        zmp_result_free(&res);
+    return NULL;
+}
+
+/* Threads that each run once and exit, one after another: their engines
+ * (rings) are set up and torn down all the time. */
+static void *come_and_go(void *arg)
+{
+    volatile bool *stop = arg;
+    pthread_t t;
+
+    while (!__atomic_load_n(stop, __ATOMIC_ACQUIRE)) {
+        if (pthread_create(&t, NULL, run_once, NULL) == 0)
+            pthread_join(t, NULL);
+    }
+    return NULL;
+}
+
+/* A fork while other threads set up and tear down their engines: the
+ * child inherits none of the engine's locks held, and runs (a child stuck
+ * on one is ended by its alarm, and counted). */
+static void test_fork_while_engines_come_and_go(void)
+{
+    volatile bool stop = false;
+    pthread_t t[2];
+    zmp_result res;
+    pid_t pid;
+    int i, st, stuck = 0, bad = 0;
+
+    use_helper();
+    for (i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, come_and_go, (void *)&stop);
+    for (i = 0; i < 60; i++) {
+        usleep(2000);
+        pid = fork();
+        CU_ASSERT_TRUE_FATAL(pid >= 0);
+        if (pid == 0) {
+            alarm(10);
+            _exit(zmp_run("exit", (const char *[]){ "4", NULL }, &res) != 0 || res.exit_code != 4);
+        }
+        if (waitpid(pid, &st, 0) != pid)
+            bad++;
+        else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+            stuck++;
+        else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            bad++;
+    }
+    __atomic_store_n(&stop, true, __ATOMIC_RELEASE);
+    for (i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    CU_ASSERT_EQUAL(stuck, 0);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 void add_threads_tests(void)
 {
     CU_pSuite s = CU_add_suite("threads", suite_init, suite_clean);
@@ -704,5 +764,6 @@ void add_threads_tests(void)
     CU_add_test(s, "deinit while other threads are inside", test_deinit_beside_calls);
     CU_add_test(s, "runs on the thread's own engine", test_own_engine);
     CU_add_test(s, "fork beside other threads' engines", test_fork_beside_thread_engines);
+    CU_add_test(s, "fork while engines come and go", test_fork_while_engines_come_and_go);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
