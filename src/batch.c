@@ -185,13 +185,20 @@ static int room(struct stream *s)
     return reserve_run(s, s->nrun + 1);
 }
 
-/* Start jobs while there are slots and the source has jobs. */
+static size_t collect_jobs(struct stream *s);
+
+/* Start jobs while there are slots and the source has jobs.  Every
+ * ZMP__BURST starts, what ended meanwhile is collected (workers.c's
+ * start_jobs says why). */
 static int start_jobs(struct stream *s)
 {
     struct zmp__proc *p;
+    unsigned burst = 0;
     int r;
 
     while (s->nrun < s->parallel && take_job(s)) {
+        if (++burst % ZMP__BURST == 0 && zmp__ctx_run_nowait(s->ctx) > 0)
+            collect_jobs(s);
         r = room(s);
         if (r < 0)
             return r;

@@ -278,6 +278,10 @@ struct zmp__ctx {
  * exec walks it, O(open descriptors) each. */
 #define ZMP__FEW_CHILDREN 128
 
+/* Starts in a row by a stream's thread or a worker before it handles what
+ * is ready (src/workers.c, start_jobs). */
+#define ZMP__BURST 16
+
 /* features.c */
 unsigned zmp__disabled(void);
 int64_t zmp__now_ns(void);

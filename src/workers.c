@@ -338,15 +338,30 @@ static int grow(struct worker *k)
     return 0;
 }
 
+static void finish_jobs(struct worker *k);
+
+/*
+ * Start the jobs this worker may take.  Every ZMP__BURST starts, what is
+ * ready is handled and what ended is handed over, before more start:
+ * started all at once, a share of 512 short jobs ends all at once too,
+ * and each worker then reaps hundreds of exited children and their pipes
+ * from cold memory (from 128 alive on, the children also go to the
+ * slower path without descriptors, ZMP__FEW_CHILDREN).  Measured with a
+ * no-libc child at 1,024 in flight: 0.83 of the rate at 64 before, 0.96
+ * after (poll: 0.53, 0.94).
+ */
 static void start_jobs(struct worker *k)
 {
     struct zmp__workers *w = k->w;
     struct outcome o;
     struct zmp__proc *p;
     struct item it;
+    unsigned burst = 0;
     int r;
 
     for (;;) {
+        if (++burst % ZMP__BURST == 0 && zmp__ctx_run_nowait(&k->ctx) > 0)
+            finish_jobs(k);
         r = grow(k);
         if (!take(k, &it))
             return;
