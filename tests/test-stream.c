@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -253,6 +255,84 @@ static void test_source_ends_and_errors(void)
     CU_ASSERT_TRUE(no_children());
 }
 
+/* A stream stopped by its done callback while it starts jobs. */
+struct stopper {
+    size_t reported, stop_after;
+    double stopped_at;     /* CLOCK_REALTIME seconds, as zmp_info.started */
+    int started_after;     /* jobs that started after the stop */
+};
+
+static double realtime_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int stopper_next(void *arg, size_t i, zmp_options *job, int *wait_fd)
+{
+    static const char *const argv[] = { "echo", "x", NULL };
+
+    (void)arg;
+    (void)i;
+    (void)wait_fd;
+    job->argv = argv;
+    return ZMP_STREAM_JOB;
+}
+
+static int stopper_done(void *arg, size_t i, int err, zmp_result *res, const zmp_info *info)
+{
+    struct stopper *t = arg;
+
+    (void)i;
+    t->reported++;
+    if (t->stopped_at > 0 && err == 0 && info && info->started > t->stopped_at)
+        t->started_after++;
+    zmp_result_free(res);
+    if (t->stopped_at == 0 && t->reported >= t->stop_after) {
+        t->stopped_at = realtime_now();
+        return 1;
+    }
+    return 0;
+}
+
+/* On one CPU the stream's own thread starts the jobs, and collects what
+ * ended every few starts: a stop asked for there starts nothing more.
+ * (In a child process: the CPU count is the process's.) */
+static void test_stop_while_starting(void)
+{
+    cpu_set_t set;
+    pid_t pid;
+    int st;
+
+    use_helper();
+    pid = fork();
+    CU_ASSERT_TRUE_FATAL(pid >= 0);
+    if (pid == 0) {
+        int round, bad = 0;
+
+        alarm(60);
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        if (sched_setaffinity(0, sizeof set, &set) < 0 || zmp_cpu_count() != 1)
+            _exit(2);
+        for (round = 0; round < 20 && !bad; round++) {
+            struct stopper t = { .stop_after = 1 + (size_t)round % 4 };
+
+            if (zmp_run_stream(64, stopper_next, stopper_done, &t) != 0)
+                bad = 3;
+            else if (t.started_after)
+                bad = 4;
+        }
+        zmp_deinit();
+        _exit(bad);
+    }
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT_TRUE(WIFEXITED(st));
+    CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+}
+
 /* A source that waits with nothing in flight, on an fd that then hangs up:
  * asked again, it reads the end of file. */
 static void test_wait_with_nothing_running(void)
@@ -291,5 +371,6 @@ void add_stream_tests(void)
     CU_add_test(s, "timeouts fire while the source waits", test_timeout_while_waiting);
     CU_add_test(s, "source ends, fails, answers badly", test_source_ends_and_errors);
     CU_add_test(s, "waiting with nothing in flight", test_wait_with_nothing_running);
+    CU_add_test(s, "stopped while starting, on one CPU", test_stop_while_starting);
     CU_add_test(s, "no leaks", test_no_leaks);
 }
