@@ -92,12 +92,14 @@ static void before_fork(void)
         zmp__lock(ctx);
     held_ctx = ctx;
     zmp__reg_fork(true);
+    zmp__nofile_fork(true);
     engines_fork(ZMP__FORK_BEFORE);
 }
 
 static void after_fork_parent(void)
 {
     engines_fork(ZMP__FORK_PARENT);
+    zmp__nofile_fork(false);
     zmp__reg_fork(false);
     if (held_ctx)
         zmp__unlock(held_ctx);
@@ -109,6 +111,7 @@ static void after_fork_child(void)
 {
     __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
     engines_fork(ZMP__FORK_CHILD);
+    zmp__nofile_fork(false);
     zmp__reg_forget();
     if (held_ctx) {
         pthread_cond_init(&held_ctx->cond, NULL);

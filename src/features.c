@@ -98,6 +98,16 @@ bool zmp__raise_nofile(void)
     return up;
 }
 
+/* Around a fork() (ctx.c): every spawn takes the lock once a raise
+ * happened, so the child of a fork must not inherit it held. */
+void zmp__nofile_fork(bool before)
+{
+    if (before)
+        pthread_mutex_lock(&nofile_lock);
+    else
+        pthread_mutex_unlock(&nofile_lock);
+}
+
 /*
  * The RLIMIT_NOFILE a child must be given, as the caller's limit is when
  * the child starts: false when it inherits the right one (nothing was

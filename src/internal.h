@@ -288,6 +288,7 @@ int64_t zmp__now_ns(void);
 int64_t zmp__ms_to_ns(unsigned long ms);
 bool zmp__raise_nofile(void);
 bool zmp__nofile_for_child(struct rlimit *ret);
+void zmp__nofile_fork(bool before);
 
 /* buf.c */
 int  zmp__buf_reserve(struct zmp__buf *b, size_t room);
