@@ -73,6 +73,16 @@ static const char *wanted_engine(const struct zmp__ctx *ctx)
 static unsigned fork_gen;
 static struct zmp__ctx *fork_ctx;  /* the context to hold across fork() */
 static struct zmp__ctx *held_ctx;  /* ... held by the thread that forks */
+/* What a layer above holds across fork() (own.c: every thread's own
+ * context), called just after the shared lock is taken and just before it
+ * is let go of: that is the order zmp_deinit() takes them in. */
+static void (*fork_hook)(enum zmp__fork_phase);
+static void (*held_hook)(enum zmp__fork_phase);
+
+void zmp__ctx_on_fork(void (*hook)(enum zmp__fork_phase phase))
+{
+    __atomic_store_n(&fork_hook, hook, __ATOMIC_RELEASE);
+}
 
 /* The engines' process-wide locks (zmp__engine.fork). */
 static void engines_fork(enum zmp__fork_phase phase)
@@ -91,6 +101,9 @@ static void before_fork(void)
     if (ctx)
         zmp__lock(ctx);
     held_ctx = ctx;
+    held_hook = ctx ? __atomic_load_n(&fork_hook, __ATOMIC_ACQUIRE) : NULL;
+    if (held_hook)
+        held_hook(ZMP__FORK_BEFORE);
     zmp__reg_fork(true);
     zmp__nofile_fork(true);
     engines_fork(ZMP__FORK_BEFORE);
@@ -101,6 +114,8 @@ static void after_fork_parent(void)
     engines_fork(ZMP__FORK_PARENT);
     zmp__nofile_fork(false);
     zmp__reg_fork(false);
+    if (held_hook)
+        held_hook(ZMP__FORK_PARENT);
     if (held_ctx)
         zmp__unlock(held_ctx);
 }
@@ -113,6 +128,8 @@ static void after_fork_child(void)
     engines_fork(ZMP__FORK_CHILD);
     zmp__nofile_fork(false);
     zmp__reg_forget();
+    if (held_hook)
+        held_hook(ZMP__FORK_CHILD);
     if (held_ctx) {
         pthread_cond_init(&held_ctx->cond, NULL);
         zmp__unlock(held_ctx);

@@ -375,6 +375,7 @@ void zmp__proc_drop_pipes(struct zmp__proc *p);
 int  zmp__ctx_start(struct zmp__ctx *ctx);
 void zmp__ctx_stop(struct zmp__ctx *ctx);
 void zmp__ctx_check_fork(struct zmp__ctx *ctx);
+void zmp__ctx_on_fork(void (*hook)(enum zmp__fork_phase phase));
 const char *zmp__engine_name(const char *name, int *ret_err);
 void zmp__ctx_forget(struct zmp__ctx *ctx);
 int  zmp__watch_new(struct zmp__ctx *ctx, int fd);

@@ -78,33 +78,57 @@ static void thread_gone(void *arg)
 }
 
 /*
- * After a fork(), only this thread came along: only its context is left
- * to list.  No other thread held its lock at the fork (zmp_deinit, the one
- * that takes other threads' locks, does so holding the shared context's
- * lock, which the fork waits for); the list's lock may have been held by
- * an exiting thread.
+ * Around a fork() (ctx.c calls this with the shared context's lock held,
+ * the order zmp_deinit() takes them in): every thread's context is locked
+ * across it, so the child copies none half-changed (a descriptor closed
+ * but still named in its record would be closed again by the child,
+ * whatever the program had opened under that number meanwhile).  Their
+ * threads hold them only between steps, never while they sleep.  A thread
+ * that is exiting has left the list first: its context is not copied as
+ * an orphan, only leaked in the child.
+ *
+ * In the child only this thread came along: only its context is left to
+ * list; the others are orphans, forgotten at the next call.
  */
-static void after_fork_child(void)
+static void own_fork(enum zmp__fork_phase phase)
 {
     struct own *o, *next;
 
-    pthread_mutex_init(&all_lock, NULL);
-    for (o = all; o; o = next) {
-        next = o->next;
-        if (o != mine) {
-            o->next = orphans;
-            orphans = o;
+    switch (phase) {
+    case ZMP__FORK_BEFORE:
+        pthread_mutex_lock(&all_lock);
+        for (o = all; o; o = o->next)
+            zmp__lock(&o->ctx);
+        break;
+    case ZMP__FORK_PARENT:
+        for (o = all; o; o = o->next)
+            zmp__unlock(&o->ctx);
+        pthread_mutex_unlock(&all_lock);
+        break;
+    case ZMP__FORK_CHILD:
+        for (o = all; o; o = next) {
+            next = o->next;
+            zmp__unlock(&o->ctx);
+            if (o != mine) {
+                o->next = orphans;
+                orphans = o;
+            }
         }
+        all = mine;
+        if (mine) {
+            mine->prev = mine->next = NULL;
+            pthread_cond_init(&mine->ctx.cond, NULL);
+        }
+        pthread_mutex_init(&all_lock, NULL);
+        /* A deinit's, in the parent. */
+        __atomic_store_n(&killing, 0, __ATOMIC_RELAXED);
+        break;
     }
-    all = mine;
-    if (mine)
-        mine->prev = mine->next = NULL;
-    __atomic_store_n(&killing, 0, __ATOMIC_RELAXED);  /* a deinit's, in the parent */
 }
 
 /* The other threads' contexts a fork copied: their children, pipes and
- * rings are the parent's.  Forgotten without their locks, which threads
- * that did not come along may hold.  Called with the shared lock held. */
+ * rings are the parent's.  Whole (their locks were held across the fork)
+ * and nobody's now.  Called with the shared lock held. */
 static void forget_orphans(void)
 {
     struct own *o;
@@ -120,7 +144,7 @@ static void forget_orphans(void)
 static void make_key(void)
 {
     have_key = pthread_key_create(&key, thread_gone) == 0;
-    (void)pthread_atfork(NULL, NULL, after_fork_child);
+    zmp__ctx_on_fork(own_fork);
 }
 
 /* The interpreter named on the shared context, copied when it changed. */
