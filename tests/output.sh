@@ -196,6 +196,13 @@ $zmp parallel -j 4 -- sh -c 'for i in 1 2 3 4 5; do echo "$0 o$i"; echo "$0 e$i"
 check "--group, 2>&1: each job's stdout and stderr together" \
     "$(wc -l < "$tmp/o") $(cut -d' ' -f1 "$tmp/o" | uniq | wc -l)" "40 4"
 
+# --group, the turn passed on: to the oldest running job with bytes
+# waiting (b), not the first to have queued them (c); c, ended meanwhile,
+# comes whole after b.
+$zmp parallel -j 3 -- sh -c 'set -- $0; sleep "$1"; echo "$2"1; sleep "$3"; echo "$2"2' \
+    ::: "0 a 1.2" "0.6 b 1.4" "0.2 c 1.4" > "$tmp/o"
+check "--group: the turn goes to the oldest job waiting" "$(echo $(cat "$tmp/o"))" "a1 a2 b1 b2 c1 c2"
+
 # -k with outputs past the memory share, the later jobs ending first.
 out=$($zmp parallel -k -j 4 --buffer-size 64K --buffer-total 128K -- \
       sh -c 'set -- $0; sleep "$1"; exec "$2" fill "$3" 3000000' \
