@@ -196,7 +196,9 @@ class Cell:
     its start-up included), jobs fed on stdin.  A "wall" cell in jobs/s
     has its start-up taken off (the marginal rate); one in GB/s does not:
     N is then the bytes of its input and its rate is N over the whole
-    command's time.
+    command's time.  whole=True: a "wall" cell in jobs/s over the whole
+    command's time, start-up included (jobs that last seconds: a one-job
+    run would be mostly the job).
 
     stdin(n) gives the command's stdin: bytes (piped in by the driver) or
     a str, the path of a file opened as its stdin (the driver copies
@@ -206,8 +208,9 @@ class Cell:
     """
 
     def __init__(self, name, role, argv, kind="json", env=None, stdin=None,
-                 unit="jobs/s", skipped=None, timeout=600, check=None):
+                 unit="jobs/s", skipped=None, timeout=600, check=None, whole=False):
         self.name, self.role, self.argv, self.kind = name, role, argv, kind
+        self.whole = whole
         self.env, self.stdin, self.unit, self.skipped = env, stdin, unit, skipped
         self.timeout, self.check = timeout, check
         self.rates, self.counts, self.secs = [], [], []
@@ -259,7 +262,7 @@ class Cell:
         try:
             t0 = time.monotonic()
             s, count, nbytes = self.run(n)
-            if self.kind == "wall" and self.unit != "GB/s":
+            if self.kind == "wall" and self.unit != "GB/s" and not self.whole:
                 s, count = s - self.startup_cost(), count - 1
                 if s <= 0 or count <= 0:
                     raise ValueError("run too short to tell from start-up")
@@ -694,6 +697,45 @@ class Bench:
                                "groups": [{"setting": "-j %d, %d MiB" % (par, nb // MiB), "bytes": nb,
                                            "lines": lines, "blocks": len(blocks), "cells": cells}]})
 
+    def w_inflight(self):
+        """Issue 12's 10,000 real jobs in flight: `sh -c 'sleep 3; echo N'`
+        for N in 1..10,000, all started at once, the whole command timed.
+        The floor (bench/inflight) starts them by posix_spawn with no
+        capture, the children writing to its stdout themselves; zmp
+        parallel -j 10000 captures each job's line and prints it.  Both
+        must print every number once.  io_uring only: the poll engine is
+        not run past 1,024 in flight (W5)."""
+        n, nap = (500, "0.2") if self.quick else (10000, "3")
+        cmd = ["/bin/sh", "-c", "sleep %s; echo {}" % nap]
+        fd, path = tempfile.mkstemp(prefix="zmp-bench-inflight-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write("".join("%d\n" % i for i in range(1, n + 1)))
+
+        def every_number(out):
+            try:
+                got = sorted(int(x) for x in out.split())
+            except ValueError:
+                raise WrongResult("not the job numbers: %r" % out[:80])
+            if got != list(range(1, n + 1)):
+                raise WrongResult("%d numbers printed, of %d, or not each once" % (len(got), n))
+        try:
+            log("bench: w11 %d x sh -c 'sleep %s; echo N' at once" % (n, nap))
+            zc, zenv = self.zmp_cmd()
+            cells = [
+                Cell("zmp parallel -j %d (io_uring)" % n, "zmp", zc + ["parallel", "-j", str(n), "--"] + cmd,
+                     kind="wall", stdin=lambda k: path, env=dict(zenv, ZMP_BACKEND="io_uring"),
+                     check=every_number, whole=True),
+                Cell("floor: posix_spawn of every job, then reap (no capture)", "floor",
+                     [self.prog("inflight"), str(n), "--"] + cmd, kind="wall", check=every_number, whole=True),
+            ]
+            alternate(cells, self.reps, lambda c: n)
+        finally:
+            os.unlink(path)
+        self.workloads.append({"key": "w11", "title": "Many thousands of real jobs in flight "
+                               "(`sh -c 'sleep %s; echo N'`, all at once, the whole run)" % nap,
+                               "unit": "jobs/s",
+                               "groups": [{"setting": "%d at once" % n, "n": n, "cells": cells}]})
+
     def w_micro(self):
         out = {}
         polls, sleeps = ("200000", "50") if self.quick else ("1000000", "200")
@@ -747,7 +789,7 @@ class Bench:
                      (64,) if self.quick else (2, 64))),
                  ("w3", self.w_serial), ("w4", self.w_bigparent), ("w5", self.w_scaling),
                  ("w6", self.w_capture), ("w8", self.w_micro), ("w9", self.w_threads),
-                 ("w10", self.w_pipe)]
+                 ("w10", self.w_pipe), ("w11", self.w_inflight)]
         self.micro = {}
         for key, fn in steps:
             if only is None or key in only:
@@ -952,6 +994,19 @@ def goals(data):
         # No target: the floor reads the file once in one process, zmp
         # copies every byte into a pipe and a wc reads it again.
         goal("W10 --pipe, %s: zmp / wc -l alone (floor)" % g["setting"], z["x_floor"], "reported", None)
+    w11 = next((w for w in data["workloads"] if w["key"] == "w11"), None)
+    for g in (w11["groups"] if w11 else []):
+        z, f = find(g, "zmp"), find(g, "floor")
+        if not z:
+            continue
+        r = ratio(z, f) if f else None
+        goal("W11 %s, sh -c sleep+echo: zmp parallel / posix_spawn floor (no capture)" % g["setting"],
+             r, ">= 0.9", at_least(r, 0.9))
+        # Issue 12 asks for 10,000 of them under 12 s on this machine: the
+        # whole run's seconds, zmp's and the floor's, reported.
+        goal("W11 %s: zmp parallel's whole run, seconds (floor: %s)" % (
+            g["setting"], "%.1f" % (g["n"] / med(f)) if f else "none"),
+            round(g["n"] / med(z), 1), "reported", None)
     u = data["micro"].get("io_uring")
     if u:
         goal("W8 zmp_poll on a running child (io_uring): ns per call", u["poll_ns"], "< 200",
@@ -1080,7 +1135,7 @@ def parse():
     p.add_argument("--builddir", default=os.path.dirname(here))
     p.add_argument("--srcdir", default=os.path.dirname(here))
     p.add_argument("--out", default=None, help="where latest.md/json go (default: SRCDIR/bench/results)")
-    p.add_argument("--only", default=None, help="comma-separated workloads: w1,w2,w3,w4,w5,w6,w8,w9,w10")
+    p.add_argument("--only", default=None, help="comma-separated workloads: w1,w2,w3,w4,w5,w6,w8,w9,w10,w11")
     p.add_argument("--serialize-threads", action="store_true",
                    help="W9: one lock around every zmp call (for a library not yet thread-safe)")
     p.add_argument("--render", metavar="JSON", default=None,
