@@ -84,7 +84,7 @@ struct output_job {
     struct output *o;
     struct output_job *prev, *next;   /* every job not yet freed, in order */
     struct output_job *enext;         /* ended, waiting for the turn */
-    struct output_job *wprev, *wnext; /* --group: running, bytes waiting */
+    struct output_job *wprev, *wnext; /* bytes waiting (--group, --lb) */
     unsigned long long seq;           /* the job's place in job order */
     bool waiting;                     /* in the list above */
     struct queue q[2];                /* stdout, stderr */
@@ -108,9 +108,10 @@ struct output {
     struct output_job *first, *last;
     struct output_job *ended, *ended_last;  /* --group: ended, in order */
     struct output_job *holder;        /* has the turn (not with -k, -u) */
-    /* --group: the running jobs that queued bytes while another had the
-     * turn, in job order, so that passing the turn does not walk every
-     * running job (10,000 with -j 10000) at each end. */
+    /* --group and --line-buffer: the jobs that queued bytes (while
+     * another had the turn, or a line not finished yet), in job order, so
+     * that passing the turn does not walk every running job (10,000 with
+     * -j 10000) at each end. */
     struct output_job *wfirst, *wlast;
     unsigned long long seq;
     int error;
@@ -280,6 +281,49 @@ static void flush_lines(struct output_job *j, int c)
         free_chunk(j, q);
 }
 
+/* --group and --line-buffer: job j queues bytes; it joins the waiting
+ * jobs in job order (from the end: the jobs that start waiting are mostly
+ * the newest). */
+static void wait_add(struct output_job *j)
+{
+    struct output *o = j->o;
+    struct output_job *at = o->wlast;
+
+    if (j->waiting)
+        return;
+    while (at && at->seq > j->seq)
+        at = at->wprev;
+    j->wprev = at;
+    j->wnext = at ? at->wnext : o->wfirst;
+    if (j->wnext)
+        j->wnext->wprev = j;
+    else
+        o->wlast = j;
+    if (at)
+        at->wnext = j;
+    else
+        o->wfirst = j;
+    j->waiting = true;
+}
+
+static void wait_del(struct output_job *j)
+{
+    struct output *o = j->o;
+
+    if (!j->waiting)
+        return;
+    if (j->wprev)
+        j->wprev->wnext = j->wnext;
+    else
+        o->wfirst = j->wnext;
+    if (j->wnext)
+        j->wnext->wprev = j->wprev;
+    else
+        o->wlast = j->wprev;
+    j->wprev = j->wnext = NULL;
+    j->waiting = false;
+}
+
 /* Queue n bytes of job j's stream c: in memory while its share and the
  * total allow, else in its spill file. */
 static void enqueue(struct output_job *j, int c, const char *p, size_t n)
@@ -293,6 +337,8 @@ static void enqueue(struct output_job *j, int c, const char *p, size_t n)
 
     if (n == 0)
         return;
+    if (!o->keep_order && o->mode != OUTPUT_UNGROUP && !j->hold)
+        wait_add(j);
     q->nl = p[n - 1] == '\n';
     while (n > 0 && q->wr == q->rd) {
         k = q->tail;
@@ -348,48 +394,6 @@ static void enqueue(struct output_job *j, int c, const char *p, size_t n)
     }
 }
 
-/* --group: job j queued bytes; it joins the waiting jobs in job order
- * (from the end: the jobs that start waiting are mostly the newest). */
-static void wait_add(struct output_job *j)
-{
-    struct output *o = j->o;
-    struct output_job *at = o->wlast;
-
-    if (j->waiting)
-        return;
-    while (at && at->seq > j->seq)
-        at = at->wprev;
-    j->wprev = at;
-    j->wnext = at ? at->wnext : o->wfirst;
-    if (j->wnext)
-        j->wnext->wprev = j;
-    else
-        o->wlast = j;
-    if (at)
-        at->wnext = j;
-    else
-        o->wfirst = j;
-    j->waiting = true;
-}
-
-static void wait_del(struct output_job *j)
-{
-    struct output *o = j->o;
-
-    if (!j->waiting)
-        return;
-    if (j->wprev)
-        j->wprev->wnext = j->wnext;
-    else
-        o->wfirst = j->wnext;
-    if (j->wnext)
-        j->wnext->wprev = j->wprev;
-    else
-        o->wlast = j->wprev;
-    j->wprev = j->wnext = NULL;
-    j->waiting = false;
-}
-
 static void unlink_job(struct output_job *j)
 {
     struct output *o = j->o;
@@ -432,10 +436,8 @@ static void pass_lines(struct output *o)
     struct output_job *j, *next;
     int c;
 
-    for (j = o->first; j && !o->holder; j = next) {
-        next = j->next;
-        if (j->hold)
-            continue;
+    for (j = o->wfirst; j && !o->holder; j = next) {
+        next = j->wnext;
         for (c = 0; c < 2 && !o->holder; c++) {
             if (!queued(&j->q[c]))
                 continue;
@@ -450,8 +452,11 @@ static void pass_lines(struct output *o)
                 flush_lines(j, c);
             }
         }
-        if (j->ended && o->holder != j && !queued(&j->q[0]) && !queued(&j->q[1]))
-            unlink_job(j);
+        if (o->holder != j && !queued(&j->q[0]) && !queued(&j->q[1])) {
+            wait_del(j);
+            if (j->ended)
+                unlink_job(j);
+        }
     }
 }
 
@@ -506,8 +511,6 @@ static void put(struct output_job *j, int c, const char *p, size_t n)
             emit(o, c, p, n);
         } else {
             enqueue(j, c, p, n);
-            if (!j->hold)
-                wait_add(j);
         }
         return;
     }
@@ -781,6 +784,8 @@ void output_job_end(struct output_job *j)
         o->holder = NULL;
         unlink_job(j);
         pass_lines(o);
+    } else if (!queued(&j->q[0]) && !queued(&j->q[1])) {
+        unlink_job(j);  /* nothing waits: pass_lines would not see it */
     }
     pthread_mutex_unlock(&o->m);
 }

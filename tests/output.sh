@@ -187,6 +187,15 @@ $zmp parallel -j 4 --lb -- $H lines {} 20000 ::: A B C D > "$tmp/o"
 check "--line-buffer, 4 writers: every line whole" \
     "$(wc -l < "$tmp/o") $(grep -cvxE '[A-D]-[0-9]+-abcdefghij' "$tmp/o")" "80000 0"
 
+# --line-buffer: an unfinished line waits (a), others' whole lines go out
+# meanwhile; and with many jobs each holding a line open, every line whole.
+out=$($zmp parallel -j 3 --lb -- sh -c 'set -- $0; sleep "$1"; printf "%s" "$2"; sleep "$3"; echo "$4"' \
+      ::: "0 a 1.2 A" "0.4 b 0 B" "0.8 c 0 C")
+check "--line-buffer: a line held open waits, others go out" "$(echo $out)" "bB cC aA"
+seq 2000 | $zmp parallel --lb -j 2000 -- sh -c 'printf x{}; sleep 1; echo y' > "$tmp/o"
+check "--line-buffer, 2,000 lines held open at once: every line whole" \
+    "$(wc -l < "$tmp/o") $(grep -cxE 'x[0-9]+y' "$tmp/o") $(sort -u "$tmp/o" | wc -l)" "2000 2000 2000"
+
 # --group (the default): each job's output together, stdout and stderr too.
 $zmp parallel -j 4 -- $H lines {} 20000 ::: A B C D E F > "$tmp/o"
 check "--group: each job's lines together" \
