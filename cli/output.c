@@ -474,8 +474,8 @@ static void pass_group(struct output *o)
         unlink_job(j);
     }
     o->ended_last = NULL;
-    /* Those that emptied their queue (a dropped job) or were put on hold
-     * since they queued are passed over here. */
+    /* Those whose queue emptied since (a dropped job, or one that had the
+     * turn) are passed over here. */
     while ((j = o->wfirst)) {
         wait_del(j);
         if (!j->ended && !j->hold && (queued(&j->q[0]) || queued(&j->q[1]))) {

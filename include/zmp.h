@@ -354,7 +354,10 @@ typedef int (*zmp_output_fn)(void *arg, int fd, const void *data, size_t len);
  *             one job never overlap and come in the order the bytes were
  *             read, each stream's bytes complete and in order.  It runs
  *             with the library's lock held: it must not call any zmp
- *             function but zmp_signal_all() (which is lock-free), and
+ *             function but zmp_signal_all() (which is lock-free), nor
+ *             fork() (the library's atfork handler takes that lock), nor
+ *             wait for another thread that may be calling zmp or forking;
+ *             and
  *             while it blocks (a slow stdout), the other jobs of that
  *             thread's engine are not read and other calls on them wait:
  *             a child blocked on a full pipe is the backpressure.

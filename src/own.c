@@ -83,7 +83,9 @@ static void thread_gone(void *arg)
  * across it, so the child copies none half-changed (a descriptor closed
  * but still named in its record would be closed again by the child,
  * whatever the program had opened under that number meanwhile).  Their
- * threads hold them only between steps, never while they sleep.  A thread
+ * threads hold them only between steps, never while they sleep in the
+ * kernel; a job's on_output callback runs with it held, which is why that
+ * callback must not fork() nor wait for a thread that may (zmp_options).  A thread
  * that is exiting has left the list first: its context is not copied as
  * an orphan, only leaked in the child.
  *
@@ -119,7 +121,7 @@ static void own_fork(enum zmp__fork_phase phase)
             mine->prev = mine->next = NULL;
             pthread_cond_init(&mine->ctx.cond, NULL);
         }
-        pthread_mutex_init(&all_lock, NULL);
+        pthread_mutex_unlock(&all_lock);  /* this thread's, from BEFORE */
         /* A deinit's, in the parent. */
         __atomic_store_n(&killing, 0, __ATOMIC_RELAXED);
         break;
