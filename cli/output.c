@@ -507,11 +507,10 @@ static void put(struct output_job *j, int c, const char *p, size_t n)
     if (o->mode == OUTPUT_GROUP) {
         if (!o->holder)
             take(j);
-        if (o->holder == j) {
+        if (o->holder == j)
             emit(o, c, p, n);
-        } else {
+        else
             enqueue(j, c, p, n);
-        }
         return;
     }
     /* --line-buffer */

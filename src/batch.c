@@ -199,13 +199,8 @@ static int start_jobs(struct stream *s)
     for (;;) {
         /* Before taking: a callback that stops the stream (or calls
          * zmp_deinit) leaves no job taken to start. */
-        if (++burst % ZMP__BURST == 0) {
-            uint64_t seen = s->ctx->ndone;
-
-            zmp__ctx_run_nowait(s->ctx);
-            if (s->ctx->ndone != seen)
-                collect_jobs(s);
-        }
+        if (++burst % ZMP__BURST == 0 && zmp__ctx_run_ready(s->ctx))
+            collect_jobs(s);
         if (s->nrun >= s->parallel || !take_job(s))
             break;
         r = room(s);

@@ -385,6 +385,7 @@ void zmp__watch_free(struct zmp__ctx *ctx, unsigned w);
 int  zmp__ctx_run_until(struct zmp__ctx *ctx, bool (*cond)(const void *arg),
                         const void *arg, int64_t deadline);
 int  zmp__ctx_run_nowait(struct zmp__ctx *ctx);
+bool zmp__ctx_run_ready(struct zmp__ctx *ctx);
 void zmp__ctx_kick(struct zmp__ctx *ctx);
 void zmp__ctx_flush(struct zmp__ctx *ctx);
 bool zmp__job_done(const void *proc);

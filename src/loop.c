@@ -124,6 +124,20 @@ int zmp__ctx_run_nowait(struct zmp__ctx *ctx)
     return r == -EINTR ? 0 : r;
 }
 
+/*
+ * The every-ZMP__BURST-starts step of a batch's and a worker's start
+ * loops: handle what is ready without blocking, and say whether a job
+ * became done meanwhile (by ndone, not by the events handled: a timer
+ * fired by the run, a drain grace, may end a job with no event).
+ */
+bool zmp__ctx_run_ready(struct zmp__ctx *ctx)
+{
+    uint64_t seen = ctx->ndone;
+
+    zmp__ctx_run_nowait(ctx);
+    return ctx->ndone != seen;
+}
+
 /* States changed outside the leader's turn (a new child, a killed one, a
  * call that left): the sleeping threads look at their conditions again,
  * and the leader, if it is blocked in the kernel, at what it watches. */

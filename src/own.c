@@ -85,9 +85,9 @@ static void thread_gone(void *arg)
  * whatever the program had opened under that number meanwhile).  Their
  * threads hold them only between steps, never while they sleep in the
  * kernel; a job's on_output callback runs with it held, which is why that
- * callback must not fork() nor wait for a thread that may (zmp_options).  A thread
- * that is exiting has left the list first: its context is not copied as
- * an orphan, only leaked in the child.
+ * callback must not fork() nor wait for a thread that may (zmp_options).
+ * A thread that is exiting has left the list first: its context is not
+ * copied as an orphan, only leaked in the child.
  *
  * In the child only this thread came along: only its context is left to
  * list; the others are orphans, forgotten at the next call.

@@ -360,15 +360,8 @@ static void start_jobs(struct worker *k)
     int r;
 
     for (;;) {
-        if (++burst % ZMP__BURST == 0) {
-            /* By ndone, not by the events handled: a timer fired by the
-             * run (a drain grace) may end a job with no event. */
-            uint64_t seen = k->ctx.ndone;
-
-            zmp__ctx_run_nowait(&k->ctx);
-            if (k->ctx.ndone != seen)
-                finish_jobs(k);
-        }
+        if (++burst % ZMP__BURST == 0 && zmp__ctx_run_ready(&k->ctx))
+            finish_jobs(k);
         r = grow(k);
         if (!take(k, &it))
             return;
